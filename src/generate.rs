@@ -1,0 +1,307 @@
+//! The engine: a loaded model with its tokenizer and chat template, and batched generation.
+//!
+//! `Engine` is `Sync`: load it once and call `generate` from many threads; every call owns its KV cache.
+//! A call takes several requests at once and runs them as one batch (rows of different lengths are padded
+//! and masked). When all requests of a call start with the same tokens (the EN and ES prompts of one
+//! article share the article), that prefix is computed once and its KV cache copied to every row.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+
+use crate::chat::{ChatTemplate, Message};
+use crate::kv_cache::KvCache;
+use crate::model::{LoadOptions, Model};
+use crate::sampling::{Sampler, SamplingParams};
+use crate::tokenizer::Tokenizer;
+
+/// What to generate for one sequence.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The full prompt text, already rendered through the chat template (see `Engine::chat_prompt`).
+    pub prompt: String,
+    pub max_new_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation stops when the decoded output contains one of these; the stop string is not returned.
+    pub stop_strings: Vec<String>,
+}
+
+impl Request {
+    pub fn greedy(prompt: impl Into<String>, max_new_tokens: usize) -> Self {
+        Self { prompt: prompt.into(), max_new_tokens, sampling: SamplingParams::greedy(), stop_strings: vec![] }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// An end-of-sequence or end-of-turn token.
+    Eos,
+    StopString,
+    MaxTokens,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub stop_reason: StopReason,
+}
+
+/// Timings of one `generate` call, for tokens/s figures.
+#[derive(Debug, Clone, Default)]
+pub struct CallStats {
+    /// Prompt tokens actually computed (a shared prefix counts once).
+    pub prompt_tokens: usize,
+    pub prompt_seconds: f64,
+    /// Tokens generated, summed over the rows.
+    pub generated_tokens: usize,
+    pub decode_seconds: f64,
+}
+
+/// Streaming callback: (row, the text piece decoded at this step). Return `false` to stop that row.
+pub type OnToken<'a> = dyn FnMut(usize, &str) -> bool + 'a;
+
+pub struct Engine {
+    model: Model,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    stop_ids: Vec<u32>,
+    name: String,
+}
+
+impl Engine {
+    /// Load a GGUF file, with `tokenizer_json` overriding the tokenizer kept in the GGUF metadata.
+    pub fn load(gguf: &Path, tokenizer_json: Option<&Path>, opts: &LoadOptions) -> Result<Self> {
+        let loaded = crate::model::load(gguf, opts)?;
+        let tokenizer = match tokenizer_json {
+            Some(path) => Tokenizer::from_json_file(path, Some(&loaded.metadata))?,
+            None => Tokenizer::from_gguf(&loaded.metadata)
+                .with_context(|| format!("building the tokenizer from {}", gguf.display()))?,
+        };
+        let template = ChatTemplate::from_gguf(&loaded.metadata, &tokenizer)?;
+        let stop_ids = tokenizer.end_of_generation_ids();
+        let name = gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Self { model: loaded.model, tokenizer, template, stop_ids, name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    pub fn device(&self) -> &Device {
+        self.model.device()
+    }
+
+    /// The model's trained context length (prompt plus output must fit).
+    pub fn context_length(&self) -> usize {
+        self.model.config().context_length
+    }
+
+    /// Render a system prompt, a user message and an optional started answer with the model's template.
+    pub fn chat_prompt(&self, system: Option<&str>, user: &str, assistant_prefix: Option<&str>) -> Result<String> {
+        let mut messages = Vec::new();
+        if let Some(system) = system {
+            messages.push(Message::system(system));
+        }
+        messages.push(Message::user(user));
+        let mut prompt = self.template.render(&messages, true)?;
+        if let Some(prefix) = assistant_prefix {
+            prompt.push_str(prefix);
+        }
+        Ok(prompt)
+    }
+
+    /// Prompt token ids, with the BOS token when the model wants one.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        let body = self.tokenizer.encode(prompt, true)?;
+        if let Some(bos) = self.tokenizer.bos_id().filter(|_| self.tokenizer.add_bos()) {
+            if body.first() != Some(&bos) {
+                ids.push(bos);
+            }
+        }
+        ids.extend(body);
+        Ok(ids)
+    }
+
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.tokenizer.encode(text, false)?.len())
+    }
+
+    /// Generate for every request in one batch.
+    pub fn generate(&self, requests: &[Request]) -> Result<Vec<Generation>> {
+        Ok(self.generate_streaming(requests, &mut |_, _| true)?.0)
+    }
+
+    pub fn generate_streaming(&self, requests: &[Request], on_token: &mut OnToken<'_>) -> Result<(Vec<Generation>, CallStats)> {
+        let prompts = requests.iter().map(|r| self.encode_prompt(&r.prompt)).collect::<Result<Vec<_>>>()?;
+        self.generate_ids(&prompts, requests, on_token)
+    }
+
+    /// Core loop over token ids (`prompts[i]` belongs to `requests[i]`).
+    pub fn generate_ids(
+        &self,
+        prompts: &[Vec<u32>],
+        requests: &[Request],
+        on_token: &mut OnToken<'_>,
+    ) -> Result<(Vec<Generation>, CallStats)> {
+        if prompts.is_empty() {
+            return Ok((vec![], CallStats::default()));
+        }
+        let ctx = self.context_length();
+        for (i, (p, r)) in prompts.iter().zip(requests).enumerate() {
+            if p.is_empty() {
+                bail!("request {i}: the prompt is empty");
+            }
+            if p.len() + r.max_new_tokens > ctx {
+                bail!(
+                    "request {i}: the prompt has {} tokens and up to {} may be generated, but the model's context holds {ctx}; shorten the input or lower the output length",
+                    p.len(),
+                    r.max_new_tokens
+                );
+            }
+        }
+        let rows = prompts.len();
+        let mut stats = CallStats::default();
+        let mut cache = KvCache::new(self.model.config().n_layer, rows);
+        let t0 = Instant::now();
+
+        // A prefix shared by every row is computed once, on a single row, then copied.
+        let shared = if rows > 1 { common_prefix_len(prompts) } else { 0 };
+        // Keep at least one token per row to compute, so every row gets its own first logits.
+        let shared = shared.min(prompts.iter().map(|p| p.len()).min().unwrap_or(0).saturating_sub(1));
+        if shared > 0 {
+            let mut one = KvCache::new(self.model.config().n_layer, 1);
+            self.model.forward(&[prompts[0][..shared].to_vec()], &mut one)?;
+            cache = one.broadcast_rows(rows)?;
+            stats.prompt_tokens += shared;
+        }
+        let suffixes: Vec<Vec<u32>> = prompts.iter().map(|p| p[shared..].to_vec()).collect();
+        stats.prompt_tokens += suffixes.iter().map(|s| s.len()).sum::<usize>();
+        let mut logits = self.model.forward(&suffixes, &mut cache)?;
+        stats.prompt_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let mut samplers: Vec<Sampler> = requests.iter().enumerate().map(|(i, r)| Sampler::new(&r.sampling, i as u64)).collect();
+        let mut history: Vec<Vec<u32>> = prompts.to_vec();
+        let mut out: Vec<Vec<u32>> = vec![vec![]; rows];
+        let mut text: Vec<String> = vec![String::new(); rows];
+        let mut done: Vec<Option<StopReason>> = vec![None; rows];
+        loop {
+            let mut next = vec![None; rows];
+            for row in 0..rows {
+                if done[row].is_some() {
+                    continue;
+                }
+                let row_logits = logits.get(row)?;
+                let token = samplers[row].sample(&row_logits, &history[row])?;
+                history[row].push(token);
+                if self.stop_ids.contains(&token) {
+                    done[row] = Some(StopReason::Eos);
+                    continue;
+                }
+                out[row].push(token);
+                let decoded = self.tokenizer.decode(&out[row])?;
+                // A token may end inside a UTF-8 character; wait for the rest before emitting.
+                if !decoded.ends_with('\u{FFFD}') && decoded.len() > text[row].len() && decoded.starts_with(text[row].as_str()) {
+                    let piece = decoded[text[row].len()..].to_string();
+                    text[row] = decoded;
+                    if !on_token(row, &piece) {
+                        done[row] = Some(StopReason::StopString);
+                    }
+                } else if !decoded.ends_with('\u{FFFD}') {
+                    text[row] = decoded;
+                }
+                if let Some(pos) = find_stop(&text[row], &requests[row].stop_strings) {
+                    text[row].truncate(pos);
+                    done[row] = Some(StopReason::StopString);
+                } else if out[row].len() >= requests[row].max_new_tokens {
+                    done[row] = Some(StopReason::MaxTokens);
+                }
+                if done[row].is_none() {
+                    next[row] = Some(token);
+                }
+            }
+            if done.iter().all(|d| d.is_some()) {
+                break;
+            }
+            logits = self.model.decode_step(&next, &mut cache)?;
+        }
+        stats.decode_seconds = t1.elapsed().as_secs_f64();
+        stats.generated_tokens = out.iter().map(|o| o.len()).sum();
+
+        let gens = (0..rows)
+            .map(|row| {
+                let mut t = std::mem::take(&mut text[row]);
+                if done[row] != Some(StopReason::StopString) {
+                    t = self.tokenizer.decode(&out[row])?;
+                }
+                Ok(Generation {
+                    text: t,
+                    tokens: std::mem::take(&mut out[row]),
+                    prompt_tokens: prompts[row].len(),
+                    stop_reason: done[row].unwrap_or(StopReason::MaxTokens),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((gens, stats))
+    }
+
+    /// Mean negative log-likelihood per token of `text` (perplexity = exp of it), teacher-forced.
+    pub fn perplexity(&self, text: &str) -> Result<f64> {
+        let ids = self.encode_prompt(text)?;
+        if ids.len() < 2 {
+            bail!("perplexity needs at least two tokens");
+        }
+        let mut cache = KvCache::new(self.model.config().n_layer, 1);
+        let logits = self.model.forward_all(&ids, &mut cache)?; // [seq, vocab]
+        let logp = candle_nn::ops::log_softmax(&logits.to_dtype(candle_core::DType::F32)?, candle_core::D::Minus1)?;
+        let targets = Tensor::new(&ids[1..], logp.device())?;
+        let picked = logp.narrow(0, 0, ids.len() - 1)?.gather(&targets.unsqueeze(1)?, 1)?;
+        let nll = -(picked.sum_all()?.to_scalar::<f32>()? as f64) / (ids.len() - 1) as f64;
+        Ok(nll.exp())
+    }
+}
+
+fn common_prefix_len(prompts: &[Vec<u32>]) -> usize {
+    let first = &prompts[0];
+    let mut n = first.len();
+    for p in &prompts[1..] {
+        n = n.min(first.iter().zip(p).take_while(|(a, b)| a == b).count());
+    }
+    n
+}
+
+fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_prefix() {
+        assert_eq!(common_prefix_len(&[vec![1, 2, 3], vec![1, 2, 4], vec![1, 2]]), 2);
+        assert_eq!(common_prefix_len(&[vec![1, 2, 3], vec![5]]), 0);
+    }
+
+    #[test]
+    fn stop_string_earliest() {
+        let stops = vec!["\n\n".to_string(), "END".to_string()];
+        assert_eq!(find_stop("abc END x\n\n", &stops), Some(4));
+        assert_eq!(find_stop("abc", &stops), None);
+    }
+}

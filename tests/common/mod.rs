@@ -1,0 +1,31 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The cache polysum downloads models into (`POLYSUM_CACHE`, else the platform cache dir).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("POLYSUM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().expect("no cache dir on this platform").join("polysum"))
+}
+
+/// The cached GGUF file of a registry model. Tests that need a model fail (never skip) when it is missing:
+/// `.ci/run` pulls them, and so does `polysum models pull NAME`.
+pub fn model_file(name: &str) -> PathBuf {
+    let dir = cache_dir().join("models").join(name);
+    let found = std::fs::read_dir(&dir).ok().and_then(|entries| {
+        entries.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "gguf"))
+    });
+    found.unwrap_or_else(|| panic!("model {name} is not in {}: run `polysum models pull {name}` (or bash .ci/run) first", dir.display()))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+}
+
+/// Lines of a JSONL fixture.
+pub fn jsonl(name: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
