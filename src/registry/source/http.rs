@@ -156,3 +156,17 @@ fn range_start(response: &ureq::Response) -> Option<u64> {
     let v = v.trim().strip_prefix("bytes")?.trim();
     v.split('-').next()?.trim().parse().ok()
 }
+
+/// A transport error without the URL (the caller names the server): kind, message and cause.
+pub fn transport_detail(t: &ureq::Transport) -> String {
+    let mut s = t.kind().to_string();
+    if let Some(m) = t.message() {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    if let Some(src) = std::error::Error::source(t) {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+    }
+    s
+}

@@ -122,6 +122,8 @@ pub fn probe(cfg: &Config, url: &str) -> Result<()> {
         ),
         Ok(Err(ureq::Error::Status(404, _))) => bail!("{url}: no such repository, revision or file on the Hub"),
         Ok(Err(ureq::Error::Status(code, r))) => bail!("{url}: HTTP {code} {}", r.status_text()),
-        Ok(Err(ureq::Error::Transport(t))) => bail!("cannot reach {endpoint}: {t}"),
+        Ok(Err(ureq::Error::Transport(t))) => {
+            bail!("cannot reach {endpoint}: {}", super::http::transport_detail(&t))
+        }
     }
 }

