@@ -42,7 +42,7 @@ fn nonempty(var: &str) -> Option<String> {
 /// `$POLYSUM_CACHE`, else the platform cache dir + `polysum`.
 pub fn default_cache_dir() -> PathBuf {
     nonempty("POLYSUM_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        dirs::cache_dir().unwrap_or_else(|| std::env::temp_dir()).join("polysum")
+        dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("polysum")
     })
 }
 

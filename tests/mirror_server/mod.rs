@@ -119,7 +119,7 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
             ),
             &body[s..],
         ),
-        Some(_) => (416, format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n"), &body[..0]),
+        Some(_) => (416, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\n".to_string(), &body[..0]),
         None => (200, format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n", body.len()), &body[..]),
     };
     state.lock().unwrap().log.push(Logged { path, range, authorization, status });
