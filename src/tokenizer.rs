@@ -13,11 +13,12 @@
 //! - llama.cpp matches special tokens longest-first over the whole text, `tokenizers` leftmost-longest; the
 //!   two differ on overlapping tokens, and we want llama.cpp's ids.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::quantized::gguf_file;
+use rayon::prelude::*;
 use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::decoders::fuse::Fuse;
@@ -450,9 +451,10 @@ fn build_byte_level_bpe(tokens: Vec<String>, merges: Vec<(String, String)>, pre:
 /// SentencePiece (`tokenizer.ggml.model == "llama"`) as BPE with byte fallback: GGUF keeps only scores, so
 /// the merges are rebuilt from them (see [`merges_from_scores`]).
 fn build_sentencepiece_bpe(tokens: Vec<String>, types: &[i64], scores: &[f32], add_space_prefix: bool) -> Result<tokenizers::Tokenizer> {
-    let merges = merges_from_scores(&tokens, types, scores);
+    let vocab = vocab_map(&tokens);
+    let merges = merges_from_scores(&tokens, types, scores, &vocab);
     let bpe = BPE::builder()
-        .vocab_and_merges(vocab_map(&tokens), merges)
+        .vocab_and_merges(vocab, merges)
         .byte_fallback(true)
         .build()
         .map_err(|e| anyhow!("building the sentencepiece model from the GGUF vocabulary: {e}"))?;
@@ -482,22 +484,23 @@ fn build_sentencepiece_bpe(tokens: Vec<String>, types: &[i64], scores: &[f32], a
 /// merging, and byte tokens only come from byte fallback. Cuts of the same token share a score; they are
 /// ordered by where the cut falls, which only matters when two such pairs are adjacent in one word (BPE
 /// ranks must be distinct, SentencePiece would take the leftmost).
-fn merges_from_scores(tokens: &[String], types: &[i64], scores: &[f32]) -> Vec<(String, String)> {
+fn merges_from_scores(tokens: &[String], types: &[i64], scores: &[f32], vocab: &Vocab) -> Vec<(String, String)> {
     let normal = |i: usize| types.get(i).is_none_or(|&t| t == TYPE_NORMAL);
-    let index: HashMap<&str, u32> =
-        tokens.iter().enumerate().filter(|(i, _)| normal(*i)).map(|(i, t)| (t.as_str(), i as u32)).collect();
+    // Gemma has 262k tokens and about 2M cuts to look up: use the BPE model's own (ahash) vocabulary, and
+    // all cores.
+    let is_part = |s: &str| vocab.get(s).is_some_and(|&id| normal(id as usize));
     // (score of the merged token, its id, byte offset of the cut)
-    let mut found: Vec<(f32, u32, u32)> = Vec::with_capacity(tokens.len() * 2);
-    for (i, t) in tokens.iter().enumerate() {
-        if !normal(i) || index.get(t.as_str()) != Some(&(i as u32)) {
-            continue;
-        }
-        for (cut, _) in t.char_indices().skip(1) {
-            if index.contains_key(&t[..cut]) && index.contains_key(&t[cut..]) {
-                found.push((scores[i], i as u32, cut as u32));
-            }
-        }
-    }
+    let mut found: Vec<(f32, u32, u32)> = tokens
+        .par_iter()
+        .enumerate()
+        .filter(|(i, t)| normal(*i) && vocab.get(t.as_str()) == Some(&(*i as u32)))
+        .flat_map_iter(|(i, t)| {
+            t.char_indices()
+                .skip(1)
+                .filter(|&(cut, _)| is_part(&t[..cut]) && is_part(&t[cut..]))
+                .map(move |(cut, _)| (scores[i], i as u32, cut as u32))
+        })
+        .collect();
     found.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     found
         .into_iter()
@@ -669,7 +672,7 @@ mod tests {
         let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"].iter().map(|s| s.to_string()).collect();
         let types = vec![TYPE_NORMAL; 6];
         let scores = [-1.0, -1.0, -1.0, -5.0, -2.0, -3.0];
-        let m = merges_from_scores(&tokens, &types, &scores);
+        let m = merges_from_scores(&tokens, &types, &scores, &vocab_map(&tokens));
         let m: Vec<(&str, &str)> = m.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         assert_eq!(m, [("b", "c"), ("a", "bc"), ("ab", "c"), ("a", "b")]);
     }
