@@ -105,7 +105,8 @@ impl Tokenizer {
     pub fn from_json_file(path: &Path, content: Option<&gguf_file::Content>) -> Result<Self> {
         let mut inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| anyhow!("cannot read the tokenizer {}: {e} (expected a Hugging Face tokenizer.json)", path.display()))?;
-        // Special tokens are matched by `SpecialTokens`, only when the caller asks for it.
+        // Special tokens are matched by `SpecialTokens`, only when the caller asks for it. (It ignores the
+        // json's lstrip/rstrip/single_word flags on added tokens; none of our models' tokens set them.)
         inner.set_encode_special_tokens(true);
         let vocab_size = inner.get_vocab_size(true);
         let added = inner.get_added_tokens_decoder();
@@ -687,6 +688,29 @@ mod tests {
         // Control tokens are silent, and ids past the vocabulary are an error.
         assert_eq!(t.decode(&[1, ids[0], 2]).unwrap(), "a");
         assert!(t.decode(&[100_000]).is_err());
+    }
+
+    #[test]
+    fn json_file_round_trip_keeps_ids_and_specials() {
+        let t = toy_sentencepiece(&[("a", -1.0), ("b", -1.0), ("▁", -1.0), ("ab", -2.0), ("▁ab", -3.0)]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        t.inner.save(&path, false).unwrap();
+        let j = Tokenizer::from_json_file(&path, None).unwrap();
+        for text in ["ab ab", "<s>ab</s>", "a€b", ""] {
+            for parse_special in [true, false] {
+                assert_eq!(j.encode(text, parse_special).unwrap(), t.encode(text, parse_special).unwrap(), "{text:?}");
+            }
+            let ids = t.encode(text, false).unwrap();
+            assert_eq!(j.decode(&ids).unwrap(), text);
+        }
+        assert_eq!(j.encode("<s>ab", true).unwrap()[0], 1);
+        assert!(!j.encode("<s>ab", false).unwrap().contains(&1));
+        // Without GGUF metadata the ids come from the json's added tokens, BOS from its (absent) post-processor.
+        assert_eq!((j.bos_id(), j.eos_id(), j.add_bos()), (Some(1), Some(2), false));
+        assert_eq!(j.end_of_generation_ids(), [2]);
+        assert_eq!(j.decode(&[1, 2]).unwrap(), "");
+        assert!(Tokenizer::from_json_file(&dir.path().join("missing.json"), None).unwrap_err().to_string().contains("missing.json"));
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! The GGUF tokenizers against llama.cpp's token ids (tests/fixtures/tokenizer-reference.jsonl).
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
@@ -21,18 +20,11 @@ fn content(name: &str) -> gguf_file::Content {
     gguf_file::Content::read(&mut std::fs::File::open(&path).unwrap()).unwrap()
 }
 
-/// Each model's tokenizer, built once for all tests (the gemma one has 262k tokens), with its build time.
+/// Each model's tokenizer, built once for all tests (the gemma one has 262k tokens).
 fn tok(name: &str) -> &'static Tokenizer {
-    static CACHE: OnceLock<Mutex<HashMap<String, &'static Tokenizer>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(t) = cache.lock().unwrap().get(name) {
-        return t;
-    }
-    let c = content(name);
-    let t0 = Instant::now();
-    let t = Tokenizer::from_gguf(&c).unwrap();
-    eprintln!("{name}: tokenizer built in {:.3} s", t0.elapsed().as_secs_f64());
-    *cache.lock().unwrap().entry(name.to_string()).or_insert_with(|| Box::leak(Box::new(t)))
+    static CELLS: [OnceLock<Tokenizer>; 4] = [const { OnceLock::new() }; 4];
+    let i = MODELS.iter().position(|m| *m == name).unwrap_or_else(|| panic!("unknown model {name}"));
+    CELLS[i].get_or_init(|| Tokenizer::from_gguf(&content(name)).unwrap())
 }
 
 struct Case {
@@ -210,6 +202,13 @@ fn tokenizers_build_quickly() {
         let cpu = cpu0.zip(thread_cpu_seconds()).map(|(a, b)| format!("{:.2}", b - a)).unwrap_or_else(|| "?".into());
         eprintln!("{m}: from_gguf {secs:.3} s wall, {cpu} s CPU ({} tokens)", t.vocab_size());
         assert!(secs < 10.0, "{m}: {secs:.1} s to build the tokenizer");
+        // An article's worth of text (about 10 kB, special tokens and HTML included).
+        let text: String = cases().iter().filter(|c| c.model == m).map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n").repeat(25);
+        let t0 = Instant::now();
+        let ids = t.encode(&text, true).unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        eprintln!("{m}: encoded {} bytes into {} tokens in {:.1} ms", text.len(), ids.len(), secs * 1e3);
+        assert!(secs < 2.0, "{m}: {secs:.1} s to encode {} bytes", text.len());
     }
 }
 
