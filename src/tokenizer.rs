@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use candle_core::quantized::gguf_file;
 use rayon::prelude::*;
 use tokenizers::decoders::byte_fallback::ByteFallback;
@@ -215,7 +215,8 @@ impl Tokenizer {
                 None => bail!("token id {id} is outside the vocabulary ({} tokens): the model and tokenizer do not match", self.vocab_size),
             }
         }
-        self.inner.decode(&kept, true).map_err(|e| anyhow!("decoding {} tokens: {e}", kept.len()))
+        // `silent` already dropped what should not print; unknown tokens print, as in llama.cpp.
+        self.inner.decode(&kept, false).map_err(|e| anyhow!("decoding {} tokens: {e}", kept.len()))
     }
 
     pub fn bos_id(&self) -> Option<u32> {
@@ -590,13 +591,6 @@ impl SpecialTokens {
     }
 }
 
-/// Read just the GGUF header of `path` and build its tokenizer (tests and tools).
-pub fn from_gguf_file(path: &Path) -> Result<Tokenizer> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let content = gguf_file::Content::read(&mut f).with_context(|| format!("reading the GGUF header of {}", path.display()))?;
-    Tokenizer::from_gguf(&content).with_context(|| format!("building the tokenizer of {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,6 +681,7 @@ mod tests {
         assert_eq!(t.decode(&ids).unwrap(), "a€");
         // Control tokens are silent, and ids past the vocabulary are an error.
         assert_eq!(t.decode(&[1, ids[0], 2]).unwrap(), "a");
+        assert_eq!(t.decode(&[0]).unwrap(), "<unk>");
         assert!(t.decode(&[100_000]).is_err());
     }
 
