@@ -1,6 +1,7 @@
 //! The GGUF tokenizers against llama.cpp's token ids (tests/fixtures/tokenizer-reference.jsonl).
 mod common;
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -222,4 +223,109 @@ fn gguf_without_vocabulary_is_a_clear_error() {
     c.metadata.insert("tokenizer.ggml.pre".into(), gguf_file::Value::String("brand-new".into()));
     let err = Tokenizer::from_gguf(&c).unwrap_err().to_string();
     assert!(err.contains("brand-new"), "{err}");
+}
+
+/// llama.cpp's SentencePiece segmentation (`llm_tokenizer_spm_session`), written out directly: repeatedly
+/// join the adjacent pair whose text is the best-scoring vocabulary token (leftmost on ties), then byte
+/// tokens for whatever is not in the vocabulary. Our tokenizer gets there through BPE merges rebuilt from
+/// the scores; the two must agree.
+fn llama_cpp_spm(text: &str, vocab: &HashMap<&str, (u32, f32)>) -> Vec<u32> {
+    use std::cmp::Ordering;
+    use std::collections::BinaryHeap;
+    #[derive(PartialEq)]
+    struct Bigram {
+        score: f32,
+        left: usize,
+        len: usize,
+    }
+    impl Eq for Bigram {}
+    impl PartialOrd for Bigram {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Bigram {
+        fn cmp(&self, o: &Self) -> Ordering {
+            self.score.total_cmp(&o.score).then(o.left.cmp(&self.left))
+        }
+    }
+    let text = text.replace(' ', "▁");
+    // (start byte, byte length, prev, next); a merged-away symbol has length 0.
+    let mut sym: Vec<(usize, usize, isize, isize)> = text
+        .char_indices()
+        .enumerate()
+        .map(|(i, (at, c))| (at, c.len_utf8(), i as isize - 1, i as isize + 1))
+        .collect();
+    let n = sym.len() as isize;
+    let mut heap = BinaryHeap::new();
+    let try_add = |heap: &mut BinaryHeap<Bigram>, sym: &[(usize, usize, isize, isize)], l: isize, r: isize| {
+        if l < 0 || r >= n {
+            return;
+        }
+        let (a, b) = (sym[l as usize], sym[r as usize]);
+        if let Some(&(_, score)) = vocab.get(&text[a.0..b.0 + b.1]) {
+            heap.push(Bigram { score, left: l as usize, len: a.1 + b.1 });
+        }
+    };
+    for i in 1..n {
+        try_add(&mut heap, &sym, i - 1, i);
+    }
+    while let Some(bg) = heap.pop() {
+        let l = bg.left;
+        let r = sym[l].3;
+        if sym[l].1 == 0 || r >= n || sym[r as usize].1 == 0 || sym[l].1 + sym[r as usize].1 != bg.len {
+            continue;
+        }
+        let r = r as usize;
+        sym[l].1 += sym[r].1;
+        sym[r].1 = 0;
+        sym[l].3 = sym[r].3;
+        let after = sym[r].3;
+        if after < n {
+            sym[after as usize].2 = l as isize;
+        }
+        try_add(&mut heap, &sym, sym[l].2, l as isize);
+        try_add(&mut heap, &sym, l as isize, sym[l].3);
+    }
+    let mut ids = Vec::new();
+    let mut i = 0isize;
+    while i < n {
+        let (at, len, _, next) = sym[i as usize];
+        match vocab.get(&text[at..at + len]) {
+            Some(&(id, _)) => ids.push(id),
+            None => ids.extend(text[at..at + len].bytes().map(|b| vocab[format!("<0x{b:02X}>").as_str()].0)),
+        }
+        i = next;
+    }
+    ids
+}
+
+#[test]
+fn gemma_matches_a_direct_sentencepiece_segmentation() {
+    let c = content("gemma-3-270m");
+    let tokens = c.metadata["tokenizer.ggml.tokens"].to_vec().unwrap();
+    let scores = c.metadata["tokenizer.ggml.scores"].to_vec().unwrap();
+    let vocab: HashMap<&str, (u32, f32)> = tokens
+        .iter()
+        .zip(scores)
+        .enumerate()
+        .map(|(i, (t, s))| (t.to_string().unwrap().as_str(), (i as u32, s.to_f32().unwrap())))
+        .collect();
+    // Single-spaced lines without newlines or HTML tags: gemma's user-defined tokens would split those out
+    // before segmentation (the fixture test covers that part).
+    let lines = [
+        "Mexican President Claudia Sheinbaum on Tuesday downplayed the likelihood of US military action.",
+        "La presidenta de México, Claudia Sheinbaum, rechazó el martes una posible intervención: «Eso no va a pasar».",
+        "El Banco de España elevó su previsión de crecimiento al 2,4% para 2025, según un informe publicado hoy.",
+        "Officials said 1,234 people were evacuated; damage is estimated at $3.5bn (about €3.2bn).",
+        "Überraschung! Ça va? Señorita, ¿qué año es? Naïve coöperation, déjà vu, façade.",
+        "東京で地震が発生しました。 Москва, Ελληνικά, العربية, हिन्दी, 한국어 😀👍🏽 ✔︎",
+        "Tokenization edge-cases: don't, can't, it's, ABC123def, x=y+z, a_b-c.d/e, @user #tag https://example.com/a?b=c",
+        "supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultramicroscopicsilicovolcanoconiosis",
+        "<start_of_turn>user as plain text, <end_of_turn> too",
+    ];
+    let t = tok("gemma-3-270m");
+    for line in lines {
+        assert_eq!(t.encode(line, false).unwrap(), llama_cpp_spm(line, &vocab), "{line}");
+    }
 }
