@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Generate text from one prompt (a debugging aid for the engine); prints speed on stderr.
     Generate(GenerateArgs),
+    /// Summarize every article under INPUT... into --out DIR, in English and Spanish (see docs/OUTPUT.md).
+    Summarize(crate::summarize::SummarizeArgs),
 }
 
 /// How to load a model: shared by every subcommand that runs one.
@@ -116,6 +118,7 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Generate(args) => generate(args),
+        Command::Summarize(args) => crate::summarize::main(args),
     }
 }
 
