@@ -105,7 +105,7 @@ pub struct Resolved {
 pub struct UsageError(pub String);
 
 fn usage(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::Error::new(UsageError(e.to_string()))
+    anyhow::Error::new(UsageError(format!("{e:#}")))
 }
 
 /// Merge flags over the config file over the defaults, and validate.
