@@ -196,67 +196,85 @@ impl Engine {
         let t1 = Instant::now();
         let mut samplers: Vec<Sampler> = requests.iter().enumerate().map(|(i, r)| Sampler::new(&r.sampling, i as u64)).collect();
         let mut history: Vec<Vec<u32>> = prompts.to_vec();
-        let mut out: Vec<Vec<u32>> = vec![vec![]; rows];
-        let mut text: Vec<String> = vec![String::new(); rows];
+        let mut state: Vec<RowState> = (0..rows).map(|_| RowState::default()).collect();
         let mut done: Vec<Option<StopReason>> = vec![None; rows];
+        // `active[i]` is the request row held in row i of the cache and of `logits`.
+        let mut active: Vec<usize> = (0..rows).collect();
         loop {
-            let mut next = vec![None; rows];
-            for row in 0..rows {
-                if done[row].is_some() {
-                    continue;
-                }
-                let row_logits = logits.get(row)?;
-                let token = samplers[row].sample(&row_logits, &history[row])?;
+            let mut next = Vec::with_capacity(active.len());
+            let mut keep = Vec::with_capacity(active.len());
+            for (i, &row) in active.iter().enumerate() {
+                let token = samplers[row].sample(&logits.get(i)?, &history[row])?;
                 history[row].push(token);
-                if self.stop_ids.contains(&token) {
-                    done[row] = Some(StopReason::Eos);
-                    continue;
-                }
-                out[row].push(token);
-                let decoded = self.tokenizer.decode(&out[row])?;
-                // A token may end inside a UTF-8 character; wait for the rest before emitting.
-                if !decoded.ends_with('\u{FFFD}') && decoded.len() > text[row].len() && decoded.starts_with(text[row].as_str()) {
-                    let piece = decoded[text[row].len()..].to_string();
-                    text[row] = decoded;
-                    if !on_token(row, &piece) {
-                        done[row] = Some(StopReason::StopString);
-                    }
-                } else if !decoded.ends_with('\u{FFFD}') {
-                    text[row] = decoded;
-                }
-                if let Some(pos) = find_stop(&text[row], &requests[row].stop_strings) {
-                    text[row].truncate(pos);
-                    done[row] = Some(StopReason::StopString);
-                } else if out[row].len() >= requests[row].max_new_tokens {
-                    done[row] = Some(StopReason::MaxTokens);
-                }
+                done[row] = self.accept(token, row, &requests[row], &mut state[row], on_token)?;
                 if done[row].is_none() {
-                    next[row] = Some(token);
+                    next.push(token);
+                    keep.push(i);
                 }
             }
-            if done.iter().all(|d| d.is_some()) {
+            if next.is_empty() {
                 break;
             }
+            // Finished rows leave the batch, so they cost nothing in later steps.
+            cache.retain_rows(&keep)?;
+            active = keep.iter().map(|&i| active[i]).collect();
             logits = self.model.decode_step(&next, &mut cache)?;
         }
         stats.decode_seconds = t1.elapsed().as_secs_f64();
-        stats.generated_tokens = out.iter().map(|o| o.len()).sum();
+        stats.generated_tokens = state.iter().map(|s| s.tokens.len()).sum();
 
-        let gens = (0..rows)
-            .map(|row| {
-                let mut t = std::mem::take(&mut text[row]);
-                if done[row] != Some(StopReason::StopString) {
-                    t = self.tokenizer.decode(&out[row])?;
-                }
-                Ok(Generation {
-                    text: t,
-                    tokens: std::mem::take(&mut out[row]),
-                    prompt_tokens: prompts[row].len(),
-                    stop_reason: done[row].unwrap_or(StopReason::MaxTokens),
-                })
+        let gens = state
+            .into_iter()
+            .enumerate()
+            .map(|(row, st)| Generation {
+                text: st.text,
+                tokens: st.tokens,
+                prompt_tokens: prompts[row].len(),
+                stop_reason: done[row].unwrap_or(StopReason::MaxTokens),
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         Ok((gens, stats))
+    }
+
+    /// Take one sampled token into a row's output; returns why the row stops, if it does.
+    fn accept(&self, token: u32, row: usize, request: &Request, st: &mut RowState, on_token: &mut OnToken<'_>) -> Result<Option<StopReason>> {
+        let stop = self.accept_inner(token, request, st)?;
+        // Stream what is final: everything once the row stops, else all but a possible stop-string start.
+        let upto = if stop.is_some() { st.text.len() } else { st.text.len() - held_back(&st.text, &request.stop_strings) };
+        if upto > st.emitted && st.text.is_char_boundary(upto) && st.text.is_char_boundary(st.emitted) {
+            let keep_going = on_token(row, &st.text[st.emitted..upto]);
+            st.emitted = upto;
+            if !keep_going && stop.is_none() {
+                return Ok(Some(StopReason::StopString));
+            }
+        }
+        Ok(stop)
+    }
+
+    fn accept_inner(&self, token: u32, request: &Request, st: &mut RowState) -> Result<Option<StopReason>> {
+        if self.stop_ids.contains(&token) {
+            return Ok(Some(StopReason::Eos));
+        }
+        st.tokens.push(token);
+        let decoded = self.tokenizer.decode(&st.tokens)?;
+        // A token can end inside a UTF-8 character: wait for the rest before taking the text.
+        if !decoded.ends_with('\u{FFFD}') || st.tokens.len() >= request.max_new_tokens {
+            st.text = decoded;
+            if let Some(pos) = find_stop(&st.text, &request.stop_strings) {
+                st.text.truncate(pos);
+                return Ok(Some(StopReason::StopString));
+            }
+        }
+        if st.tokens.len() >= request.max_new_tokens {
+            return Ok(Some(StopReason::MaxTokens));
+        }
+        Ok(None)
+    }
+
+    /// Logits after every token of `ids` (teacher-forced), `[ids.len(), vocab]`.
+    pub fn logits_all(&self, ids: &[u32]) -> Result<Tensor> {
+        let mut cache = KvCache::new(self.model.config().n_layer, 1);
+        self.model.forward_all(ids, &mut cache)
     }
 
     /// Mean negative log-likelihood per token of `text` (perplexity = exp of it), teacher-forced.
@@ -265,14 +283,32 @@ impl Engine {
         if ids.len() < 2 {
             bail!("perplexity needs at least two tokens");
         }
-        let mut cache = KvCache::new(self.model.config().n_layer, 1);
-        let logits = self.model.forward_all(&ids, &mut cache)?; // [seq, vocab]
+        let logits = self.logits_all(&ids)?;
         let logp = candle_nn::ops::log_softmax(&logits.to_dtype(candle_core::DType::F32)?, candle_core::D::Minus1)?;
         let targets = Tensor::new(&ids[1..], logp.device())?;
         let picked = logp.narrow(0, 0, ids.len() - 1)?.gather(&targets.unsqueeze(1)?, 1)?;
         let nll = -(picked.sum_all()?.to_scalar::<f32>()? as f64) / (ids.len() - 1) as f64;
         Ok(nll.exp())
     }
+}
+
+#[derive(Default)]
+struct RowState {
+    tokens: Vec<u32>,
+    text: String,
+    /// Bytes of `text` already passed to the streaming callback.
+    emitted: usize,
+}
+
+/// How many bytes at the end of `text` could be the beginning of a stop string.
+fn held_back(text: &str, stops: &[String]) -> usize {
+    stops
+        .iter()
+        .flat_map(|s| (1..s.len()).rev().filter(move |&n| s.is_char_boundary(n)).map(move |n| &s[..n]))
+        .filter(|prefix| text.ends_with(prefix))
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0)
 }
 
 fn common_prefix_len(prompts: &[Vec<u32>]) -> usize {
@@ -296,6 +332,13 @@ mod tests {
     fn common_prefix() {
         assert_eq!(common_prefix_len(&[vec![1, 2, 3], vec![1, 2, 4], vec![1, 2]]), 2);
         assert_eq!(common_prefix_len(&[vec![1, 2, 3], vec![5]]), 0);
+    }
+
+    #[test]
+    fn holds_back_partial_stop_strings() {
+        let stops = vec!["</summary>".to_string()];
+        assert_eq!(held_back("text </sum", &stops), 5);
+        assert_eq!(held_back("text", &stops), 0);
     }
 
     #[test]
