@@ -120,10 +120,20 @@ pub fn discover(inputs: &[PathBuf], skip_dir: Option<&Path>) -> Result<(Vec<Sour
                 })
                 .collect::<Vec<_>>()
                 .join("/");
+            if is_documentation(&entry.file_name().to_string_lossy()) {
+                ignored.push(Ignored { path: entry.path().to_path_buf(), reason: "a README/LICENSE file, not an article (name it on the command line to summarize it)".into() });
+                continue;
+            }
             push(&mut sources, &mut ignored, entry.path().to_path_buf(), safe_rel(&rel));
         }
     }
     Ok((sources, ignored))
+}
+
+/// README, LICENSE and the like, which sit in folders next to articles (examples/README.md).
+fn is_documentation(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or("").to_ascii_lowercase();
+    matches!(stem.as_str(), "readme" | "license" | "licence" | "copying" | "notice" | "changelog" | "attribution")
 }
 
 fn push(sources: &mut Vec<Source>, ignored: &mut Vec<Ignored>, path: PathBuf, rel: String) {
@@ -422,10 +432,11 @@ mod tests {
         std::fs::write(p("e.bin"), b"\0\0").unwrap();
         std::fs::write(p("f.txt"), b"caf\xe9 con leche").unwrap();
         std::fs::write(p("g.txt"), "  \n\n ").unwrap();
+        std::fs::write(p("README.md"), "# About these files").unwrap();
         std::fs::create_dir(p(".hidden")).unwrap();
         std::fs::write(p(".hidden/h.txt"), "x").unwrap();
         let (sources, ignored) = discover(&[dir.path().to_path_buf()], None).unwrap();
-        assert_eq!(ignored.len(), 1);
+        assert_eq!(ignored.len(), 2);
         let rels: Vec<&str> = sources.iter().map(|s| s.rel.as_str()).collect();
         assert_eq!(rels, ["a.txt", "b.md", "c.json", "d.jsonl", "f.txt", "g.txt"]);
         let items: Vec<Item> = sources.iter().flat_map(|s| read_source(s, DEFAULT_MAX_BYTES)).collect();
