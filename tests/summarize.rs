@@ -72,11 +72,20 @@ fn index(out: &Path) -> Vec<Value> {
 
 /// Every .json under `out` (outside .polysum) parses, and no temporary file is left.
 fn all_outputs_valid(out: &Path) -> usize {
+    outputs_valid(out, false)
+}
+
+/// Right after a SIGKILL a hidden `.polysum-tmp-*` file may remain (the next run removes it); every real
+/// output must still be complete.
+fn outputs_valid(out: &Path, allow_temp: bool) -> usize {
     let mut n = 0;
     for entry in walkdir::WalkDir::new(out).into_iter().filter_entry(|e| e.file_name() != ".polysum") {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy();
-        assert!(!name.starts_with(".polysum-tmp"), "temporary file left: {}", entry.path().display());
+        if name.starts_with(".polysum-tmp") {
+            assert!(allow_temp, "temporary file left: {}", entry.path().display());
+            continue;
+        }
         if entry.file_type().is_file() && name.ends_with(".json") {
             let v = read_json(entry.path());
             assert_eq!(v["schema_version"], 1);
@@ -319,7 +328,7 @@ fn sigkill_at_any_point_then_rerun_completes_without_duplicates() {
         let partial = count_json(&out);
         assert!(partial < n, "the run was killed before finishing (round {round})");
         // What the killed run left is valid already.
-        all_outputs_valid(&out);
+        outputs_valid(&out, true);
         index(&out);
 
         let o = summarize(&[s(&input), "--out", s(&out), "--model", "fake"]);
@@ -425,4 +434,106 @@ fn full_disk_is_a_clear_error_and_keeps_state_valid() {
 
 fn smollm2() -> String {
     common::model_file("smollm2-135m").to_string_lossy().into_owned()
+}
+
+fn detect(text: &str) -> Option<String> {
+    polysum::summarize::lang::detect(text)
+}
+
+/// The mixed fixture folder through the real engine (English summaries only, short, to stay fast).
+#[test]
+fn smollm2_mixed_fixture_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = fixture_copy(tmp.path(), true);
+    let out = tmp.path().join("out");
+    let o = summarize(&[s(&input), "--out", s(&out), "--model", &smollm2(), "--langs", "en", "--max-words", "15", "--jobs", "1"]);
+    assert_eq!(o.status.code(), Some(3), "bad files fail, the run finishes");
+    let idx = index(&out);
+    assert_eq!(idx.len(), 12);
+    assert_eq!(all_outputs_valid(&out), 12);
+    let mut ok = 0;
+    for rec in &idx {
+        let id = rec["id"].as_str().unwrap();
+        if rec["error"].is_string() {
+            assert!(["binary.txt", "empty.txt", "huge.txt", "feed.jsonl/line-3"].contains(&id), "{id} rejected: {}", rec["error"]);
+            continue;
+        }
+        let en = summary(rec, "en");
+        assert_eq!(en["model"], "SmolLM2-135M-Instruct.Q4_1");
+        match en["status"].as_str().unwrap() {
+            "ok" => {
+                ok += 1;
+                let text = en["text"].as_str().unwrap();
+                // The stored language is real: detect it again from the text.
+                assert_eq!(detect(text).as_deref(), Some("en"), "{id}: {text}");
+                assert_eq!(en["lang_detected"], "en");
+                assert!(text.split_whitespace().count() <= 16, "{id}: --max-words 15: {text}");
+                assert!(!text.to_lowercase().starts_with("sure"), "{id}: preamble kept: {text}");
+            }
+            _ => {
+                assert_eq!(en["text"], Value::Null);
+                assert!(en["error"].as_str().unwrap().len() > 10);
+            }
+        }
+    }
+    assert!(ok >= 6, "most English summaries succeed on SmolLM2 ({ok} of 8)");
+    // The article that carries an instruction is summarized, not obeyed.
+    let inj = read_json(&out.join("injection.txt.json"));
+    let text = summary(&inj, "en")["text"].as_str().unwrap_or("").to_lowercase();
+    assert!(["garden", "school", "prize", "pupil", "vegetable", "redwood"].iter().any(|w| text.contains(w)), "not a summary of the article: {text}");
+    assert!(!text.contains("ahoy") && !text.contains("matey") && !text.contains("poem"), "followed the injected instruction: {text}");
+}
+
+/// A language SmolLM2 cannot write: every attempt is checked, retried, and finally recorded as failed.
+#[test]
+fn smollm2_summary_in_a_language_it_cannot_write_is_retried_then_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("story.txt");
+    std::fs::copy(common::fixture("articles/world/bridge.txt"), &input).unwrap();
+    let out = tmp.path().join("out");
+    let o = summarize(&[s(&input), "--out", s(&out), "--model", &smollm2(), "--langs", "de", "--max-words", "15"]);
+    let rec = read_json(&out.join("story.txt.json"));
+    let de = summary(&rec, "de");
+    let attempts = de["attempts"].as_array().unwrap();
+    if de["status"] == "ok" {
+        // If it ever manages, the text must really be German.
+        assert_eq!(detect(de["text"].as_str().unwrap()).as_deref(), Some("de"));
+        panic!("SmolLM2 wrote German ({}): pick another language for this test", de["text"]);
+    }
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(de["text"], Value::Null, "a text in the wrong language is never stored");
+    let strategies: Vec<&str> = attempts.iter().map(|a| a["strategy"].as_str().unwrap()).collect();
+    assert_eq!(strategies, ["base", "native", "translate"], "{de:#}");
+    assert!(attempts.iter().all(|a| a["outcome"] != "ok"));
+    assert!(de["error"].as_str().unwrap().contains("German"), "{}", de["error"]);
+    assert!(de["tokens"]["generated"].as_u64().unwrap() > 0);
+}
+
+/// SIGKILL during a real-model run, then a rerun: every output valid, the index without duplicates.
+#[test]
+fn smollm2_sigkill_then_rerun_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = many_articles(tmp.path(), 3);
+    let out = tmp.path().join("out");
+    let model = smollm2();
+    let mut child = bin()
+        .args(["summarize", s(&input), "--out", s(&out), "--model", &model, "--langs", "en", "--max-words", "10", "--jobs", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first output", Duration::from_secs(600), || count_json(&out) >= 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = count_json(&out);
+    assert!(before < 3, "killed before the end");
+    outputs_valid(&out, true);
+    index(&out);
+    let o = summarize(&[s(&input), "--out", s(&out), "--model", &model, "--langs", "en", "--max-words", "10", "--jobs", "1"]);
+    assert!(matches!(o.status.code(), Some(0) | Some(3)), "{:?}", o.status);
+    assert_eq!(all_outputs_valid(&out), 3);
+    let idx = index(&out);
+    assert_eq!(idx.len(), 3);
+    let line = final_line(&o);
+    assert!(line.contains("done ") && line.contains("skipped "), "{line}");
 }

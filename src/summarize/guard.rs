@@ -24,6 +24,11 @@ const SIGNOFF_STARTS: &[&str] = &[
 pub fn clean(text: &str) -> (String, bool) {
     let mut removed = false;
     let labels = prompt::answer_labels();
+    // Tags the model may echo from the prompt's fences.
+    let mut text = text.to_string();
+    for tag in ["<summary>", "</summary>", "<article>", "</article>", "<text>", "</text>"] {
+        text = text.replace(tag, " ");
+    }
     let mut lines: Vec<String> = text
         .lines()
         .map(|l| l.trim().trim_matches('*').trim().to_string())
@@ -84,13 +89,17 @@ pub fn clean(text: &str) -> (String, bool) {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut out = joined.split_whitespace().collect::<Vec<_>>().join(" ");
-    for tag in ["<summary>", "</summary>", "<article>", "</article>"] {
-        out = out.replace(tag, "");
+    let out = joined.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = strip_quotes(out.trim()).trim().to_string();
+    // A label inside the quotes ("\"Summary: ...\"").
+    while let Some(label) = labels.iter().find(|l| out.to_lowercase().starts_with(&l.to_lowercase())) {
+        match out.get(label.len()..) {
+            Some(rest) => out = rest.trim().to_string(),
+            None => break,
+        }
+        removed = true;
     }
-    let out = out.trim();
-    let out = strip_quotes(out);
-    (out.trim().to_string(), removed)
+    (out, removed)
 }
 
 fn strip_bullet(line: &str) -> &str {
@@ -321,6 +330,10 @@ mod tests {
         assert_eq!(t, "First point. Second point.");
         let (t, _) = clean("\"Quoted summary.\"");
         assert_eq!(t, "Quoted summary.");
+        let (t, _) = clean("<summary>Summary: <summary> Lakers coach spoke.</summary>");
+        assert_eq!(t, "Lakers coach spoke.");
+        let (t, r) = clean("\"Summary:  Lakers coach spoke.\"");
+        assert_eq!((t.as_str(), r), ("Lakers coach spoke.", true));
     }
 
     #[test]
