@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Generate text from one prompt (a debugging aid for the engine); prints speed on stderr.
     Generate(GenerateArgs),
+    /// Compare the English and Spanish summaries that `summarize` wrote (numbers, names, back-translation).
+    Compare(crate::compare::CompareArgs),
 }
 
 /// How to load a model: shared by every subcommand that runs one.
@@ -116,6 +118,7 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Generate(args) => generate(args),
+        Command::Compare(args) => crate::compare::main(args),
     }
 }
 
