@@ -271,14 +271,19 @@ impl Engine {
         Ok(None)
     }
 
+    /// Logits after every token of `ids` (teacher-forced), `[ids.len(), vocab]`.
+    pub fn logits_all(&self, ids: &[u32]) -> Result<Tensor> {
+        let mut cache = KvCache::new(self.model.config().n_layer, 1);
+        self.model.forward_all(ids, &mut cache)
+    }
+
     /// Mean negative log-likelihood per token of `text` (perplexity = exp of it), teacher-forced.
     pub fn perplexity(&self, text: &str) -> Result<f64> {
         let ids = self.encode_prompt(text)?;
         if ids.len() < 2 {
             bail!("perplexity needs at least two tokens");
         }
-        let mut cache = KvCache::new(self.model.config().n_layer, 1);
-        let logits = self.model.forward_all(&ids, &mut cache)?; // [seq, vocab]
+        let logits = self.logits_all(&ids)?;
         let logp = candle_nn::ops::log_softmax(&logits.to_dtype(candle_core::DType::F32)?, candle_core::D::Minus1)?;
         let targets = Tensor::new(&ids[1..], logp.device())?;
         let picked = logp.narrow(0, 0, ids.len() - 1)?.gather(&targets.unsqueeze(1)?, 1)?;

@@ -5,6 +5,7 @@
 //! about articles; the batch jobs (`summarize`, ...) know nothing about tensors.
 
 pub mod chat;
+pub mod chunk;
 pub mod cli;
 pub mod compare;
 pub mod device;

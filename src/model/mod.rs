@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, ensure, Result};
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::kv_cache::KvCache;
 pub use layers::{Activation, RopeStyle};
-use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs};
+use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs, Weight};
 use loader::Gguf;
 
 /// The GGUF `general.architecture` values polysum runs, and how to read each one's hyperparameters.
@@ -130,7 +130,7 @@ pub struct Model {
     embedding: Embedding,
     blocks: Vec<Block>,
     norm: RmsNorm,
-    lm_head: QMatMul,
+    lm_head: Weight,
     rope_global: Rope,
     rope_local: Option<Rope>,
 }
@@ -170,7 +170,7 @@ impl Model {
         let eps = spec.rms_eps;
         let norm = |name: &str| -> Result<RmsNorm> { Ok(RmsNorm::new(g.f32_tensor(name)?, eps)) };
         let opt_norm = |name: &str| -> Result<Option<RmsNorm>> { Ok(g.opt_f32_tensor(name)?.map(|w| RmsNorm::new(w, eps))) };
-        let qmm = |name: &str| -> Result<QMatMul> { Ok(QMatMul::from_qtensor(g.qtensor(name)?)?) };
+        let qmm = |name: &str| -> Result<Weight> { Ok(Weight(QMatMul::from_qtensor(g.qtensor(name)?)?)) };
         let linear = |p: &str| -> Result<Linear> {
             Ok(Linear { weight: qmm(&format!("{p}.weight"))?, bias: g.opt_f32_tensor(&format!("{p}.bias"))? })
         };
@@ -183,7 +183,7 @@ impl Model {
             Embedding::Dense(embd.dequantize(&device)?)
         };
         // Tied output weights share the embedding's memory.
-        let lm_head = if g.has_tensor("output.weight") { qmm("output.weight")? } else { QMatMul::from_arc(embd)? };
+        let lm_head = if g.has_tensor("output.weight") { qmm("output.weight")? } else { Weight(QMatMul::from_arc(embd)?) };
 
         let mut blocks = Vec::with_capacity(spec.n_layer);
         for i in 0..spec.n_layer {
