@@ -21,7 +21,7 @@ pub struct Name {
 fn is_connector(lang: Lang, w: &str) -> bool {
     match lang {
         Lang::En => matches!(w, "of" | "de" | "del" | "von" | "van" | "al"),
-        Lang::Es => matches!(w, "de" | "del" | "la" | "las" | "los" | "y"),
+        Lang::Es => matches!(w, "de" | "del" | "la" | "las" | "los"),
     }
 }
 
@@ -61,6 +61,8 @@ struct Word<'a> {
     start: usize,
     end: usize,
     sentence_start: bool,
+    /// Only whitespace separates it from the previous word ("Co" in "O'Brien & Co" is not joined).
+    joined: bool,
 }
 
 fn words(text: &str) -> Vec<Word<'_>> {
@@ -87,7 +89,8 @@ fn words(text: &str) -> Vec<Word<'_>> {
                     end -= poss.len();
                 }
             }
-            out.push(Word { text: &text[i..end], start: i, end, sentence_start });
+            let joined = out.last().is_some_and(|p: &Word| text[p.end..i].chars().all(char::is_whitespace));
+            out.push(Word { text: &text[i..end], start: i, end, sentence_start, joined });
             sentence_start = false;
         } else if matches!(c, '.' | '!' | '?' | '\n' | ':' | ';' | '¿' | '¡') {
             // "Mr." and initials do not end a sentence.
@@ -118,16 +121,16 @@ pub fn extract(text: &str, lang: Lang) -> Vec<Name> {
         }
         let mut j = i + 1;
         loop {
-            if j < ws.len() && capitalized(ws[j].text) && !ws[j].sentence_start && !is_stopword(lang, ws[j].text) {
+            if j < ws.len() && ws[j].joined && capitalized(ws[j].text) && !ws[j].sentence_start && !is_stopword(lang, ws[j].text) {
                 j += 1;
                 continue;
             }
             // A run of connectors followed by a capitalized word: "Banco de España", "Bank of England".
             let mut k = j;
-            while k < ws.len() && is_connector(lang, ws[k].text) && k - j < 2 {
+            while k < ws.len() && ws[k].joined && is_connector(lang, ws[k].text) && k - j < 2 {
                 k += 1;
             }
-            if k > j && k < ws.len() && capitalized(ws[k].text) && !ws[k].sentence_start && !is_stopword(lang, ws[k].text) {
+            if k > j && k < ws.len() && ws[k].joined && capitalized(ws[k].text) && !ws[k].sentence_start && !is_stopword(lang, ws[k].text) {
                 j = k + 1;
                 continue;
             }

@@ -66,7 +66,7 @@ impl Record {
 pub fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     let mut warnings = Vec::new();
     let mut records: Vec<Record> = Vec::new();
-    let mut push = |rec: Record, records: &mut Vec<Record>| {
+    let push = |rec: Record, records: &mut Vec<Record>| {
         if let Some(pos) = records.iter().position(|r| r.id == rec.id) {
             records[pos] = rec;
         } else {

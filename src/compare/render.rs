@@ -89,7 +89,7 @@ fn side_by_side(out: &mut String, p: &Paint, left_title: &str, left: &str, right
 }
 
 fn scores_line(c: &PairCheck) -> String {
-    let mut parts: Vec<String> = c.scores.iter().map(|s| format!("{} {:.1}", if s.label == "chrF" { "chrF" } else { &s.label }, s.chrf)).collect();
+    let mut parts: Vec<String> = c.scores.iter().map(|s| format!("{} {:.1}", s.label, s.chrf)).collect();
     parts.push(format!("length ratio {:.2}", c.length_ratio));
     parts.join("  ")
 }
@@ -258,7 +258,7 @@ fn html_pair(c: &PairCheck, title: String) -> HtmlPair {
         back_translation: t.back_translation.clone(),
         missing: None,
     };
-    let mut scores: Vec<String> = c.scores.iter().map(|s| format!("{} {:.1}", if s.label == "chrF" { "chrF" } else { &s.label }, s.chrf)).collect();
+    let mut scores: Vec<String> = c.scores.iter().map(|s| format!("{} {:.1}", s.label, s.chrf)).collect();
     scores.push(format!("length ratio {:.2}", c.length_ratio));
     HtmlPair { title, left: side(&c.left), right: side(&c.right), scores }
 }
