@@ -111,7 +111,7 @@ fn html_escapes_hostile_text_and_loads_nothing_external() {
     assert!(page.contains("&quot;&gt;&lt;img onerror=alert(3)"), "escaped source path missing");
     assert!(page.contains("O&#x27;Brien &amp; Co."));
     // Self-contained and phone-ready.
-    for external in ["src=", "href=\"http", "<link", "@import", "url("] {
+    for external in ["src=\"", "src='", "href=\"http", "<link", "@import", "url("] {
         assert!(!page.contains(external), "external resource: {external}");
     }
     assert!(page.contains("name=\"viewport\""));
