@@ -295,6 +295,15 @@ mod tests {
         assert!(s.reasons.iter().any(|x| x == "number 2026 only in EN of EN article"), "{:?}", s.reasons);
         assert_eq!(s.verdict, Verdict::Check);
         assert!(r.any_check());
+
+        // With scores, the HTML page has the chart: two bars for the first article, two for the story.
+        let page = render::html(&r).unwrap();
+        assert_eq!(page.matches("<rect class=").count(), 4, "{page}");
+        assert!(page.contains("<title>ES→EN "));
+        assert!(page.contains("mean ES→EN chrF"));
+        let table = render::terminal(&r, false, 100);
+        assert!(table.contains("ES→EN") && !table.contains('\x1b'));
+        assert!(render::terminal(&r, true, 100).contains("\x1b[1;33mcheck"));
     }
 
     #[test]
