@@ -196,7 +196,12 @@ fn story(p: &pairs::StoryPair, a: &Record, b: &Record, ba: &Back, bb: &Back) -> 
                     (None, None)
                 };
                 let c = compare_pair(text(&llabel, ll, lt), text(&rlabel, rl, rt), lbt, rbt);
-                reasons.extend(c.reasons.iter().cloned());
+                // Two pairs share a text, so they can find the same thing: list it once.
+                for reason in &c.reasons {
+                    if !reasons.contains(reason) {
+                        reasons.push(reason.clone());
+                    }
+                }
                 checks.push(c);
             }
             (l, r) => {
