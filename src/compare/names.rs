@@ -218,15 +218,20 @@ const EXONYMS: &[(&str, &str)] = &[
 
 /// Words of a name that can identify it on their own (not connectors, not titles, 3+ letters or an acronym).
 fn significant_words(name: &str, lang: Lang) -> Vec<String> {
-    name.split(|c: char| c.is_whitespace())
-        .map(fold_accents)
-        .map(|w| {
-            // "AMs" → "am": plural of an acronym.
-            let w = w.trim_matches(|c: char| !c.is_alphanumeric()).to_string();
-            w
+    let raw = words(name);
+    let single = raw.len() == 1;
+    raw.iter()
+        .filter_map(|w| {
+            let f = fold_word(w.text);
+            // An acronym counts at any length ("AM" in "AMs de Wales").
+            let acronym = all_caps(w.text.strip_suffix('s').unwrap_or(w.text));
+            let keep = !f.is_empty()
+                && !is_connector(lang, &f)
+                && !is_stopword(lang, &f)
+                && !is_title(&f)
+                && (f.chars().count() >= 3 || acronym || single);
+            keep.then_some(f)
         })
-        .filter(|w| !w.is_empty() && !is_connector(lang, w) && !is_stopword(lang, w) && !is_title(w))
-        .filter(|w| w.chars().count() >= 3 || name.split_whitespace().count() == 1)
         .collect()
 }
 
@@ -242,18 +247,16 @@ fn is_title(w: &str) -> bool {
 
 /// Folded words of a text, for whole-word lookups; plural acronyms lose their "s" ("AMs" → "am").
 fn folded_words(text: &str) -> Vec<String> {
-    words(text)
-        .iter()
-        .map(|w| {
-            let f = fold_accents(w.text);
-            let raw = w.text;
-            if raw.len() > 2 && raw.ends_with('s') && raw[..raw.len() - 1].chars().all(|c| c.is_uppercase()) {
-                f[..f.len() - 1].to_string()
-            } else {
-                f
-            }
-        })
-        .collect()
+    words(text).iter().map(|w| fold_word(w.text)).collect()
+}
+
+fn fold_word(raw: &str) -> String {
+    let f = fold_accents(raw);
+    if raw.len() > 2 && raw.ends_with('s') && raw[..raw.len() - 1].chars().all(|c| c.is_uppercase()) {
+        f[..f.len() - 1].to_string()
+    } else {
+        f
+    }
 }
 
 fn contains_phrase(words: &[String], phrase: &str) -> bool {
@@ -279,7 +282,7 @@ pub fn present_in(name: &str, lang: Lang, other: &str, other_lang: Lang) -> bool
             return true;
         }
     }
-    significant_words(&folded_words(name).join(" "), lang).iter().any(|w| words.iter().any(|x| x == w))
+    significant_words(name, lang).iter().any(|w| words.iter().any(|x| x == w))
 }
 
 /// Names of `a` missing from `b`, and names of `b` missing from `a`.
@@ -330,6 +333,8 @@ mod tests {
         assert!(present_in("United States", Lang::En, "los Estados Unidos", Lang::Es));
         assert!(present_in("EEUU", Lang::Es, "the US economy", Lang::En));
         assert!(present_in("AMs", Lang::En, "los AM galeses", Lang::Es));
+        assert!(present_in("AMs de Wales", Lang::Es, "Welsh AMs are worried", Lang::En));
+        assert!(!present_in("Consejo de Wales", Lang::Es, "the council de la", Lang::En));
         assert!(!present_in("Sheinbaum", Lang::En, "La presidenta anunció el plan", Lang::Es));
         assert!(!present_in("Mexico", Lang::En, "Estados Unidos anunció", Lang::Es));
         // A title alone does not make a match.
