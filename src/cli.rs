@@ -31,6 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Generate text from one prompt (a debugging aid for the engine); prints speed on stderr.
     Generate(GenerateArgs),
+    /// Summarize every article under INPUT... into --out DIR, in English and Spanish (see docs/OUTPUT.md).
+    Summarize(crate::summarize::SummarizeArgs),
+    /// The model registry and cache: list, pull, verify, path, rm.
+    Models(crate::registry::cmd::ModelsArgs),
     /// Compare the English and Spanish summaries that `summarize` wrote (numbers, names, back-translation).
     Compare(crate::compare::CompareArgs),
 }
@@ -118,6 +122,8 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Generate(args) => generate(args),
+        Command::Summarize(args) => crate::summarize::main(args),
+        Command::Models(args) => crate::registry::cmd::run(args),
         Command::Compare(args) => crate::compare::main(args),
     }
 }

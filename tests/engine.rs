@@ -30,12 +30,6 @@ fn smollm() -> &'static Engine {
     E.get_or_init(|| load("smollm2-135m", true))
 }
 
-/// Where greedy decoding parts from llama.cpp's, llama.cpp's token must have been a near tie for us:
-/// teacher-forced on llama.cpp's own continuation, its every token is our argmax or within this many logits
-/// of it. (llama.cpp's CPU flash attention accumulates in f16; candle's attention runs in f32, so logits
-/// agree to about 0.1 and an exact tie can go either way.)
-const NEAR_TIE_LOGITS: f32 = 0.5;
-
 #[test]
 fn greedy_generation_reproduces_llama_cpp() {
     let mut by_model: HashMap<&str, Vec<serde_json::Value>> = HashMap::new();
@@ -43,50 +37,27 @@ fn greedy_generation_reproduces_llama_cpp() {
         by_model.entry(registry_name(case["model_file"].as_str().unwrap())).or_default().push(case);
     }
     assert!(by_model.contains_key("smollm2-135m") && by_model.contains_key("qwen2.5-coder-0.5b"));
-    let mut exact = 0;
-    let mut total = 0;
     for (name, cases) in by_model {
         // Q5_0 → Q8_0 is exact, so Qwen runs re-quantized; SmolLM2's Q4_1 cannot convert exactly, so it
         // runs as stored, the way llama.cpp ran it.
         let engine = load(name, name != "smollm2-135m");
         for case in cases {
-            total += 1;
-            let prompt = case["prompt"].as_str().unwrap();
+            // The references were made from the prompt without its final newline (as shell command
+            // substitution passes it): SmolLM2's answers all begin with the "\n" the prompt lacked.
+            let prompt = case["prompt"].as_str().unwrap().trim_end_matches('\n');
             let expected = case["output"].as_str().unwrap();
             let max = case["max_new_tokens"].as_u64().unwrap() as usize;
-            let eos = case["stopped_on_eos"].as_bool().unwrap();
             let got = engine.generate(&[Request::greedy(prompt, max)]).unwrap().remove(0);
-            let matches = if eos {
-                got.text == expected && got.stop_reason == StopReason::Eos
+            if case["stopped_on_eos"].as_bool().unwrap() {
+                assert_eq!(got.text, expected, "{name}: {prompt:?}");
+                assert_eq!(got.stop_reason, StopReason::Eos, "{name}: {prompt:?}");
             } else {
-                expected.starts_with(&engine.tokenizer().decode(&got.tokens[..16]).unwrap())
-            };
-            if matches {
-                exact += 1;
-                continue;
-            }
-            // Not identical: every llama.cpp token must be a near tie for us.
-            let prompt_ids = engine.encode_prompt(prompt).unwrap();
-            let mut cont = engine.tokenizer().encode(expected, false).unwrap();
-            if eos {
-                cont.push(*engine.tokenizer().end_of_generation_ids().first().unwrap());
-            }
-            let all: Vec<u32> = prompt_ids.iter().chain(&cont).copied().collect();
-            let logits = engine.logits_all(&all[..all.len() - 1]).unwrap();
-            for (i, &tok) in cont.iter().enumerate() {
-                let row: Vec<f32> = logits.get(prompt_ids.len() - 1 + i).unwrap().to_vec1().unwrap();
-                let best = row.iter().cloned().fold(f32::MIN, f32::max);
-                assert!(
-                    best - row[tok as usize] <= NEAR_TIE_LOGITS,
-                    "{name}: {prompt:?}: llama.cpp's token {i} ({tok}) is {:.2} logits below our best\n ours: {:?}\n llama.cpp: {expected:?}",
-                    best - row[tok as usize],
-                    got.text
-                );
+                assert_eq!(got.tokens.len(), max);
+                let first16 = engine.tokenizer().decode(&got.tokens[..16]).unwrap();
+                assert!(expected.starts_with(&first16), "{name}: {prompt:?}\n ours: {first16:?}\n llama.cpp: {expected:?}");
             }
         }
     }
-    // Most cases must match outright; near ties are the exception.
-    assert!(exact * 3 >= total * 2, "only {exact} of {total} greedy references reproduced exactly");
 }
 
 fn chat(engine: &Engine, user: &str) -> String {
@@ -144,7 +115,7 @@ fn gemma3_perplexity_on_news_is_low() {
 #[test]
 fn streaming_pieces_add_up_to_the_text_and_stop_strings_cut() {
     let e = smollm();
-    let prompt = chat(e, "Count from one to ten in words, separated by commas.");
+    let prompt = chat(e, "Describe the ocean in two sentences.");
     let mut streamed = String::new();
     let (g, _) = e.generate_streaming(&[Request::greedy(prompt.clone(), 40)], &mut |_, piece| {
         streamed.push_str(piece);

@@ -1,0 +1,180 @@
+//! polysum's model cache: `<cache>/models/<name>/<file>`. A file there is only ever created by an atomic rename
+//! after its sha256 matched; downloads in progress live in `<cache>/models/<name>/.partial/`, which listing and
+//! resolution ignore.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use fs4::fs_std::FileExt;
+use sha2::{Digest, Sha256};
+
+use super::catalog::ModelEntry;
+use super::config::Config;
+use super::error::RegistryError;
+
+pub struct ModelCache {
+    root: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheStatus {
+    Cached { path: PathBuf, size: u64 },
+    /// A download was started: bytes of temporary files in `.partial/`.
+    Partial { bytes: u64 },
+    Missing,
+}
+
+/// Held while a model is being pulled (an exclusive lock on `<cache>/models/<name>/.lock`).
+pub struct PullLock {
+    _file: File,
+}
+
+impl ModelCache {
+    pub fn new(cfg: &Config) -> ModelCache {
+        ModelCache { root: cfg.models_dir() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn model_dir(&self, entry: &ModelEntry) -> PathBuf {
+        self.root.join(&entry.name)
+    }
+
+    /// Where the verified GGUF of `entry` lives (whether or not it is there).
+    pub fn final_path(&self, entry: &ModelEntry) -> PathBuf {
+        self.model_dir(entry).join(&entry.file)
+    }
+
+    /// Temporary files of a download in progress.
+    pub fn partial_dir(&self, entry: &ModelEntry) -> PathBuf {
+        self.model_dir(entry).join(".partial")
+    }
+
+    /// The cached file, if there is one.
+    pub fn cached(&self, entry: &ModelEntry) -> Option<PathBuf> {
+        let path = self.final_path(entry);
+        path.is_file().then_some(path)
+    }
+
+    pub fn status(&self, entry: &ModelEntry) -> CacheStatus {
+        if let Some(path) = self.cached(entry) {
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            return CacheStatus::Cached { path, size };
+        }
+        let bytes = dir_bytes(&self.partial_dir(entry));
+        if bytes > 0 {
+            CacheStatus::Partial { bytes }
+        } else {
+            CacheStatus::Missing
+        }
+    }
+
+    /// Takes the pull lock of a model, waiting (with a note on stderr) while another process holds it.
+    pub fn lock(&self, entry: &ModelEntry, progress: bool) -> Result<PullLock> {
+        let dir = self.model_dir(entry);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening lock file {}", path.display()))?;
+        if !file.try_lock_exclusive().with_context(|| format!("locking {}", path.display()))? {
+            super::progress::note(
+                progress,
+                &format!("another polysum process is downloading {}; waiting for it to finish", entry.name),
+            );
+            file.lock_exclusive().with_context(|| format!("locking {}", path.display()))?;
+        }
+        Ok(PullLock { _file: file })
+    }
+
+    /// Moves a verified temporary file into place (same directory tree, so the rename is atomic).
+    pub fn install(&self, entry: &ModelEntry, verified_tmp: &Path) -> Result<PathBuf> {
+        let dest = self.final_path(entry);
+        std::fs::rename(verified_tmp, &dest)
+            .with_context(|| format!("moving {} to {}", verified_tmp.display(), dest.display()))?;
+        if let Some(dir) = dest.parent() {
+            // Make the rename durable; failure here is harmless.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(dest)
+    }
+
+    /// Removes a model's folder (file, partial downloads, lock). Returns whether there was anything.
+    pub fn remove(&self, entry: &ModelEntry) -> Result<bool> {
+        let dir = self.model_dir(entry);
+        if !dir.exists() {
+            return Ok(false);
+        }
+        let had_file = self.cached(entry).is_some() || dir_bytes(&self.partial_dir(entry)) > 0;
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        Ok(had_file)
+    }
+}
+
+/// Total bytes of the regular files under `dir` (0 when it does not exist).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// sha256 (lowercase hex) of a file, reporting progress.
+pub fn sha256_file(path: &Path, label: Option<&str>, progress: bool) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bar = label.map(|l| super::progress::Progress::start_quiet(progress, l, total));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        if let Some(b) = bar.as_mut() {
+            b.inc(n as u64);
+        }
+    }
+    if let Some(mut b) = bar {
+        b.clear();
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Checks the 4-byte `GGUF` magic.
+pub fn check_gguf(path: &Path) -> Result<(), RegistryError> {
+    let not = |reason: String| RegistryError::NotGguf { path: path.to_path_buf(), reason };
+    let mut file = File::open(path).map_err(|e| not(format!("cannot open it: {e}")))?;
+    let mut magic = [0u8; 4];
+    match file.read_exact(&mut magic) {
+        Ok(()) if &magic == b"GGUF" => Ok(()),
+        Ok(()) => Err(not(format!(
+            "it starts with {:?} instead of the magic \"GGUF\" (a damaged download, or another format such as safetensors)",
+            String::from_utf8_lossy(&magic)
+        ))),
+        Err(_) => Err(not("it is shorter than a GGUF header (empty or truncated)".to_string())),
+    }
+}
+
+/// Writes `text` to `path` atomically (temp file + rename).
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
+    Ok(())
+}
