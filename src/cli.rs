@@ -35,6 +35,8 @@ pub enum Command {
     Summarize(crate::summarize::SummarizeArgs),
     /// The model registry and cache: list, pull, verify, path, rm.
     Models(crate::registry::cmd::ModelsArgs),
+    /// Compare the English and Spanish summaries that `summarize` wrote (numbers, names, back-translation).
+    Compare(crate::compare::CompareArgs),
 }
 
 /// How to load a model: shared by every subcommand that runs one.
@@ -122,6 +124,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Generate(args) => generate(args),
         Command::Summarize(args) => crate::summarize::main(args),
         Command::Models(args) => crate::registry::cmd::run(args),
+        Command::Compare(args) => crate::compare::main(args),
     }
 }
 

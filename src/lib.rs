@@ -7,6 +7,7 @@
 pub mod chat;
 pub mod chunk;
 pub mod cli;
+pub mod compare;
 pub mod device;
 pub mod generate;
 pub mod kv_cache;
