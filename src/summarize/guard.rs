@@ -254,6 +254,17 @@ pub fn unsupported_numbers(summary: &str, article: &str) -> Vec<String> {
     out
 }
 
+/// Whether `summary` repeats the prompt's own instructions (a small model echoing "Write the summary
+/// in ..." instead of summarizing): it shares a run of 5 words with `instructions`.
+pub fn echoes_instructions(summary: &str, instructions: &str) -> bool {
+    let words = |t: &str| -> Vec<String> {
+        t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
+    };
+    let inst = words(instructions);
+    let grams: HashSet<&[String]> = inst.windows(5).collect();
+    words(summary).windows(5).any(|w| grams.contains(w))
+}
+
 /// Number words 1..=12 in English and Spanish (what small numbers in a summary may come from).
 const SPELLED: [&[&str]; 12] = [
     &["one", "uno", "una", "first", "primer", "primera"],
@@ -352,6 +363,13 @@ mod tests {
         let f = fit_length("one two three four five six", Length::MaxWords(3), false);
         assert_eq!(f.text, "one two three…");
         assert!(!fit_length("Fine.", Length::MaxWords(3), false).trimmed);
+    }
+
+    #[test]
+    fn recognises_an_echoed_prompt() {
+        let inst = "Schreibe die Zusammenfassung auf Deutsch, in höchstens 15 Wörtern. Schreibe nur die Zusammenfassung, ohne Einleitung.";
+        assert!(echoes_instructions("Die Brücke ist offen. Schreibe die Zusammenfassung, ohne Einleitung zum Text.", "Schreibe nur die Zusammenfassung, ohne Einleitung zum Text bitte"));
+        assert!(!echoes_instructions("Die Brücke in Porthaven ist nach acht Monaten wieder offen.", inst));
     }
 
     #[test]
