@@ -486,6 +486,7 @@ fn smollm2_mixed_fixture_folder() {
 
 /// A language SmolLM2 cannot write: every attempt is checked, retried, and finally recorded as failed.
 #[test]
+#[ignore = "SmolLM2 writes German-looking text that lingua accepts as German (19:11 run); needs a target it truly cannot write. The retry-then-fail path is covered by wrong_language_is_retried_and_then_recorded_as_failed (fake model)"]
 fn smollm2_summary_in_a_language_it_cannot_write_is_retried_then_failed() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("story.txt");
