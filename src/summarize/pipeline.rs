@@ -102,14 +102,32 @@ enum Verdict {
     Ok(Accepted),
     WrongLanguage { detected: Option<String>, text: String },
     Empty,
+    /// The answer repeats the prompt's instructions instead of summarizing.
+    Echo,
 }
 
-fn judge(g: &Generation, target: &str, length: Length, article: &str) -> Verdict {
+/// The instruction text of a prompt: everything but the fenced article or text.
+fn instructions_of(p: &Prompt) -> String {
+    let mut user = p.user.clone();
+    for (open, close) in [("<article>", "</article>"), ("<text>", "</text>")] {
+        if let (Some(a), Some(b)) = (user.rfind(open), user.rfind(close)) {
+            if a < b {
+                user.replace_range(a..b + close.len(), " ");
+            }
+        }
+    }
+    format!("{} {} {}", p.system, user, p.assistant_prefix.as_deref().unwrap_or(""))
+}
+
+fn judge(g: &Generation, target: &str, length: Length, article: &str, instructions: &str) -> Verdict {
     let (cleaned, removed) = guard::clean(&g.text);
     let fitted = guard::fit_length(&cleaned, length, g.stop_reason == StopReason::MaxTokens);
     let text = fitted.text;
     if text.chars().filter(|c| c.is_alphabetic()).count() < 3 {
         return Verdict::Empty;
+    }
+    if guard::echoes_instructions(&text, instructions) {
+        return Verdict::Echo;
     }
     let detected = lang::detect(&text);
     if detected.as_deref() != Some(target) {
@@ -222,12 +240,12 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
             }
             Ok((gens, stats)) => {
                 out.generated_tokens += stats.generated_tokens;
-                for ((i, _), g) in rows.iter().zip(gens.iter()) {
+                for ((i, p), g) in rows.iter().zip(gens.iter()) {
                     let lane = &mut lanes[*i];
                     lane.seconds += secs;
                     lane.tokens.prompt += g.prompt_tokens;
                     lane.tokens.generated += g.tokens.len();
-                    match judge(g, &lane.lang, length, &article.text) {
+                    match judge(g, &lane.lang, length, &article.text, &instructions_of(p)) {
                         Verdict::Ok(mut a) => {
                             if strategy != Strategy::Base {
                                 a.flags.push(if strategy == Strategy::Translate { "translated".into() } else { "retried".into() });
@@ -242,6 +260,9 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
                         }
                         Verdict::Empty => {
                             lane.attempts.push(Attempt { strategy, outcome: "empty".into(), lang_detected: None, error: None });
+                        }
+                        Verdict::Echo => {
+                            lane.attempts.push(Attempt { strategy, outcome: "echoed_prompt".into(), lang_detected: None, error: None });
                         }
                     }
                 }
@@ -288,7 +309,13 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
                         lang::english_name(d),
                         tried.join(", ")
                     ),
-                    None => format!("no usable summary in {} after {} attempts ({})", lane.lang, lane.attempts.len(), tried.join(", ")),
+                    None => format!(
+                        "no usable summary in {} ({}) after {} attempts ({})",
+                        lang::english_name(&lane.lang),
+                        lane.lang,
+                        lane.attempts.len(),
+                        tried.join(", ")
+                    ),
                 });
                 failed_record(&model, length, err, lane.last_detected, lane.attempts, lane.tokens, lane.seconds, base_flags)
             }
