@@ -20,7 +20,7 @@ use serde_json::Value;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_polysum"));
-    c.env_remove("POLYSUM_MODEL").env_remove("POLYSUM_CONFIG").env("NO_COLOR", "1");
+    c.env_remove("POLYSUM_MODEL").env_remove("POLYSUM_CONFIG").env("NO_COLOR", "1").env("POLYSUM_TEST_FAKE_MODEL", "1");
     c
 }
 
@@ -538,4 +538,22 @@ fn smollm2_sigkill_then_rerun_completes() {
     assert_eq!(idx.len(), 3);
     let line = final_line(&o);
     assert!(line.contains("done ") && line.contains("skipped "), "{line}");
+}
+
+#[test]
+fn the_scripted_test_model_is_not_offered_to_users() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("a.txt");
+    std::fs::write(&input, "The council approved the budget on Tuesday.").unwrap();
+    let out = tmp.path().join("out");
+    let o = bin()
+        .env_remove("POLYSUM_TEST_FAKE_MODEL")
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["summarize", s(&input), "--out", s(&out), "--model", "fake"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fake") && err.contains("smollm2-135m"), "an unknown model, with the known names: {err}");
+    assert!(!out.join("a.txt.json").exists());
 }

@@ -184,7 +184,10 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
 
 /// The model's id without loading it (the GGUF file's stem, as `Engine::name` gives it), and its loader.
 fn model_source(args: &ModelArgs) -> Result<ModelSource<'static>> {
-    if let Some(fake) = FakeGenerator::parse(&args.model)? {
+    // The scripted stand-in model exists for the test suite's runs of the binary; a user's `--model fake`
+    // must never silently get it.
+    let fake = if std::env::var_os(FakeGenerator::ENABLE_ENV).is_some() { FakeGenerator::parse(&args.model)? } else { None };
+    if let Some(fake) = fake {
         return Ok(ModelSource { model_id: fake.model_id(), load: Box::new(move || Ok(Box::new(fake) as Box<dyn Generator>)) });
     }
     let resolved = crate::registry::resolve_model(&args.model)?;
