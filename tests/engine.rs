@@ -60,6 +60,22 @@ fn greedy_generation_reproduces_llama_cpp() {
     }
 }
 
+/// Batching and prefix sharing change how the GEMMs block their sums, so logits can differ in the last
+/// bits: two greedy runs must agree token for token, or part only where the two candidates were tied to
+/// within rounding (far below the logit gaps of real choices).
+fn assert_same_tokens_or_rounding_tie(e: &Engine, prompt: &str, a: &[u32], b: &[u32]) {
+    let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    if n == a.len() && n == b.len() {
+        return;
+    }
+    assert!(n < a.len() && n < b.len(), "one run stopped early: {a:?} vs {b:?}");
+    let mut ids = e.encode_prompt(prompt).unwrap();
+    ids.extend_from_slice(&a[..n]);
+    let logits: Vec<f32> = e.logits_all(&ids).unwrap().get(ids.len() - 1).unwrap().to_vec1().unwrap();
+    let gap = (logits[a[n] as usize] - logits[b[n] as usize]).abs();
+    assert!(gap < 0.02, "the runs part at token {n} ({} vs {}) with a logit gap of {gap}: not a rounding tie", a[n], b[n]);
+}
+
 fn chat(engine: &Engine, user: &str) -> String {
     engine.chat_prompt(Some("You are a helpful assistant."), user, None).unwrap()
 }
@@ -78,8 +94,8 @@ fn a_batch_of_different_lengths_equals_each_prompt_alone() {
     let batched = e.generate(&requests).unwrap();
     for (req, b) in requests.iter().zip(&batched) {
         let alone = e.generate(std::slice::from_ref(req)).unwrap().remove(0);
-        assert_eq!(b.tokens, alone.tokens, "prompt {:?}", req.prompt);
         assert!(!alone.tokens.is_empty());
+        assert_same_tokens_or_rounding_tie(e, &req.prompt, &b.tokens, &alone.tokens);
     }
 }
 
@@ -97,7 +113,7 @@ fn continuations_of_a_shared_prefix_equal_independent_runs() {
     assert!(stats.prompt_tokens < total * 2 / 3, "the shared prefix must be computed once ({} of {total} tokens computed)", stats.prompt_tokens);
     for (req, t) in requests.iter().zip(&together) {
         let alone = e.generate(std::slice::from_ref(req)).unwrap().remove(0);
-        assert_eq!(t.tokens, alone.tokens);
+        assert_same_tokens_or_rounding_tie(e, &req.prompt, &t.tokens, &alone.tokens);
     }
     assert_ne!(together[0].tokens, together[1].tokens);
 }
