@@ -33,6 +33,10 @@ pub enum Command {
     Generate(GenerateArgs),
     /// The model registry and cache: list, pull, verify, path, rm.
     Models(crate::registry::cmd::ModelsArgs),
+    /// Summarize every article under INPUT... into --out DIR, in English and Spanish (see docs/OUTPUT.md).
+    Summarize(crate::summarize::SummarizeArgs),
+    /// Combine the output folders of sharded runs (`summarize --shard K/N`) into one.
+    Merge(crate::summarize::merge::MergeArgs),
 }
 
 /// How to load a model: shared by every subcommand that runs one.
@@ -119,6 +123,8 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Generate(args) => generate(args),
         Command::Models(args) => crate::registry::cmd::run(args),
+        Command::Summarize(args) => crate::summarize::main(args),
+        Command::Merge(args) => crate::summarize::merge::main(args),
     }
 }
 

@@ -15,6 +15,8 @@ pub mod model;
 pub mod sampling;
 pub mod tokenizer;
 pub mod registry;
+pub mod summarize;
+pub mod config;
 
 /// The model used when neither --model nor POLYSUM_MODEL names one: the only small model here that writes
 /// fluent Spanish.

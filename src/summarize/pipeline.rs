@@ -1,0 +1,429 @@
+//! One article → its summaries: fit the text to the context, prompt every target language in one batched
+//! call, clean each answer, check its language, and retry the wrong ones with stronger strategies
+//! (native-language prompt with a started answer, then translation). A summary that never comes out in
+//! its language is recorded as failed, without its text.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use super::generator::Generator;
+use super::guard;
+use super::input::Article;
+use super::lang;
+use super::prompt::{self, Length, Prompt, Strategy, PROMPT_VERSION};
+use super::record::{Attempt, Status, SummaryRecord, Tokens};
+use crate::generate::{Generation, Request, StopReason};
+use crate::sampling::SamplingParams;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub length: Length,
+    /// Cap on the article's tokens (below what the context allows), e.g. to bound time per article.
+    pub max_input_tokens: Option<usize>,
+}
+
+/// What `summarize` produced for one article.
+#[derive(Debug, Clone)]
+pub struct Summarized {
+    pub source_lang: Option<String>,
+    pub truncated: bool,
+    pub summaries: BTreeMap<String, SummaryRecord>,
+    pub generated_tokens: usize,
+    pub generate_seconds: f64,
+}
+
+/// The article text as the model will see it: whole, or cut (at a word boundary) to `budget` tokens.
+/// This is the place where a map-reduce chunker slots in later: it gets the same inputs and returns the
+/// text to summarize.
+pub fn fit_to_context(text: &str, budget: usize, gen: &dyn Generator) -> Result<(String, bool)> {
+    let total = gen.count_tokens(text)?;
+    if total <= budget {
+        return Ok((text.to_string(), false));
+    }
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut keep = ((chars.len() as f64) * (budget as f64 / total as f64) * 0.98) as usize;
+    loop {
+        let mut end = chars.get(keep).map(|c| c.0).unwrap_or(text.len());
+        // Back up to whitespace so no word is cut.
+        if let Some(ws) = text[..end].rfind(char::is_whitespace) {
+            if ws > end / 2 {
+                end = ws;
+            }
+        }
+        let cut = text[..end].trim_end();
+        if gen.count_tokens(cut)? <= budget || keep == 0 {
+            return Ok((cut.to_string(), true));
+        }
+        keep = keep * 9 / 10;
+    }
+}
+
+fn sampling() -> SamplingParams {
+    // Greedy (reproducible: a re-run gives the same summary) with a mild penalty against loops.
+    SamplingParams { repetition_penalty: 1.1, repetition_window: 64, ..SamplingParams::greedy() }
+}
+
+/// Tokens the prompt around the article takes, for the longest strategy and language.
+fn prompt_overhead(gen: &dyn Generator, title: &str, langs: &[String], length: Length) -> Result<usize> {
+    let mut most = 0;
+    for l in langs {
+        for p in [prompt::base(title, "", l, length), prompt::native_summary(title, "", l, length)] {
+            let rendered = gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref())?;
+            most = most.max(gen.count_tokens(&rendered)?);
+        }
+    }
+    Ok(most + 8)
+}
+
+/// Per-language progress through the attempts.
+struct Lane {
+    lang: String,
+    attempts: Vec<Attempt>,
+    tokens: Tokens,
+    seconds: f64,
+    accepted: Option<Accepted>,
+    /// The last rejected text, a candidate for translation (never stored).
+    rejected_text: Option<String>,
+    last_detected: Option<String>,
+    error: Option<String>,
+    gave_up: bool,
+}
+
+struct Accepted {
+    text: String,
+    detected: String,
+    flags: Vec<String>,
+    numbers: Vec<String>,
+}
+
+enum Verdict {
+    Ok(Accepted),
+    WrongLanguage { detected: Option<String>, text: String },
+    Empty,
+    /// The answer repeats the prompt's instructions instead of summarizing.
+    Echo,
+}
+
+/// The instruction text of a prompt: everything but the fenced article or text.
+fn instructions_of(p: &Prompt) -> String {
+    let mut user = p.user.clone();
+    for (open, close) in [("<article>", "</article>"), ("<text>", "</text>")] {
+        if let (Some(a), Some(b)) = (user.rfind(open), user.rfind(close)) {
+            if a < b {
+                user.replace_range(a..b + close.len(), " ");
+            }
+        }
+    }
+    format!("{} {} {}", p.system, user, p.assistant_prefix.as_deref().unwrap_or(""))
+}
+
+fn judge(g: &Generation, target: &str, length: Length, article: &str, instructions: &str) -> Verdict {
+    let (cleaned, removed) = guard::clean(&g.text);
+    let fitted = guard::fit_length(&cleaned, length, g.stop_reason == StopReason::MaxTokens);
+    let text = fitted.text;
+    if text.chars().filter(|c| c.is_alphabetic()).count() < 3 {
+        return Verdict::Empty;
+    }
+    if guard::echoes_instructions(&text, instructions) {
+        return Verdict::Echo;
+    }
+    let detected = lang::detect(&text);
+    if detected.as_deref() != Some(target) {
+        return Verdict::WrongLanguage { detected, text };
+    }
+    let mut flags = Vec::new();
+    if removed {
+        flags.push("preamble_removed".to_string());
+    }
+    if fitted.trimmed {
+        flags.push("trimmed".to_string());
+    }
+    if fitted.dropped_unfinished {
+        flags.push("dropped_unfinished".to_string());
+    }
+    let numbers = guard::unsupported_numbers(&text, article);
+    if !numbers.is_empty() {
+        flags.push("unsupported_numbers".to_string());
+    }
+    Verdict::Ok(Accepted { text, detected: detected.unwrap_or_default(), flags, numbers })
+}
+
+/// Summarize `article` into every language of `langs`.
+pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: &dyn Generator) -> Summarized {
+    let model = gen.model_id();
+    let source_lang = lang::detect(&article.text).or_else(|| article.declared_lang.clone());
+    let mut out = Summarized { source_lang, truncated: false, summaries: BTreeMap::new(), generated_tokens: 0, generate_seconds: 0.0 };
+    let length = settings.length;
+    let failed_all = |out: &mut Summarized, err: String| {
+        for l in langs {
+            out.summaries.insert(l.clone(), failed_record(&model, length, err.clone(), None, vec![], Tokens::default(), 0.0, vec![]));
+        }
+    };
+
+    // Fit the article to the context.
+    let fitted = (|| -> Result<(String, bool)> {
+        let overhead = prompt_overhead(gen, &article.title, langs, length)?;
+        let room = gen.context_length().saturating_sub(length.max_new_tokens() + overhead);
+        let budget = settings.max_input_tokens.map_or(room, |m| m.min(room));
+        if budget < 32 {
+            bail!("the model's context ({} tokens) leaves no room for the article after the prompt and the summary", gen.context_length());
+        }
+        fit_to_context(&article.text, budget, gen)
+    })();
+    let text = match fitted {
+        Ok((text, truncated)) => {
+            out.truncated = truncated;
+            text
+        }
+        Err(e) => {
+            failed_all(&mut out, format!("could not prepare the prompt: {e:#}"));
+            return out;
+        }
+    };
+
+    let mut lanes: Vec<Lane> = langs
+        .iter()
+        .map(|l| Lane { lang: l.clone(), attempts: vec![], tokens: Tokens::default(), seconds: 0.0, accepted: None, rejected_text: None, last_detected: None, error: None, gave_up: false })
+        .collect();
+
+    for strategy in [Strategy::Base, Strategy::Native, Strategy::Translate] {
+        // Prompts for the lanes still open.
+        let mut rows: Vec<(usize, Prompt)> = Vec::new();
+        for (i, lane) in lanes.iter().enumerate() {
+            if lane.accepted.is_some() || lane.gave_up {
+                continue;
+            }
+            let p = match strategy {
+                Strategy::Base => prompt::base(&article.title, &text, &lane.lang, length),
+                Strategy::Native => prompt::native_summary(&article.title, &text, &lane.lang, length),
+                Strategy::Translate => {
+                    // Prefer an accepted summary in another language; else the rejected text itself.
+                    let other = lanes.iter().find_map(|o| o.accepted.as_ref().filter(|_| o.lang != lane.lang).map(|a| a.text.clone()));
+                    match other.or_else(|| lane.rejected_text.clone()) {
+                        Some(src) => prompt::translate(&src, &lane.lang),
+                        None => continue,
+                    }
+                }
+            };
+            rows.push((i, p));
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let requests: Result<Vec<Request>> = rows
+            .iter()
+            .map(|(_, p)| {
+                Ok(Request {
+                    prompt: gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref())?,
+                    max_new_tokens: length.max_new_tokens(),
+                    sampling: sampling(),
+                    stop_strings: prompt::stop_strings(),
+                })
+            })
+            .collect();
+        let t = Instant::now();
+        let result = requests.and_then(|r| gen.generate(&r));
+        let secs = t.elapsed().as_secs_f64();
+        out.generate_seconds += secs;
+        match result {
+            Err(e) => {
+                let msg = format!("generation failed: {e:#}");
+                for (i, _) in &rows {
+                    let lane = &mut lanes[*i];
+                    lane.seconds += secs;
+                    lane.attempts.push(Attempt { strategy, outcome: "error".into(), lang_detected: None, error: Some(msg.clone()) });
+                    lane.error = Some(msg.clone());
+                    lane.gave_up = true;
+                }
+            }
+            Ok((gens, stats)) => {
+                out.generated_tokens += stats.generated_tokens;
+                for ((i, p), g) in rows.iter().zip(gens.iter()) {
+                    let lane = &mut lanes[*i];
+                    lane.seconds += secs;
+                    lane.tokens.prompt += g.prompt_tokens;
+                    lane.tokens.generated += g.tokens.len();
+                    match judge(g, &lane.lang, length, &article.text, &instructions_of(p)) {
+                        Verdict::Ok(mut a) => {
+                            if strategy != Strategy::Base {
+                                a.flags.push(if strategy == Strategy::Translate { "translated".into() } else { "retried".into() });
+                            }
+                            lane.attempts.push(Attempt { strategy, outcome: "ok".into(), lang_detected: Some(a.detected.clone()), error: None });
+                            lane.accepted = Some(a);
+                        }
+                        Verdict::WrongLanguage { detected, text } => {
+                            lane.attempts.push(Attempt { strategy, outcome: "wrong_language".into(), lang_detected: detected.clone(), error: None });
+                            lane.last_detected = detected;
+                            lane.rejected_text = Some(text);
+                        }
+                        Verdict::Empty => {
+                            lane.attempts.push(Attempt { strategy, outcome: "empty".into(), lang_detected: None, error: None });
+                        }
+                        Verdict::Echo => {
+                            lane.attempts.push(Attempt { strategy, outcome: "echoed_prompt".into(), lang_detected: None, error: None });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    for lane in lanes {
+        let mut base_flags = Vec::new();
+        if out.truncated {
+            base_flags.push("truncated_input".to_string());
+        }
+        let record = match lane.accepted {
+            Some(a) => {
+                let mut flags = base_flags;
+                flags.extend(a.flags);
+                SummaryRecord {
+                    text: Some(a.text),
+                    status: Status::Ok,
+                    error: None,
+                    lang_detected: Some(a.detected),
+                    model: model.clone(),
+                    prompt_version: PROMPT_VERSION.into(),
+                    length: length.key(),
+                    tokens: lane.tokens,
+                    seconds: round3(lane.seconds),
+                    flags,
+                    unsupported_numbers: a.numbers,
+                    attempts: lane.attempts,
+                }
+            }
+            None => {
+                let tried: Vec<String> = lane
+                    .attempts
+                    .iter()
+                    .map(|a| format!("{}→{}", serde_json::to_value(a.strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), a.lang_detected.as_deref().unwrap_or(&a.outcome)))
+                    .collect();
+                let err = lane.error.unwrap_or_else(|| match &lane.last_detected {
+                    Some(d) => format!(
+                        "no summary in {} ({}) after {} attempts: the model wrote {} ({})",
+                        lang::english_name(&lane.lang),
+                        lane.lang,
+                        lane.attempts.len(),
+                        lang::english_name(d),
+                        tried.join(", ")
+                    ),
+                    None => format!(
+                        "no usable summary in {} ({}) after {} attempts ({})",
+                        lang::english_name(&lane.lang),
+                        lane.lang,
+                        lane.attempts.len(),
+                        tried.join(", ")
+                    ),
+                });
+                failed_record(&model, length, err, lane.last_detected, lane.attempts, lane.tokens, lane.seconds, base_flags)
+            }
+        };
+        out.summaries.insert(lane.lang, record);
+    }
+    out
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[allow(clippy::too_many_arguments)]
+fn failed_record(model: &str, length: Length, error: String, detected: Option<String>, attempts: Vec<Attempt>, tokens: Tokens, seconds: f64, flags: Vec<String>) -> SummaryRecord {
+    SummaryRecord {
+        text: None,
+        status: Status::Failed,
+        error: Some(error),
+        lang_detected: detected,
+        model: model.to_string(),
+        prompt_version: PROMPT_VERSION.into(),
+        length: length.key(),
+        tokens,
+        seconds: round3(seconds),
+        flags,
+        unsupported_numbers: vec![],
+        attempts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summarize::generator::FakeGenerator;
+
+    fn article(text: &str) -> Article {
+        Article {
+            rel: "a.txt".into(),
+            source: "a.txt".into(),
+            id: None,
+            title: "Title".into(),
+            text: text.into(),
+            sha256: "x".into(),
+            declared_lang: None,
+            warnings: vec![],
+        }
+    }
+
+    fn langs() -> Vec<String> {
+        vec!["en".into(), "es".into()]
+    }
+
+    const TEXT: &str = "The city council approved a new budget on Tuesday afternoon after a long debate about taxes and schools.";
+
+    #[test]
+    fn both_languages_ok_first_time() {
+        let g = FakeGenerator::parse("fake").unwrap().unwrap();
+        let s = summarize(&article(TEXT), &langs(), &Settings { length: Length::Sentences(3), max_input_tokens: None }, &g);
+        for l in ["en", "es"] {
+            let r = &s.summaries[l];
+            assert_eq!((r.status, r.lang_detected.as_deref()), (Status::Ok, Some(l)), "{r:?}");
+            assert_eq!(r.attempts.len(), 1);
+        }
+        assert_eq!(s.source_lang.as_deref(), Some("en"));
+        assert!(!s.truncated);
+    }
+
+    #[test]
+    fn wrong_language_is_retried_then_recorded_as_failed_without_text() {
+        let g = FakeGenerator::parse("fake:english").unwrap().unwrap();
+        let s = summarize(&article(TEXT), &langs(), &Settings { length: Length::Sentences(2), max_input_tokens: None }, &g);
+        assert_eq!(s.summaries["en"].status, Status::Ok);
+        let es = &s.summaries["es"];
+        assert_eq!(es.status, Status::Failed);
+        assert_eq!(es.text, None);
+        assert_eq!(es.lang_detected.as_deref(), Some("en"));
+        let strategies: Vec<Strategy> = es.attempts.iter().map(|a| a.strategy).collect();
+        assert_eq!(strategies, [Strategy::Base, Strategy::Native, Strategy::Translate]);
+        assert!(es.error.as_deref().unwrap().contains("Spanish"), "{:?}", es.error);
+    }
+
+    #[test]
+    fn native_retry_can_rescue_a_summary() {
+        let g = FakeGenerator::parse("fake:native-es,chatty").unwrap().unwrap();
+        let s = summarize(&article(TEXT), &langs(), &Settings { length: Length::Sentences(3), max_input_tokens: None }, &g);
+        let es = &s.summaries["es"];
+        assert_eq!(es.status, Status::Ok, "{es:?}");
+        assert_eq!(es.attempts.len(), 2);
+        assert!(es.flags.contains(&"retried".to_string()) && es.flags.contains(&"preamble_removed".to_string()));
+        assert!(!es.text.as_ref().unwrap().contains("Sure"));
+    }
+
+    #[test]
+    fn long_articles_are_truncated_with_a_flag() {
+        let g = FakeGenerator::parse("fake").unwrap().unwrap();
+        let long = TEXT.repeat(200);
+        let s = summarize(&article(&long), &langs(), &Settings { length: Length::MaxWords(30), max_input_tokens: Some(100) }, &g);
+        assert!(s.truncated);
+        assert!(s.summaries["en"].flags.contains(&"truncated_input".to_string()));
+        let (cut, t) = fit_to_context(&long, 100, &g).unwrap();
+        assert!(t && cut.split_whitespace().count() <= 100 && cut.split_whitespace().count() > 50);
+    }
+
+    #[test]
+    fn generation_errors_fail_the_summaries_with_the_reason() {
+        let g = FakeGenerator::parse("fake:fail").unwrap().unwrap();
+        let s = summarize(&article(TEXT), &langs(), &Settings { length: Length::Sentences(3), max_input_tokens: None }, &g);
+        assert!(s.summaries.values().all(|r| r.status == Status::Failed && r.error.as_deref().unwrap().contains("asked to fail")));
+    }
+}

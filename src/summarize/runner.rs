@@ -1,0 +1,318 @@
+//! A whole run over an output folder: lock, plan (what is new, changed, or already done), generate in
+//! parallel with one shared model, write outputs, record state, rebuild index.jsonl.
+//!
+//! Order of writes for an article: its `.json`/`.md` files (atomic), then its state rows (one
+//! transaction), then (now and then, and at the end) `index.jsonl` from the state. A kill between any two
+//! steps leaves valid files, and the next run redoes only what the state does not record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+
+use super::generator::Generator;
+use super::input::{self, Article, Item, Rejected};
+use super::lock::Lock;
+use super::output::{self, Formats};
+use super::pipeline::{self, Settings};
+use super::progress::{ArticleEvent, Reporter, RunReport};
+use super::prompt::{Length, PROMPT_VERSION};
+use super::record::{now_rfc3339, ArticleRecord, Status, SummaryRecord, SCHEMA_VERSION};
+use super::state::{Key, State};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub inputs: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub langs: Vec<String>,
+    pub length: Length,
+    pub formats: Formats,
+    pub force: bool,
+    /// Articles summarized at once; `None`: 1 on a CPU (the EN+ES batch already keeps the cores busy), 2 on
+    /// a GPU.
+    pub jobs: Option<usize>,
+    pub max_input_tokens: Option<usize>,
+    pub max_bytes: u64,
+    /// `--shard K/N`: only the articles whose content hash falls in shard K (`crate::backend::shard`).
+    pub shard: Option<crate::backend::shard::ShardSpec>,
+}
+
+/// How the model is obtained: its id is needed before loading (to find finished work), and loading
+/// happens only when there is something to generate.
+pub struct ModelSource<'a> {
+    pub model_id: String,
+    pub load: Box<dyn FnOnce() -> Result<Box<dyn Generator + 'a>> + 'a>,
+}
+
+/// An error that ends the run (output folder or state unusable, disk full). Article problems never are.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DiskFull(pub String);
+
+struct Work {
+    article: Article,
+    /// Languages to generate.
+    todo: Vec<String>,
+    /// Summaries reused from the state.
+    cached: BTreeMap<String, SummaryRecord>,
+}
+
+/// Run over `opts.inputs` into `opts.out`. Errors: `LockError` (another run holds the folder), `DiskFull`,
+/// or anything else fatal; article-level problems are counted in the report instead.
+pub fn run(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter) -> Result<RunReport> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating the output folder {}", opts.out.display()))?;
+    let _lock = Lock::acquire(&opts.out)?;
+    let result = run_locked(opts, model, reporter, t0);
+    result.map_err(|e| {
+        if output::is_disk_full(&e) {
+            anyhow::Error::new(DiskFull(format!(
+                "no space left on the device while writing to {} ({e:#}). Results finished so far are kept and valid: \
+free some space and run again to finish the rest",
+                opts.out.display()
+            )))
+        } else {
+            e
+        }
+    })
+}
+
+fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0: Instant) -> Result<RunReport> {
+    let out = opts.out.as_path();
+    let stale = output::remove_stale_temp_files(out);
+    if stale > 0 {
+        reporter.info(&format!("removed {stale} temporary files left by an interrupted run"));
+    }
+    let mut state = State::open(out)?;
+    let mut report = RunReport::default();
+
+    let (sources, ignored) = input::discover(&opts.inputs, Some(out))?;
+    for ig in &ignored {
+        reporter.warn(&format!("skipping {}: {}", ig.path.display(), ig.reason));
+    }
+    report.ignored = ignored.len();
+
+    // Plan: read every source, settle what needs no model now.
+    let length_key = opts.length.key();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut work: Vec<Work> = Vec::new();
+    for src in &sources {
+        for item in input::read_source(src, opts.max_bytes) {
+            let item: Item = match item {
+                Ok(a) if seen.contains_key(&a.rel) => Err(Rejected {
+                    reason: format!("duplicate output name {:?}: {} has it already", a.rel, seen[&a.rel]),
+                    rel: format!("{}-duplicate", a.rel),
+                    source: a.source,
+                    sha256: Some(a.sha256),
+                }),
+                other => other,
+            };
+            // Every shard reads every input (so duplicate names are found the same way in each), and keeps
+            // only its own articles.
+            let (rel, sha) = match &item {
+                Ok(a) => (a.rel.as_str(), Some(a.sha256.as_str())),
+                Err(r) => (r.rel.as_str(), r.sha256.as_deref()),
+            };
+            if opts.shard.is_some_and(|sh| !sh.owns_record(sha, rel)) {
+                let (rel, source) = match &item {
+                    Ok(a) => (a.rel.clone(), a.source.clone()),
+                    Err(r) => (r.rel.clone(), r.source.clone()),
+                };
+                seen.insert(rel, source);
+                report.other_shards += 1;
+                continue;
+            }
+            match item {
+                Err(rej) => {
+                    seen.insert(rej.rel.clone(), rej.source.clone());
+                    let record = rejected_record(&rej);
+                    let stored = state.article(&record.id)?;
+                    let unchanged = stored.as_ref().is_some_and(|s| same_content(s, &record)) && output::outputs_intact(out, &record, opts.formats);
+                    if !unchanged {
+                        output::write_article(out, &record, opts.formats)?;
+                        state.commit(&record, &length_key)?;
+                    }
+                    report.failed += 1;
+                    reporter.article(
+                        &ArticleEvent { id: record.id.clone(), status: "failed", langs: vec![], error: record.error.clone(), seconds: 0.0, generated_tokens: 0 },
+                        false,
+                    );
+                }
+                Ok(article) => {
+                    seen.insert(article.rel.clone(), article.source.clone());
+                    for w in &article.warnings {
+                        reporter.warn(&format!("{}: {w}", article.source));
+                    }
+                    let key = Key { sha256: &article.sha256, model: &model.model_id, prompt_version: PROMPT_VERSION, length: &length_key };
+                    let mut cached = BTreeMap::new();
+                    if !opts.force {
+                        for l in &opts.langs {
+                            if let Some(s) = state.cached(&key, l)? {
+                                cached.insert(l.clone(), s);
+                            }
+                        }
+                    }
+                    let todo: Vec<String> = opts.langs.iter().filter(|l| !cached.contains_key(*l)).cloned().collect();
+                    if !todo.is_empty() {
+                        work.push(Work { article, todo, cached });
+                        continue;
+                    }
+                    // Everything is in the state: skip, or rebuild missing/corrupt outputs without the model.
+                    let stored = state.article(&article.rel)?;
+                    let fresh = build_record(&article, None, None, cached);
+                    let intact = stored.as_ref().is_some_and(|s| same_content(s, &fresh) && output::outputs_intact(out, s, opts.formats));
+                    if intact {
+                        report.skipped += 1;
+                    } else {
+                        output::write_article(out, &fresh, opts.formats)?;
+                        state.commit(&fresh, &length_key)?;
+                        report.done += 1;
+                        reporter.article(&event(&fresh, "restored", 0.0, 0), false);
+                    }
+                }
+            }
+        }
+    }
+    let index_lines = state.index_lines()?;
+    output::write_index(out, &index_lines)?;
+
+    if work.is_empty() {
+        report.wall_seconds = t0.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+
+    reporter.info(&format!("{} articles to summarize; loading the model {}", work.len(), model.model_id));
+    let gen = (model.load)()?;
+    let jobs = opts.jobs.unwrap_or(if gen.is_cpu() { 1 } else { 2 }).max(1);
+    let settings = Settings { length: opts.length, max_input_tokens: opts.max_input_tokens };
+    reporter.start_work(work.len());
+    let t_work = Instant::now();
+
+    let state = Mutex::new(state);
+    let stop = AtomicBool::new(false);
+    let fatal: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let last_index = Mutex::new(Instant::now());
+    let totals = Mutex::new((0usize, 0usize, 0usize)); // done, failed, tokens
+
+    let do_one = |w: &Work| -> Result<()> {
+        let t = Instant::now();
+        let s = pipeline::summarize(&w.article, &w.todo, &settings, gen.as_ref());
+        let mut summaries = w.cached.clone();
+        summaries.extend(s.summaries);
+        let record = build_record(&w.article, s.source_lang, Some(s.truncated), summaries);
+        output::write_article(out, &record, opts.formats)?;
+        {
+            let mut st = state.lock().unwrap();
+            st.commit(&record, &length_key)?;
+            let mut last = last_index.lock().unwrap();
+            if last.elapsed() >= Duration::from_secs(2) {
+                output::write_index(out, &st.index_lines()?)?;
+                *last = Instant::now();
+            }
+        }
+        let ok = record.status == Status::Ok;
+        {
+            let mut tot = totals.lock().unwrap();
+            if ok { tot.0 += 1 } else { tot.1 += 1 }
+            tot.2 += s.generated_tokens;
+        }
+        reporter.article(&event(&record, if ok { "ok" } else { "failed" }, t.elapsed().as_secs_f64(), s.generated_tokens), true);
+        Ok(())
+    };
+    let each = |w: &Work| {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = do_one(w) {
+            stop.store(true, Ordering::SeqCst);
+            let mut f = fatal.lock().unwrap();
+            if f.is_none() {
+                *f = Some(e.context(format!("while saving {}", w.article.rel)));
+            }
+        }
+    };
+    if jobs == 1 {
+        work.iter().for_each(each);
+    } else {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).thread_name(|i| format!("polysum-article-{i}")).build()?;
+        pool.install(|| work.par_iter().for_each(each));
+    }
+
+    let (done, failed, tokens) = *totals.lock().unwrap();
+    report.done += done;
+    report.failed += failed;
+    report.generated_tokens = tokens;
+    report.generate_wall_seconds = t_work.elapsed().as_secs_f64();
+    // The index always ends the run matching the state, even when the run stops on an error.
+    let st = state.into_inner().unwrap();
+    let index = st.index_lines().and_then(|lines| output::write_index(out, &lines));
+    if let Some(e) = fatal.into_inner().unwrap() {
+        return Err(e);
+    }
+    index?;
+    report.wall_seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn event(r: &ArticleRecord, status: &'static str, seconds: f64, tokens: usize) -> ArticleEvent {
+    ArticleEvent {
+        id: r.id.clone(),
+        status,
+        langs: r.summaries.iter().map(|(l, s)| (l.clone(), if s.is_ok() { "ok" } else { "failed" }, s.error.clone())).collect(),
+        error: r.error.clone(),
+        seconds,
+        generated_tokens: tokens,
+    }
+}
+
+/// Records equal in everything but the time they were written.
+fn same_content(a: &ArticleRecord, b: &ArticleRecord) -> bool {
+    let mut b = b.clone();
+    b.updated_at = a.updated_at.clone();
+    *a == b
+}
+
+fn build_record(a: &Article, source_lang: Option<String>, truncated: Option<bool>, summaries: BTreeMap<String, SummaryRecord>) -> ArticleRecord {
+    let truncated = truncated.unwrap_or(false) || summaries.values().any(|s| s.flags.iter().any(|f| f == "truncated_input"));
+    let source_lang = source_lang.or_else(|| super::lang::detect(&a.text)).or_else(|| a.declared_lang.clone());
+    let status = if !summaries.is_empty() && summaries.values().all(|s| s.is_ok()) { Status::Ok } else { Status::Failed };
+    ArticleRecord {
+        schema_version: SCHEMA_VERSION,
+        id: a.rel.clone(),
+        source: a.source.clone(),
+        input_id: a.id.clone(),
+        sha256: Some(a.sha256.clone()),
+        title: Some(a.title.clone()),
+        source_lang,
+        declared_lang: a.declared_lang.clone(),
+        status,
+        error: None,
+        truncated,
+        warnings: a.warnings.clone(),
+        summaries,
+        updated_at: now_rfc3339(),
+    }
+}
+
+fn rejected_record(r: &Rejected) -> ArticleRecord {
+    ArticleRecord {
+        schema_version: SCHEMA_VERSION,
+        id: r.rel.clone(),
+        source: r.source.clone(),
+        input_id: None,
+        sha256: r.sha256.clone(),
+        title: None,
+        source_lang: None,
+        declared_lang: None,
+        status: Status::Failed,
+        error: Some(r.reason.clone()),
+        truncated: false,
+        warnings: vec![],
+        summaries: BTreeMap::new(),
+        updated_at: now_rfc3339(),
+    }
+}
