@@ -4,9 +4,10 @@
 //! * The endpoint may be given with or without `/v1` (`http://host:8000`, `http://host:8000/v1`), or as the
 //!   full `.../chat/completions` URL.
 //! * A request sends the system and user messages and, when the answer is started (`assistant_prefix`), a
-//!   final assistant message with that start. Servers that continue a final assistant message (llama.cpp,
-//!   vLLM, TGI, Ollama) return only the continuation; a server that echoes the start returns it too. The
-//!   client gives the whole answer either way: [`ChatResponse::text`] always begins with the started
+//!   final assistant message with that start. Servers differ: some continue that message and return only
+//!   the continuation (llama.cpp's llama-server), some start a fresh answer after it (llama-cpp-python,
+//!   vLLM without `continue_final_message`), some echo the start. The client gives the whole answer either
+//!   way: [`ChatResponse::text`] always begins with the started
 //!   answer (prepended when the server did not echo it), and [`ChatResponse::continuation`] is the part
 //!   after it, which is what the built-in engine returns and what [`OpenAiClient::generate`] gives.
 //! * Sent: `model`, `messages`, `max_tokens`, `temperature` (0 for greedy), `top_p`, `seed`, `stop`. The
@@ -148,8 +149,8 @@ pub enum OpenAiError {
     /// 429/5xx/connection errors/timeouts, still failing after every retry.
     #[error("the server at {url} did not answer after {tries} tries: {last}")]
     GaveUp { url: String, tries: u32, last: String },
-    #[error("the server at {url} sent an answer that is not a chat completion: {0}", url = .url)]
-    BadAnswer { url: String, #[source] cause: anyhow::Error, detail: String },
+    #[error("the server at {url} sent an answer that is not a chat completion: {detail}")]
+    BadAnswer { url: String, detail: String },
 }
 
 /// A counting semaphore: at most `n` holders at once.
@@ -261,11 +262,8 @@ impl OpenAiClient {
             };
             match outcome {
                 Ok(v) => {
-                    let mut r = parse_answer(&v, req).map_err(|cause| OpenAiError::BadAnswer {
-                        url: self.url.clone(),
-                        detail: format!("{cause:#}"),
-                        cause,
-                    })?;
+                    let mut r = parse_answer(&v, req)
+                        .map_err(|cause| OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{cause:#}") })?;
                     r.tries = attempt + 1;
                     return Ok(r);
                 }
@@ -288,7 +286,7 @@ impl OpenAiClient {
         let jittered = exp.mul_f64(0.5 + 0.5 * jitter_unit());
         match retry_after {
             // The server knows best, but a run must not hang for hours on one header.
-            Some(ra) => ra.min(Duration::from_secs(300)).max(jittered.min(ra)),
+            Some(ra) => ra.min(Duration::from_secs(300)),
             None => jittered,
         }
     }
@@ -303,7 +301,7 @@ impl OpenAiClient {
                 let text = resp.into_string().map_err(|e| TryError::Retry { why: format!("reading the answer failed: {e}"), retry_after: None })?;
                 serde_json::from_str(&text).map_err(|e| {
                     TryError::Fatal(
-                        OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{e}: {}", snippet(&text)), cause: e.into() }.into(),
+                        OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{e}: {}", snippet(&text)) }.into(),
                     )
                 })
             }
@@ -318,7 +316,7 @@ impl OpenAiClient {
             }
             Err(ureq::Error::Transport(t)) => {
                 let why = match t.kind() {
-                    ureq::ErrorKind::Io if t.to_string().contains("timed out") || t.to_string().contains("Timeout") => {
+                    _ if is_timeout(&t) => {
                         format!("no answer within the timeout of {:?} ({t})", self.cfg.timeout)
                     }
                     ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
@@ -483,6 +481,21 @@ fn snippet(s: &str) -> String {
         end -= 1;
     }
     format!("{}...", &s[..end])
+}
+
+/// Whether a transport error is a timeout (ureq reports read deadlines as io errors).
+fn is_timeout(t: &ureq::Transport) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
+    while let Some(e) = src {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+                return true;
+            }
+        }
+        src = e.source();
+    }
+    let s = t.to_string().to_ascii_lowercase();
+    s.contains("timed out") || s.contains("timeout")
 }
 
 /// A number in [0, 1) that differs between calls (for backoff jitter; no randomness crate needed).

@@ -86,7 +86,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport> {
     for (i, dir) in sources.iter().enumerate() {
         let _lock = if i == 0 { None } else { Some(Lock::acquire(dir)?) };
         for rec in records_of(dir)? {
-            match chosen.get(&rec.id) {
+            let take = match chosen.get(&rec.id) {
                 Some((have, from)) if have.sha256 != rec.sha256 => bail!(
                     "article {:?} is in {} with content hash {} and in {} with content hash {}: these are different articles \
 under one name (were the shards run on different inputs?); nothing was merged",
@@ -96,10 +96,11 @@ under one name (were the shards run on different inputs?); nothing was merged",
                     dir.display(),
                     rec.sha256.as_deref().unwrap_or("none")
                 ),
-                Some((have, _)) if !prefer(&rec, have) => {}
-                _ => {
-                    chosen.insert(rec.id.clone(), (rec, dir.clone()));
-                }
+                Some((have, _)) => prefer(&rec, have),
+                None => true,
+            };
+            if take {
+                chosen.insert(rec.id.clone(), (rec, dir.clone()));
             }
         }
     }
