@@ -93,7 +93,8 @@ fn three_shards_cover_every_article_once_and_merge_to_the_unsharded_index() {
     // The merged folder is a normal output folder: a run over the same inputs has nothing left to do.
     let o = polysum(&["summarize", s(&input), "--out", s(&merged), "--model", "fake", "--log-format", "json"]);
     assert_eq!(o.status.code(), Some(0));
-    let last = String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string();
+    let both = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let last = both.lines().find(|l| l.contains("\"finished\"")).unwrap_or("").to_string();
     let fin: Value = serde_json::from_str(&last).unwrap_or(Value::Null);
     assert_eq!(fin["skipped"], 9, "{last}");
 }
