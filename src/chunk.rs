@@ -83,35 +83,36 @@ pub fn chunk(text: &str, cfg: ChunkConfig, count: &dyn Fn(&str) -> usize) -> Vec
 fn units(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Unit> {
     let mut out = Vec::new();
     for para in split_keep(text, paragraph_ends(text)) {
-        let t = count(&text[para.clone()]);
-        if t <= budget {
-            out.push(Unit { range: para, ends_on: Boundary::Paragraph, tokens: t });
-            continue;
-        }
-        let sentences: Vec<Range<usize>> = text[para.clone()]
-            .split_sentence_bound_indices()
-            .map(|(i, s)| para.start + i..para.start + i + s.len())
-            .collect();
-        let last_sentence = sentences.len().saturating_sub(1);
-        for (si, sent) in sentences.into_iter().enumerate() {
-            let sentence_end = if si == last_sentence { Boundary::Paragraph } else { Boundary::Sentence };
-            let t = count(&text[sent.clone()]);
-            if t <= budget {
-                out.push(Unit { range: sent, ends_on: sentence_end, tokens: t });
-                continue;
-            }
-            let words: Vec<Range<usize>> = text[sent.clone()]
-                .split_word_bound_indices()
-                .map(|(i, w)| sent.start + i..sent.start + i + w.len())
-                .collect();
-            let last_word = words.len().saturating_sub(1);
-            for (wi, w) in words.into_iter().enumerate() {
-                let tokens = count(&text[w.clone()]);
-                out.push(Unit { range: w, ends_on: if wi == last_word { sentence_end } else { Boundary::Word }, tokens });
-            }
-        }
+        split_unit(text, para, Boundary::Paragraph, Boundary::Paragraph, budget, count, &mut out);
     }
     out
+}
+
+/// Keep `range` (a piece cut at a `level` boundary, ending on `ends_on`) as one unit if it fits, else cut
+/// it at the next weaker boundary: paragraphs into sentences, sentences into words.
+fn split_unit(text: &str, range: Range<usize>, level: Boundary, ends_on: Boundary, budget: usize, count: &dyn Fn(&str) -> usize, out: &mut Vec<Unit>) {
+    let tokens = count(&text[range.clone()]);
+    let inner = match level {
+        _ if tokens <= budget => None,
+        Boundary::Paragraph => Some(Boundary::Sentence),
+        Boundary::Sentence => Some(Boundary::Word),
+        Boundary::Word => None,
+    };
+    let Some(inner) = inner else {
+        out.push(Unit { range, ends_on, tokens });
+        return;
+    };
+    let piece = &text[range.clone()];
+    let pieces: Vec<(usize, usize)> = if inner == Boundary::Sentence {
+        piece.split_sentence_bound_indices().map(|(i, p)| (i, p.len())).collect()
+    } else {
+        piece.split_word_bound_indices().map(|(i, p)| (i, p.len())).collect()
+    };
+    let last = pieces.len().saturating_sub(1);
+    for (k, (i, len)) in pieces.into_iter().enumerate() {
+        let start = range.start + i;
+        split_unit(text, start..start + len, inner, if k == last { ends_on } else { inner }, budget, count, out);
+    }
 }
 
 /// Byte offsets just after each paragraph break (a blank line, with the whitespace around it).

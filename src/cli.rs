@@ -31,10 +31,12 @@ pub struct Cli {
 pub enum Command {
     /// Generate text from one prompt (a debugging aid for the engine); prints speed on stderr.
     Generate(GenerateArgs),
-    /// The model registry and cache: list, pull, verify, path, rm.
-    Models(crate::registry::cmd::ModelsArgs),
     /// Summarize every article under INPUT... into --out DIR, in English and Spanish (see docs/OUTPUT.md).
     Summarize(crate::summarize::SummarizeArgs),
+    /// The model registry and cache: list, pull, verify, path, rm.
+    Models(crate::registry::cmd::ModelsArgs),
+    /// Compare the English and Spanish summaries that `summarize` wrote (numbers, names, back-translation).
+    Compare(crate::compare::CompareArgs),
     /// Combine the output folders of sharded runs (`summarize --shard K/N`) into one.
     Merge(crate::summarize::merge::MergeArgs),
 }
@@ -122,8 +124,9 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Generate(args) => generate(args),
-        Command::Models(args) => crate::registry::cmd::run(args),
         Command::Summarize(args) => crate::summarize::main(args),
+        Command::Models(args) => crate::registry::cmd::run(args),
+        Command::Compare(args) => crate::compare::main(args),
         Command::Merge(args) => crate::summarize::merge::main(args),
     }
 }

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod chat;
 pub mod chunk;
 pub mod cli;
+pub mod compare;
 pub mod device;
 pub mod generate;
 pub mod kv_cache;

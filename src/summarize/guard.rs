@@ -29,6 +29,7 @@ pub fn clean(text: &str) -> (String, bool) {
     for tag in ["<summary>", "</summary>", "<article>", "</article>", "<text>", "</text>"] {
         text = text.replace(tag, " ");
     }
+    let text = strip_html_tags(&text);
     let mut lines: Vec<String> = text
         .lines()
         .map(|l| l.trim().trim_matches('*').trim().to_string())
@@ -100,6 +101,29 @@ pub fn clean(text: &str) -> (String, bool) {
         removed = true;
     }
     (out, removed)
+}
+
+/// Remove HTML-looking tags (`<p>`, `</div>`, `<div class="more">`) a model may wrap its answer in.
+fn strip_html_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        let after = &rest[start + 1..];
+        let is_tag = after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/');
+        match (is_tag, after.find('>')) {
+            (true, Some(end)) if end <= 120 && !after[..end].contains('<') => {
+                out.push_str(&rest[..start]);
+                out.push(' ');
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..start + 1]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn strip_bullet(line: &str) -> &str {
@@ -343,6 +367,8 @@ mod tests {
         assert_eq!(t, "Quoted summary.");
         let (t, _) = clean("<summary>Summary: <summary> Lakers coach spoke.</summary>");
         assert_eq!(t, "Lakers coach spoke.");
+        let (t, _) = clean("<p>The school garden wins.</p><div class=\"more\">Pupils won a prize.</div> 3 < 4");
+        assert_eq!(t, "The school garden wins. Pupils won a prize. 3 < 4");
         let (t, r) = clean("\"Summary:  Lakers coach spoke.\"");
         assert_eq!((t.as_str(), r), ("Lakers coach spoke.", true));
     }

@@ -68,6 +68,8 @@ pub struct Article {
     pub sha256: String,
     /// A `lang` given in a JSON input.
     pub declared_lang: Option<String>,
+    /// A `story_id` given in a JSON input: the same story in other languages carries the same one.
+    pub story_id: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -214,21 +216,19 @@ pub fn read_source(src: &Source, max_bytes: u64) -> Vec<Item> {
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text).replace("\r\n", "\n");
-    let one = |title: String, body: String, id: Option<String>, lang: Option<String>, warnings: Vec<String>| {
-        make_article(src.rel.clone(), shown.clone(), title, body, id, lang, warnings)
+    let one = |title: String, body: String, warnings: Vec<String>| {
+        make_article(src.rel.clone(), shown.clone(), Fields::plain(title, body), warnings)
             .map_err(|reason| reject(reason, Some(raw_sha.clone())))
     };
     match src.format {
-        Format::Text => vec![one(first_line_title(&text), text.clone(), None, None, warnings)],
-        Format::Markdown => vec![one(markdown_title(&text), text.clone(), None, None, warnings)],
+        Format::Text => vec![one(first_line_title(&text), text.clone(), warnings)],
+        Format::Markdown => vec![one(markdown_title(&text), text.clone(), warnings)],
         Format::Html => match extract_html(&text) {
-            Ok((title, body)) => vec![one(title, body, None, None, warnings)],
+            Ok((title, body)) => vec![one(title, body, warnings)],
             Err(reason) => vec![Err(reject(reason, Some(raw_sha)))],
         },
         Format::Json => match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(v) => vec![json_item(&v).and_then(|(title, body, id, lang)| {
-                make_article(src.rel.clone(), shown.clone(), title, body, id, lang, warnings.clone())
-            })
+            Ok(v) => vec![json_item(&v).and_then(|fields| make_article(src.rel.clone(), shown.clone(), fields, warnings.clone()))
             .map_err(|reason| reject(reason, Some(raw_sha.clone())))],
             Err(e) => vec![Err(reject(format!("invalid JSON: {e}"), Some(raw_sha)))],
         },
@@ -249,14 +249,14 @@ fn read_jsonl(src: &Source, shown: &str, text: &str, warnings: &[String]) -> Vec
         let parsed = serde_json::from_str::<serde_json::Value>(line).map_err(|e| format!("line {n}: invalid JSON: {e}"));
         let parsed = parsed.and_then(|v| json_item(&v).map_err(|r| format!("line {n}: {r}")));
         // The key comes from the id when there is a usable one, else from the line number.
-        let id = parsed.as_ref().ok().and_then(|p| p.2.clone());
+        let id = parsed.as_ref().ok().and_then(|p| p.id.clone());
         let base = id.as_deref().and_then(sanitize_id).unwrap_or_else(|| format!("line-{n}"));
         let count = used.entry(base.clone()).or_insert(0);
         *count += 1;
         let name = if *count == 1 { base } else { format!("{base}-{count}") };
         let rel = format!("{}/{}", src.rel, name);
         let item = parsed
-            .and_then(|(title, body, id, lang)| make_article(rel.clone(), source.clone(), title, body, id, lang, warnings.to_vec()))
+            .and_then(|fields| make_article(rel.clone(), source.clone(), fields, warnings.to_vec()))
             .map_err(|reason| Rejected { rel: rel.clone(), source: source.clone(), sha256: Some(line_sha), reason });
         items.push(item);
     }
@@ -266,17 +266,34 @@ fn read_jsonl(src: &Source, shown: &str, text: &str, warnings: &[String]) -> Vec
     items
 }
 
-type JsonFields = (String, String, Option<String>, Option<String>);
+/// What an input says about one article.
+struct Fields {
+    title: String,
+    text: String,
+    id: Option<String>,
+    lang: Option<String>,
+    story_id: Option<String>,
+}
 
-/// `{"text": ..., "title"?: ..., "id"?: ..., "lang"?: ...}` → (title, text, id, lang).
-fn json_item(v: &serde_json::Value) -> std::result::Result<JsonFields, String> {
-    let obj = v.as_object().ok_or("not a JSON object")?;
-    let text = obj.get("text").and_then(|t| t.as_str()).ok_or("no \"text\" string field")?;
-    let id = obj.get("id").and_then(|t| match t {
+impl Fields {
+    fn plain(title: String, text: String) -> Self {
+        Self { title, text, id: None, lang: None, story_id: None }
+    }
+}
+
+fn string_or_number(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
-    });
+    }
+}
+
+/// `{"text": ..., "title"?: ..., "id"?: ..., "lang"?: ..., "story_id"?: ...}`.
+fn json_item(v: &serde_json::Value) -> std::result::Result<Fields, String> {
+    let obj = v.as_object().ok_or("not a JSON object")?;
+    let text = obj.get("text").and_then(|t| t.as_str()).ok_or("no \"text\" string field")?;
+    let id = string_or_number(obj.get("id"));
     let lang = obj.get("lang").and_then(|t| t.as_str()).map(|s| s.to_ascii_lowercase());
     let title = obj
         .get("title")
@@ -284,18 +301,13 @@ fn json_item(v: &serde_json::Value) -> std::result::Result<JsonFields, String> {
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| first_line_title(text));
-    Ok((title, text.replace("\r\n", "\n"), id, lang))
+    // Inputs that are one story in several languages share a story_id (compare pairs them).
+    let story_id = string_or_number(obj.get("story_id"));
+    Ok(Fields { title, text: text.replace("\r\n", "\n"), id, lang, story_id })
 }
 
-fn make_article(
-    rel: String,
-    source: String,
-    title: String,
-    text: String,
-    id: Option<String>,
-    declared_lang: Option<String>,
-    warnings: Vec<String>,
-) -> std::result::Result<Article, String> {
+fn make_article(rel: String, source: String, fields: Fields, warnings: Vec<String>) -> std::result::Result<Article, String> {
+    let Fields { title, text, id, lang: declared_lang, story_id } = fields;
     let text = text.trim().to_string();
     if text.chars().filter(|c| c.is_alphanumeric()).count() == 0 {
         return Err("empty article (no text)".into());
@@ -305,7 +317,7 @@ fn make_article(
     h.update([0u8]);
     h.update(text.as_bytes());
     let sha256 = hex::encode(h.finalize());
-    Ok(Article { rel, source, id, title, text, sha256, declared_lang, warnings })
+    Ok(Article { rel, source, id, title, text, sha256, declared_lang, story_id, warnings })
 }
 
 /// NUL bytes, or many control characters, in the first 8 KiB.

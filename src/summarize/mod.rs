@@ -202,7 +202,10 @@ fn model_source(args: &ModelArgs, remote: Option<&crate::backend::openai::OpenAi
             load: Box::new(move || Ok(Box::new(crate::backend::openai::OpenAiClient::new(cfg)?) as Box<dyn Generator>)),
         });
     }
-    if let Some(fake) = FakeGenerator::parse(&args.model)? {
+    // The scripted stand-in model exists for the test suite's runs of the binary; a user's `--model fake`
+    // must never silently get it.
+    let fake = if std::env::var_os(FakeGenerator::ENABLE_ENV).is_some() { FakeGenerator::parse(&args.model)? } else { None };
+    if let Some(fake) = fake {
         return Ok(ModelSource { model_id: fake.model_id(), load: Box::new(move || Ok(Box::new(fake) as Box<dyn Generator>)) });
     }
     let resolved = crate::registry::resolve_model(&args.model)?;

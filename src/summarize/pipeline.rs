@@ -361,6 +361,7 @@ mod tests {
             text: text.into(),
             sha256: "x".into(),
             declared_lang: None,
+            story_id: None,
             warnings: vec![],
         }
     }

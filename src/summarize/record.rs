@@ -78,6 +78,9 @@ pub struct ArticleRecord {
     pub source_lang: Option<String>,
     /// `lang` given in a JSON input.
     pub declared_lang: Option<String>,
+    /// `story_id` given in a JSON input: language editions of one story share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story_id: Option<String>,
     /// `ok` when every requested summary is ok.
     pub status: Status,
     /// Why the article could not be read (then `summaries` is empty).

@@ -142,6 +142,7 @@ mod tests {
             title: None,
             source_lang: None,
             declared_lang: None,
+            story_id: None,
             status: Status::Failed,
             error: None,
             truncated: false,

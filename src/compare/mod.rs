@@ -1,0 +1,322 @@
+//! `polysum compare DIR`: do the English and the Spanish summaries of an article (and the summaries of two
+//! language editions of one story) tell the same story?
+//!
+//! Reads what `summarize` wrote (`record`), checks numbers (`numbers`), proper names (`names`), a
+//! back-translation chrF score (`backtranslate`, `chrf`) and the length ratio per pair of summaries
+//! (`report`), finds parallel stories (`pairs`), and writes a terminal table, JSON and HTML (`render`).
+
+pub mod backtranslate;
+pub mod chrf;
+pub mod names;
+pub mod numbers;
+pub mod pairs;
+pub mod record;
+pub mod render;
+pub mod report;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::cli::{exit, ModelArgs};
+use backtranslate::{Job, Translate};
+use record::Record;
+use report::{compare_pair, ArticleResult, PairCheck, Report, StoryResult, Text, Verdict};
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The output folder of `polysum summarize` (with index.jsonl).
+    pub dir: PathBuf,
+    /// Write a self-contained HTML report to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Exit with status 3 when some article or story gets the verdict "check".
+    #[arg(long)]
+    pub fail_on_inconsistent: bool,
+    /// Skip the back-translation (no model is loaded).
+    #[arg(long)]
+    pub no_backtranslate: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+pub fn main(args: CompareArgs) -> Result<i32> {
+    let (records, warnings) = record::read_dir(&args.dir)?;
+    if records.is_empty() {
+        bail!("no summary records in {} (expected index.jsonl or *.json written by `polysum summarize`)", args.dir.display());
+    }
+    let wants_model = !args.no_backtranslate && records.iter().any(|r| r.summary("en").is_ok() || r.summary("es").is_ok());
+    let engine = if wants_model { Some(args.model.load_engine().context("loading the model for back-translation (or pass --no-backtranslate)")?) } else { None };
+    let translator = engine.as_ref().map(|e| e as &dyn Translate);
+    let report = build(&args.dir.display().to_string(), &records, translator, warnings, true);
+
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100usize);
+    print!("{}", render::terminal(&report, color, width));
+    if let Some(path) = &args.json {
+        write(path, &render::json(&report)?)?;
+    }
+    if let Some(path) = &args.html {
+        write(path, &render::html(&report)?)?;
+    }
+    Ok(if args.fail_on_inconsistent && report.any_check() { exit::SOME_FAILED } else { exit::OK })
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Back-translations of one article's summaries: (EN summary → ES, ES summary → EN).
+#[derive(Default, Clone)]
+struct Back {
+    en_to_es: Option<String>,
+    es_to_en: Option<String>,
+    error: Option<String>,
+}
+
+/// Compare every record, and every parallel story among them.
+pub fn build(dir: &str, records: &[Record], translator: Option<&dyn Translate>, mut warnings: Vec<String>, progress: bool) -> Report {
+    let mut backs = vec![Back::default(); records.len()];
+    if let Some(tr) = translator {
+        for (i, r) in records.iter().enumerate() {
+            let mut jobs = Vec::new();
+            if let Ok(en) = r.summary("en") {
+                jobs.push(Job { text: en.to_string(), from: "en".into(), to: "es".into() });
+            }
+            if let Ok(es) = r.summary("es") {
+                jobs.push(Job { text: es.to_string(), from: "es".into(), to: "en".into() });
+            }
+            if jobs.is_empty() {
+                continue;
+            }
+            let t0 = Instant::now();
+            match tr.translate(&jobs) {
+                Ok(out) => {
+                    for (job, text) in jobs.iter().zip(out) {
+                        if job.from == "en" {
+                            backs[i].en_to_es = Some(text);
+                        } else {
+                            backs[i].es_to_en = Some(text);
+                        }
+                    }
+                }
+                Err(e) => backs[i].error = Some(format!("back-translation failed: {e:#}")),
+            }
+            if progress {
+                eprintln!("[{}/{}] {}: back-translated in {:.1}s", i + 1, records.len(), r.id, t0.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    let articles: Vec<ArticleResult> = records.iter().zip(&backs).map(|(r, b)| article(r, b)).collect();
+    let stories: Vec<StoryResult> = pairs::find(records, &mut warnings)
+        .into_iter()
+        .map(|p| story(&p, &records[p.en], &records[p.es], &backs[p.en], &backs[p.es]))
+        .collect();
+    let totals = report::totals(&articles, &stories);
+    Report {
+        dir: dir.to_string(),
+        backtranslation: translator.is_some(),
+        model: translator.map(|t| t.name()),
+        thresholds: report::thresholds(),
+        articles,
+        stories,
+        totals,
+        warnings,
+    }
+}
+
+fn text(label: &str, lang: &str, s: &str) -> Text {
+    Text { label: label.into(), lang: lang.into(), text: s.into(), back_translation: None, marks: vec![] }
+}
+
+fn article(r: &Record, b: &Back) -> ArticleResult {
+    let mut reasons = Vec::new();
+    if r.status == "failed" {
+        reasons.push(format!("article failed{}", r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()));
+    }
+    let en = r.summary("en");
+    let es = r.summary("es");
+    for side in [&en, &es] {
+        if let Err(e) = side {
+            reasons.push(e.clone());
+        }
+    }
+    if let Some(e) = &b.error {
+        reasons.push(e.clone());
+    }
+    let check = match (&en, &es) {
+        (Ok(en), Ok(es)) => Some(compare_pair(text("EN", "en", en), text("ES", "es", es), b.en_to_es.clone(), b.es_to_en.clone())),
+        _ => None,
+    };
+    if let Some(c) = &check {
+        reasons.extend(c.reasons.iter().cloned());
+    }
+    ArticleResult {
+        id: r.id.clone(),
+        source: r.source.clone(),
+        title: r.title.clone(),
+        source_lang: r.lang().map(str::to_string),
+        story_id: r.story_id.clone(),
+        en: en.ok().map(str::to_string),
+        es: es.ok().map(str::to_string),
+        check,
+        verdict: Verdict::from_reasons(&reasons),
+        reasons,
+    }
+}
+
+fn story(p: &pairs::StoryPair, a: &Record, b: &Record, ba: &Back, bb: &Back) -> StoryResult {
+    let mut reasons = Vec::new();
+    let mut checks: Vec<PairCheck> = Vec::new();
+    // (left article, left lang, right article, right lang)
+    let combos = [
+        ((a, ba, "en"), (b, bb, "es")), // each summary in its article's language
+        ((a, ba, "en"), (b, bb, "en")), // cross-pairs: one language, two editions
+        ((a, ba, "es"), (b, bb, "es")),
+    ];
+    for ((lr, lb, ll), (rr, rb, rl)) in combos {
+        let which = |r: &Record| if std::ptr::eq(r, a) { "EN article" } else { "ES article" };
+        let llabel = format!("{} of {}", ll.to_uppercase(), which(lr));
+        let rlabel = format!("{} of {}", rl.to_uppercase(), which(rr));
+        match (lr.summary(ll), rr.summary(rl)) {
+            (Ok(lt), Ok(rt)) => {
+                let (lbt, rbt) = if ll != rl {
+                    (if ll == "en" { lb.en_to_es.clone() } else { lb.es_to_en.clone() }, if rl == "en" { rb.en_to_es.clone() } else { rb.es_to_en.clone() })
+                } else {
+                    (None, None)
+                };
+                let c = compare_pair(text(&llabel, ll, lt), text(&rlabel, rl, rt), lbt, rbt);
+                // Two pairs share a text, so they can find the same thing: list it once.
+                for reason in &c.reasons {
+                    if !reasons.contains(reason) {
+                        reasons.push(reason.clone());
+                    }
+                }
+                checks.push(c);
+            }
+            (l, r) => {
+                for (label, side) in [(&llabel, l), (&rlabel, r)] {
+                    if let Err(e) = side {
+                        let reason = format!("{label}: {e}");
+                        if !reasons.contains(&reason) {
+                            reasons.push(reason);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    StoryResult {
+        key: p.key.clone(),
+        paired_by: p.by.clone(),
+        en_article: a.id.clone(),
+        es_article: b.id.clone(),
+        checks,
+        verdict: Verdict::from_reasons(&reasons),
+        reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Returns a canned translation per input text and records every batch it gets.
+    struct Fake {
+        map: Vec<(&'static str, &'static str)>,
+        calls: RefCell<Vec<Vec<Job>>>,
+    }
+
+    impl Translate for Fake {
+        fn translate(&self, jobs: &[Job]) -> Result<Vec<String>> {
+            self.calls.borrow_mut().push(jobs.to_vec());
+            jobs.iter()
+                .map(|j| self.map.iter().find(|(k, _)| *k == j.text).map(|(_, v)| v.to_string()).ok_or_else(|| anyhow::anyhow!("no translation for {:?}", j.text)))
+                .collect()
+        }
+        fn name(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    fn rec(json: &str) -> Record {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const EN1: &str = "The council approved the budget of 2026 with 65 votes.";
+    const ES1: &str = "El consejo aprobó el presupuesto de 2026 con sesenta y cinco votos.";
+
+    #[test]
+    fn one_batch_per_article_and_scores_both_directions() {
+        let records = vec![
+            rec(&format!(r#"{{"id":"a.en","status":"ok","source_lang":"en","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#)),
+            rec(r#"{"id":"a.es","status":"ok","source_lang":"es","summaries":{"en":{"text":null,"status":"failed","error":"model stopped"},"es":{"text":"El consejo aprobó el presupuesto.","status":"ok"}}}"#),
+        ];
+        let fake = Fake {
+            map: vec![
+                (EN1, "El consejo aprobó el presupuesto de 2026 con 65 votos."),
+                (ES1, "The council approved the 2026 budget with sixty-five votes."),
+                ("El consejo aprobó el presupuesto.", "The council approved the budget."),
+            ],
+            calls: RefCell::new(vec![]),
+        };
+        let r = build("out", &records, Some(&fake), vec![], false);
+        let calls = fake.calls.borrow();
+        assert_eq!(calls.len(), 2, "one generate call per article");
+        assert_eq!(calls[0].len(), 2);
+        assert_eq!((calls[0][0].from.as_str(), calls[0][1].from.as_str()), ("en", "es"));
+        assert_eq!(calls[1].len(), 1, "no job for the failed summary");
+
+        let a = &r.articles[0];
+        let c = a.check.as_ref().unwrap();
+        assert_eq!(c.scores.len(), 2);
+        assert!(c.scores.iter().all(|s| s.chrf > 35.0), "{:?}", c.scores);
+        assert_eq!(a.verdict, Verdict::Consistent, "{:?}", a.reasons);
+
+        let b = &r.articles[1];
+        assert_eq!(b.verdict, Verdict::Check);
+        assert_eq!(b.reasons, vec!["EN summary failed: model stopped"]);
+        assert!(b.check.is_none());
+
+        // The two files are one story: the native pair and the ES/ES cross-pair are compared; the EN/EN one
+        // cannot be, and says why.
+        assert_eq!(r.stories.len(), 1);
+        let s = &r.stories[0];
+        assert_eq!(s.checks.len(), 2);
+        assert_eq!(s.checks[0].left.label, "EN of EN article");
+        assert_eq!(s.checks[0].right.label, "ES of ES article");
+        assert!(s.reasons.contains(&"EN of ES article: EN summary failed: model stopped".to_string()), "{:?}", s.reasons);
+        assert!(s.reasons.iter().any(|x| x == "number 2026 only in EN of EN article"), "{:?}", s.reasons);
+        assert_eq!(s.verdict, Verdict::Check);
+        assert!(r.any_check());
+
+        // With scores, the HTML page has the chart: two bars for the first article, two for the story.
+        let page = render::html(&r).unwrap();
+        assert_eq!(page.matches("<rect class=").count(), 4, "{page}");
+        assert!(page.contains("<title>ES→EN "));
+        assert!(page.contains("mean ES→EN chrF"));
+        let table = render::terminal(&r, false, 100);
+        assert!(table.contains("ES→EN") && !table.contains('\x1b'));
+        assert!(render::terminal(&r, true, 100).contains("\x1b[1;33mcheck"));
+    }
+
+    #[test]
+    fn translation_failure_is_a_reason_not_a_crash() {
+        let records = vec![rec(&format!(r#"{{"id":"x","status":"ok","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#))];
+        let fake = Fake { map: vec![], calls: RefCell::new(vec![]) };
+        let r = build("out", &records, Some(&fake), vec![], false);
+        assert_eq!(r.articles[0].verdict, Verdict::Check);
+        assert!(r.articles[0].reasons[0].starts_with("back-translation failed: no translation for"), "{:?}", r.articles[0].reasons);
+    }
+}

@@ -1,0 +1,131 @@
+//! The part of a `summarize` output record (schema version 1) that compare reads. Every field has a
+//! default and unknown fields are ignored, so compare depends only on the documented fields.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// The newest record schema this reader knows.
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Record {
+    pub schema_version: u64,
+    pub id: String,
+    pub source: String,
+    pub input_id: Option<String>,
+    /// Groups the language editions of one story (from JSON/JSONL inputs), when present.
+    pub story_id: Option<String>,
+    pub title: Option<String>,
+    pub source_lang: Option<String>,
+    pub declared_lang: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub truncated: bool,
+    pub summaries: BTreeMap<String, SummaryRecord>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SummaryRecord {
+    pub text: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub lang_detected: Option<String>,
+    pub model: Option<String>,
+}
+
+impl Record {
+    /// The summary text in `lang` when it exists and did not fail, else why not.
+    pub fn summary(&self, lang: &str) -> std::result::Result<&str, String> {
+        match self.summaries.get(lang) {
+            None => Err(format!("no {} summary", lang.to_uppercase())),
+            Some(s) if s.status == "failed" => Err(format!(
+                "{} summary failed{}",
+                lang.to_uppercase(),
+                s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            )),
+            Some(s) => match s.text.as_deref().map(str::trim) {
+                Some(t) if !t.is_empty() => Ok(t),
+                _ => Err(format!("{} summary is empty", lang.to_uppercase())),
+            },
+        }
+    }
+
+    /// The article's language: the detected source language, else the declared one.
+    pub fn lang(&self) -> Option<&str> {
+        self.source_lang.as_deref().or(self.declared_lang.as_deref())
+    }
+}
+
+/// Records of an output folder: `index.jsonl` when it exists (a later line with the same id replaces an
+/// earlier one), else every `*.json` file under it. Lines that do not parse are reported in `warnings`.
+pub fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    let push = |rec: Record, records: &mut Vec<Record>| {
+        if let Some(pos) = records.iter().position(|r| r.id == rec.id) {
+            records[pos] = rec;
+        } else {
+            records.push(rec);
+        }
+    };
+    let index = dir.join("index.jsonl");
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a folder (give the --out folder of `polysum summarize`)", dir.display());
+    }
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Record>(line) {
+                Ok(rec) if rec.id.is_empty() => warnings.push(format!("{}:{}: record without an id, skipped", index.display(), n + 1)),
+                Ok(rec) => push(rec, &mut records),
+                Err(e) => warnings.push(format!("{}:{}: not a record ({e}), skipped", index.display(), n + 1)),
+            }
+        }
+    } else {
+        let mut files: Vec<_> = walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "json"))
+            .map(|e| e.into_path())
+            .collect();
+        files.sort();
+        for path in files {
+            let parsed = std::fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|t| Ok(serde_json::from_str::<Record>(&t)?));
+            match parsed {
+                Ok(rec) if !rec.id.is_empty() => push(rec, &mut records),
+                Ok(_) => warnings.push(format!("{}: record without an id, skipped", path.display())),
+                Err(e) => warnings.push(format!("{}: not a record ({e}), skipped", path.display())),
+            }
+        }
+    }
+    for r in &records {
+        if r.schema_version > SCHEMA_VERSION {
+            warnings.push(format!("{}: schema version {} is newer than {SCHEMA_VERSION}; reading the known fields", r.id, r.schema_version));
+        }
+    }
+    Ok((records, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_known_fields_and_ignores_others() {
+        let line = r#"{"schema_version":1,"id":"a","source":"a.txt","status":"ok","future":{"x":1},
+            "summaries":{"en":{"text":" Hi. ","status":"ok","tokens":{"prompt":3}},"es":{"text":null,"status":"failed","error":"timeout"}}}"#;
+        let r: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(r.summary("en"), Ok("Hi."));
+        assert_eq!(r.summary("es"), Err("ES summary failed: timeout".to_string()));
+        assert_eq!(r.summary("fr"), Err("no FR summary".to_string()));
+        assert_eq!(r.story_id, None);
+    }
+}
