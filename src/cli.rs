@@ -37,6 +37,8 @@ pub enum Command {
     Models(crate::registry::cmd::ModelsArgs),
     /// Compare the English and Spanish summaries that `summarize` wrote (numbers, names, back-translation).
     Compare(crate::compare::CompareArgs),
+    /// Combine the output folders of sharded runs (`summarize --shard K/N`) into one.
+    Merge(crate::summarize::merge::MergeArgs),
 }
 
 /// How to load a model: shared by every subcommand that runs one.
@@ -125,6 +127,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Summarize(args) => crate::summarize::main(args),
         Command::Models(args) => crate::registry::cmd::run(args),
         Command::Compare(args) => crate::compare::main(args),
+        Command::Merge(args) => crate::summarize::merge::main(args),
     }
 }
 

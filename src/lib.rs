@@ -4,6 +4,7 @@
 //! The inference engine (`model`, `tokenizer`, `chat`, `sampling`, `kv_cache`, `generate`) knows nothing
 //! about articles; the batch jobs (`summarize`, ...) know nothing about tensors.
 
+pub mod backend;
 pub mod chat;
 pub mod chunk;
 pub mod cli;

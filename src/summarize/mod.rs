@@ -10,11 +10,13 @@ pub mod guard;
 pub mod input;
 pub mod lang;
 pub mod lock;
+pub mod merge;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod prompt;
 pub mod record;
+pub mod remote;
 pub mod runner;
 pub mod state;
 
@@ -88,6 +90,8 @@ pub struct SummarizeArgs {
     /// Reject input files larger than this many bytes [default: 8 MiB].
     #[arg(long)]
     pub max_bytes: Option<u64>,
+    #[command(flatten)]
+    pub scale: remote::ScaleArgs,
 }
 
 /// Everything a run needs, after flags, config file and defaults are merged.
@@ -97,6 +101,8 @@ pub struct Resolved {
     pub model: ModelArgs,
     pub quiet: bool,
     pub log_format: LogFormat,
+    /// `--backend openai`: the server to generate with instead of `model`.
+    pub remote: Option<crate::backend::openai::OpenAiConfig>,
 }
 
 /// A problem with what the user asked for (exit code 2).
@@ -141,7 +147,10 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
     }
     let log_format: LogFormat = args.log_format.clone().or(config.log_format.clone()).unwrap_or_else(|| "text".into()).parse().map_err(usage)?;
     let device: DeviceSpec = args.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
-    let jobs = args.jobs.or(config.jobs);
+    let remote = args.scale.remote().map_err(usage)?;
+    let shard = args.scale.shard().map_err(usage)?;
+    // A remote server batches across requests itself: keep enough articles going to fill --max-inflight.
+    let jobs = args.jobs.or(config.jobs).or(remote.as_ref().map(|r| r.max_inflight.div_ceil(2).max(1)));
     if jobs == Some(0) {
         return Err(usage("--jobs must be at least 1"));
     }
@@ -175,15 +184,24 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
             jobs,
             max_input_tokens: args.max_input_tokens.or(config.max_input_tokens),
             max_bytes: args.max_bytes.or(config.max_bytes).unwrap_or(input::DEFAULT_MAX_BYTES),
+            shard,
         },
         model,
         quiet: args.quiet || config.quiet.unwrap_or(false),
         log_format,
+        remote,
     })
 }
 
 /// The model's id without loading it (the GGUF file's stem, as `Engine::name` gives it), and its loader.
-fn model_source(args: &ModelArgs) -> Result<ModelSource<'static>> {
+fn model_source(args: &ModelArgs, remote: Option<&crate::backend::openai::OpenAiConfig>) -> Result<ModelSource<'static>> {
+    if let Some(cfg) = remote {
+        let cfg = cfg.clone();
+        return Ok(ModelSource {
+            model_id: remote::remote_model_id(&cfg),
+            load: Box::new(move || Ok(Box::new(crate::backend::openai::OpenAiClient::new(cfg)?) as Box<dyn Generator>)),
+        });
+    }
     // The scripted stand-in model exists for the test suite's runs of the binary; a user's `--model fake`
     // must never silently get it.
     let fake = if std::env::var_os(FakeGenerator::ENABLE_ENV).is_some() { FakeGenerator::parse(&args.model)? } else { None };
@@ -206,7 +224,7 @@ pub fn main(args: SummarizeArgs) -> Result<i32> {
         }
     };
     let reporter = Reporter::new(resolved.log_format, resolved.quiet, std::io::stderr().is_terminal());
-    let model = match model_source(&resolved.model) {
+    let model = match model_source(&resolved.model, resolved.remote.as_ref()) {
         Ok(m) => m,
         Err(e) => {
             reporter.error(&format!("{e:#}"));

@@ -49,6 +49,8 @@ pub struct RunReport {
     pub failed: usize,
     /// Files left alone (unsupported kinds).
     pub ignored: usize,
+    /// Articles left to the other shards (`--shard K/N`).
+    pub other_shards: usize,
     pub generated_tokens: usize,
     /// Wall time of the generation phase (model loaded, articles summarized).
     pub generate_wall_seconds: f64,

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     pub max_input_tokens: Option<usize>,
     pub max_bytes: u64,
+    /// `--shard K/N`: only the articles whose content hash falls in shard K (`crate::backend::shard`).
+    pub shard: Option<crate::backend::shard::ShardSpec>,
 }
 
 /// How the model is obtained: its id is needed before loading (to find finished work), and loading
@@ -109,6 +111,21 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
                 }),
                 other => other,
             };
+            // Every shard reads every input (so duplicate names are found the same way in each), and keeps
+            // only its own articles.
+            let (rel, sha) = match &item {
+                Ok(a) => (a.rel.as_str(), Some(a.sha256.as_str())),
+                Err(r) => (r.rel.as_str(), r.sha256.as_deref()),
+            };
+            if opts.shard.is_some_and(|sh| !sh.owns_record(sha, rel)) {
+                let (rel, source) = match &item {
+                    Ok(a) => (a.rel.clone(), a.source.clone()),
+                    Err(r) => (r.rel.clone(), r.source.clone()),
+                };
+                seen.insert(rel, source);
+                report.other_shards += 1;
+                continue;
+            }
             match item {
                 Err(rej) => {
                     seen.insert(rej.rel.clone(), rej.source.clone());

@@ -1,0 +1,571 @@
+//! A client for servers that speak the OpenAI chat-completions protocol: vLLM, llama.cpp's server,
+//! Hugging Face TGI, Ollama (`POST {endpoint}/v1/chat/completions`).
+//!
+//! * The endpoint may be given with or without `/v1` (`http://host:8000`, `http://host:8000/v1`), or as the
+//!   full `.../chat/completions` URL.
+//! * A request sends the system and user messages and, when the answer is started (`assistant_prefix`), a
+//!   final assistant message with that start. Servers differ: some continue that message and return only
+//!   the continuation (llama.cpp's llama-server), some start a fresh answer after it (llama-cpp-python,
+//!   vLLM without `continue_final_message`), some echo the start. The client gives the whole answer either
+//!   way: [`ChatResponse::text`] always begins with the started
+//!   answer (prepended when the server did not echo it), and [`ChatResponse::continuation`] is the part
+//!   after it, which is what the built-in engine returns and what [`OpenAiClient::generate`] gives.
+//! * Sent: `model`, `messages`, `max_tokens`, `temperature` (0 for greedy), `top_p`, `seed`, `stop`. The
+//!   repetition penalty and top-k of [`SamplingParams`] have no standard field and are not sent. Stop
+//!   strings are also applied to the answer here, for servers that ignore `stop`.
+//! * Read: `choices[0].message.content`, `choices[0].finish_reason` (`length` → [`StopReason::MaxTokens`],
+//!   else [`StopReason::Eos`], or [`StopReason::StopString`] when a stop string was cut here), and
+//!   `usage.prompt_tokens` / `usage.completion_tokens`, which are the token counts reported everywhere.
+//! * Errors: 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter
+//!   (a `Retry-After: SECONDS` header is honoured); any other 4xx fails at once with the server's message.
+//! * Concurrency: at most `max_inflight` requests are open at once per client, over all threads: share
+//!   one client between workers.
+//! * The API key is read from the environment variable named by the caller and sent as
+//!   `Authorization: Bearer ...`; it is never printed, not even by `Debug`.
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::chat::Message;
+use crate::generate::{CallStats, Generation, Request, StopReason};
+use crate::sampling::SamplingParams;
+
+/// Marks a prompt string that carries chat messages (see [`encode_messages`]).
+const MESSAGES_MARKER: &str = "\u{1}polysum-chat-messages\u{1}";
+
+#[derive(Clone)]
+pub struct OpenAiConfig {
+    /// Base URL of the server (`http://vllm:8000`, `http://vllm:8000/v1`, or the full completions URL).
+    pub endpoint: String,
+    /// The `model` field sent to the server.
+    pub model: String,
+    /// Sent as a bearer token when set.
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    /// Limit for a whole request (connect, send, wait for and read the answer).
+    pub timeout: Duration,
+    /// Retries after the first try (so `max_retries + 1` tries at most).
+    pub max_retries: u32,
+    /// The first retry waits about this long, then twice as long each time (with jitter), up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Requests open at the same time, over all threads using this client.
+    pub max_inflight: usize,
+    /// The context length assumed for the remote model (prompt plus answer).
+    pub context_length: usize,
+}
+
+impl std::fmt::Debug for OpenAiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiConfig")
+            .field("endpoint", &self.endpoint)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("max_inflight", &self.max_inflight)
+            .field("context_length", &self.context_length)
+            .finish()
+    }
+}
+
+impl OpenAiConfig {
+    pub fn new(endpoint: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            model: model.into(),
+            api_key: None,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(300),
+            max_retries: 5,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            max_inflight: 8,
+            context_length: 8192,
+        }
+    }
+
+    /// Read the API key from the environment variable `var`; an error when it is not set.
+    pub fn api_key_from_env(mut self, var: Option<&str>) -> Result<Self> {
+        if let Some(var) = var {
+            let key = std::env::var(var).map_err(|_| anyhow!("--api-key-env {var}: the environment variable {var} is not set"))?;
+            if key.trim().is_empty() {
+                bail!("--api-key-env {var}: the environment variable {var} is empty");
+            }
+            self.api_key = Some(key.trim().to_string());
+        }
+        Ok(self)
+    }
+}
+
+/// The completions URL for an endpoint given with or without `/v1`.
+pub fn completions_url(endpoint: &str) -> String {
+    let e = endpoint.trim().trim_end_matches('/');
+    if e.ends_with("/chat/completions") {
+        e.to_string()
+    } else if e.ends_with("/v1") {
+        format!("{e}/chat/completions")
+    } else {
+        format!("{e}/v1/chat/completions")
+    }
+}
+
+/// One chat request.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub system: Option<String>,
+    pub user: String,
+    /// The start of the answer, sent as a final assistant message.
+    pub assistant_prefix: Option<String>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    /// The whole answer, beginning with the started answer when there was one.
+    pub text: String,
+    /// `text` without the started answer.
+    pub continuation: String,
+    pub finish_reason: Option<String>,
+    pub stop_reason: StopReason,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Tries it took (1 when the first succeeded).
+    pub tries: u32,
+}
+
+/// A request that failed for good, with whether it is worth trying again later.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenAiError {
+    /// A 4xx other than 429: the request itself is wrong (model name, key, context length...).
+    #[error("the server at {url} refused the request with HTTP {status}: {message}")]
+    Rejected { url: String, status: u16, message: String },
+    /// 429/5xx/connection errors/timeouts, still failing after every retry.
+    #[error("the server at {url} did not answer after {tries} tries: {last}")]
+    GaveUp { url: String, tries: u32, last: String },
+    #[error("the server at {url} sent an answer that is not a chat completion: {detail}")]
+    BadAnswer { url: String, detail: String },
+}
+
+/// A counting semaphore: at most `n` holders at once.
+struct Semaphore {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+struct Permit<'a>(&'a Semaphore);
+
+impl Semaphore {
+    fn new(n: usize) -> Self {
+        Self { free: Mutex::new(n.max(1)), cv: Condvar::new() }
+    }
+    fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap();
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap();
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap() += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+pub struct OpenAiClient {
+    cfg: OpenAiConfig,
+    url: String,
+    agent: ureq::Agent,
+    inflight: Semaphore,
+}
+
+enum TryError {
+    Retry { why: String, retry_after: Option<Duration> },
+    Fatal(anyhow::Error),
+}
+
+impl OpenAiClient {
+    pub fn new(cfg: OpenAiConfig) -> Result<Self> {
+        if cfg.model.trim().is_empty() {
+            bail!("--remote-model is required with --backend openai (the model name the server serves)");
+        }
+        let url = completions_url(&cfg.endpoint);
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--endpoint {:?} is not an http:// or https:// URL", cfg.endpoint);
+        }
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(cfg.connect_timeout)
+            .timeout(cfg.timeout)
+            .build();
+        Ok(Self { inflight: Semaphore::new(cfg.max_inflight), url, agent, cfg })
+    }
+
+    pub fn config(&self) -> &OpenAiConfig {
+        &self.cfg
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn body(&self, req: &ChatRequest) -> Value {
+        let mut messages = Vec::new();
+        if let Some(s) = &req.system {
+            messages.push(json!({"role": "system", "content": s}));
+        }
+        messages.push(json!({"role": "user", "content": req.user}));
+        if let Some(p) = req.assistant_prefix.as_deref().filter(|p| !p.is_empty()) {
+            messages.push(json!({"role": "assistant", "content": p}));
+        }
+        let mut body = json!({
+            "model": self.cfg.model,
+            "messages": messages,
+            "max_tokens": req.max_tokens,
+            "stream": false,
+        });
+        let s = &req.sampling;
+        if s.is_greedy() {
+            body["temperature"] = json!(0.0);
+        } else {
+            body["temperature"] = json!(s.temperature);
+            if let Some(p) = s.top_p {
+                body["top_p"] = json!(p);
+            }
+        }
+        body["seed"] = json!(s.seed);
+        let stop: Vec<&String> = req.stop.iter().filter(|s| !s.is_empty()).collect();
+        if !stop.is_empty() {
+            body["stop"] = json!(stop);
+        }
+        body
+    }
+
+    /// One chat completion, retried as documented, under the in-flight limit.
+    pub fn chat(&self, req: &ChatRequest) -> Result<ChatResponse> {
+        let body = self.body(req);
+        let tries_max = self.cfg.max_retries + 1;
+        let mut last = String::new();
+        for attempt in 0..tries_max {
+            let outcome = {
+                let _permit = self.inflight.acquire();
+                self.try_once(&body)
+            };
+            match outcome {
+                Ok(v) => {
+                    let mut r = parse_answer(&v, req)
+                        .map_err(|cause| OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{cause:#}") })?;
+                    r.tries = attempt + 1;
+                    return Ok(r);
+                }
+                Err(TryError::Fatal(e)) => return Err(e),
+                Err(TryError::Retry { why, retry_after }) => {
+                    last = why;
+                    if attempt + 1 < tries_max {
+                        std::thread::sleep(self.backoff(attempt, retry_after));
+                    }
+                }
+            }
+        }
+        Err(OpenAiError::GaveUp { url: self.url.clone(), tries: tries_max, last }.into())
+    }
+
+    /// How long to wait before retry number `attempt + 1`.
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self.cfg.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(self.cfg.backoff_max);
+        // Jitter: 50% to 100% of the exponential step, so many clients do not retry in lockstep.
+        let jittered = exp.mul_f64(0.5 + 0.5 * jitter_unit());
+        match retry_after {
+            // The server knows best, but a run must not hang for hours on one header.
+            Some(ra) => ra.min(Duration::from_secs(300)),
+            None => jittered,
+        }
+    }
+
+    fn try_once(&self, body: &Value) -> std::result::Result<Value, TryError> {
+        let mut r = self.agent.post(&self.url).set("Content-Type", "application/json");
+        if let Some(key) = &self.cfg.api_key {
+            r = r.set("Authorization", &format!("Bearer {key}"));
+        }
+        match r.send_json(body) {
+            Ok(resp) => {
+                let text = resp.into_string().map_err(|e| TryError::Retry { why: format!("reading the answer failed: {e}"), retry_after: None })?;
+                serde_json::from_str(&text).map_err(|e| {
+                    TryError::Fatal(
+                        OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{e}: {}", snippet(&text)) }.into(),
+                    )
+                })
+            }
+            Err(ureq::Error::Status(status, resp)) => {
+                let retry_after = resp.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| *s >= 0.0).map(Duration::from_secs_f64);
+                let message = server_message(&resp.into_string().unwrap_or_default());
+                if status == 429 || status >= 500 {
+                    Err(TryError::Retry { why: format!("HTTP {status}: {message}"), retry_after })
+                } else {
+                    Err(TryError::Fatal(OpenAiError::Rejected { url: self.url.clone(), status, message }.into()))
+                }
+            }
+            Err(ureq::Error::Transport(t)) => {
+                let why = match t.kind() {
+                    _ if is_timeout(&t) => {
+                        format!("no answer within the timeout of {:?} ({t})", self.cfg.timeout)
+                    }
+                    ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
+                        return Err(TryError::Fatal(anyhow!("--endpoint {}: {t}", self.cfg.endpoint)));
+                    }
+                    _ => format!("{t}"),
+                };
+                Err(TryError::Retry { why, retry_after: None })
+            }
+        }
+    }
+
+    /// Render a chat into the prompt string that [`OpenAiClient::generate`] takes (the `Generator`
+    /// interface passes prompts as strings; this one carries the messages, not a template's rendering).
+    pub fn chat_prompt(&self, system: Option<&str>, user: &str, assistant_prefix: Option<&str>) -> Result<String> {
+        let mut messages = Vec::new();
+        if let Some(s) = system {
+            messages.push(Message::system(s));
+        }
+        messages.push(Message::user(user));
+        if let Some(p) = assistant_prefix {
+            messages.push(Message::assistant(p));
+        }
+        encode_messages(&messages)
+    }
+
+    /// Every request of the call at once (each its own HTTP request, under the client's in-flight limit),
+    /// in order. Fails when any request fails for good. Texts are the continuations after a started
+    /// answer, as from the built-in engine; `tokens` holds `completion_tokens` placeholder ids (the server
+    /// sends no ids) so that `tokens.len()` is the server's count.
+    pub fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
+        let t0 = Instant::now();
+        let chats: Vec<ChatRequest> = requests.iter().map(chat_request).collect::<Result<_>>()?;
+        let results: Vec<Result<ChatResponse>> = if chats.len() == 1 {
+            vec![self.chat(&chats[0])]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = chats.iter().map(|c| s.spawn(move || self.chat(c))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a request thread panicked")))).collect()
+            })
+        };
+        let mut stats = CallStats::default();
+        let mut gens = Vec::with_capacity(results.len());
+        for (i, r) in results.into_iter().enumerate() {
+            let r = r.with_context(|| format!("request {} of {}", i + 1, requests.len()))?;
+            stats.prompt_tokens += r.prompt_tokens;
+            stats.generated_tokens += r.completion_tokens;
+            gens.push(Generation {
+                text: r.continuation,
+                tokens: (0..r.completion_tokens as u32).collect(),
+                prompt_tokens: r.prompt_tokens,
+                stop_reason: r.stop_reason,
+            });
+        }
+        // The server does not say how its time split between prompt and decode: it all counts as decode.
+        stats.decode_seconds = t0.elapsed().as_secs_f64();
+        Ok((gens, stats))
+    }
+
+    /// An estimate of the tokens in `text` without the remote tokenizer: one per 3 bytes, rounded up,
+    /// which is more than BPE tokenizers give for English or Spanish prose (about 4 to 5 bytes a
+    /// token), so a text that fits by this count fits the server's context.
+    pub fn estimate_tokens(text: &str) -> usize {
+        text.len().div_ceil(3)
+    }
+}
+
+/// The messages of a prompt string as [`OpenAiClient::chat_prompt`] writes them.
+pub fn encode_messages(messages: &[Message]) -> Result<String> {
+    let list: Vec<Value> = messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
+    Ok(format!("{MESSAGES_MARKER}{}", serde_json::to_string(&list)?))
+}
+
+/// The chat request for a prompt string: the messages it carries, or (a raw prompt) one user message.
+pub fn chat_request(r: &Request) -> Result<ChatRequest> {
+    let (mut system, mut user, mut prefix) = (None, String::new(), None);
+    match r.prompt.strip_prefix(MESSAGES_MARKER) {
+        None => user = r.prompt.clone(),
+        Some(json) => {
+            let list: Vec<Value> = serde_json::from_str(json).context("a chat prompt that does not parse")?;
+            for m in list {
+                let content = m["content"].as_str().unwrap_or_default().to_string();
+                match m["role"].as_str() {
+                    Some("system") => system = Some(content),
+                    Some("user") => user = content,
+                    Some("assistant") => prefix = Some(content),
+                    other => bail!("unexpected chat role {other:?}"),
+                }
+            }
+        }
+    }
+    Ok(ChatRequest { system, user, assistant_prefix: prefix, max_tokens: r.max_new_tokens, sampling: r.sampling.clone(), stop: r.stop_strings.clone() })
+}
+
+fn parse_answer(v: &Value, req: &ChatRequest) -> Result<ChatResponse> {
+    let choice = v["choices"].get(0).ok_or_else(|| anyhow!("no `choices` in {}", snippet(&v.to_string())))?;
+    let content = match &choice["message"]["content"] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => bail!("`choices[0].message.content` is not a string: {}", snippet(&other.to_string())),
+    };
+    let finish_reason = choice["finish_reason"].as_str().map(str::to_string);
+    let usage = &v["usage"];
+    let prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0) as usize;
+    let completion_tokens = usage["completion_tokens"].as_u64().unwrap_or(0) as usize;
+
+    let prefix = req.assistant_prefix.as_deref().unwrap_or("");
+    // A server that echoes the started answer returns it first (maybe without its trailing space).
+    let mut continuation = if !prefix.is_empty() && content.starts_with(prefix) {
+        content[prefix.len()..].to_string()
+    } else if !prefix.trim_end().is_empty() && content.starts_with(prefix.trim_end()) {
+        content[prefix.trim_end().len()..].trim_start().to_string()
+    } else {
+        content
+    };
+    let mut stop_reason = match finish_reason.as_deref() {
+        Some("length") => StopReason::MaxTokens,
+        _ => StopReason::Eos,
+    };
+    if let Some(pos) = req.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| continuation.find(s.as_str())).min() {
+        continuation.truncate(pos);
+        stop_reason = StopReason::StopString;
+    }
+    Ok(ChatResponse {
+        text: format!("{prefix}{continuation}"),
+        continuation,
+        finish_reason,
+        stop_reason,
+        prompt_tokens,
+        completion_tokens,
+        tries: 1,
+    })
+}
+
+/// The error message in a server's error body (`{"error": {"message"}}`, `{"error": "..."}`,
+/// `{"detail": ...}`, `{"message"}`), else the body itself, shortened.
+fn server_message(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        for m in [&v["error"]["message"], &v["error"], &v["message"], &v["detail"]] {
+            match m {
+                Value::String(s) if !s.is_empty() => return snippet(s),
+                Value::Null => {}
+                other if !other.is_object() => return snippet(&other.to_string()),
+                _ => {}
+            }
+        }
+    }
+    if body.trim().is_empty() {
+        "(empty body)".into()
+    } else {
+        snippet(body.trim())
+    }
+}
+
+fn snippet(s: &str) -> String {
+    const MAX: usize = 500;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Whether a transport error is a timeout (ureq reports read deadlines as io errors).
+fn is_timeout(t: &ureq::Transport) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
+    while let Some(e) = src {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+                return true;
+            }
+        }
+        src = e.source();
+    }
+    let s = t.to_string().to_ascii_lowercase();
+    s.contains("timed out") || s.contains("timeout")
+}
+
+/// A number in [0, 1) that differs between calls (for backoff jitter; no randomness crate needed).
+fn jitter_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_or_without_v1() {
+        assert_eq!(completions_url("http://h:8000"), "http://h:8000/v1/chat/completions");
+        assert_eq!(completions_url("http://h:8000/"), "http://h:8000/v1/chat/completions");
+        assert_eq!(completions_url("http://h:8000/v1/"), "http://h:8000/v1/chat/completions");
+        assert_eq!(completions_url("http://h/api/v1/chat/completions"), "http://h/api/v1/chat/completions");
+    }
+
+    fn req(prefix: Option<&str>) -> ChatRequest {
+        ChatRequest {
+            system: None,
+            user: "u".into(),
+            assistant_prefix: prefix.map(String::from),
+            max_tokens: 10,
+            sampling: SamplingParams::greedy(),
+            stop: vec!["</summary>".into()],
+        }
+    }
+
+    #[test]
+    fn started_answer_is_prepended_only_when_not_echoed() {
+        let v = json!({"choices": [{"message": {"content": "el gobierno anunció"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}});
+        let r = parse_answer(&v, &req(Some("Resumen: "))).unwrap();
+        assert_eq!((r.text.as_str(), r.continuation.as_str()), ("Resumen: el gobierno anunció", "el gobierno anunció"));
+        assert_eq!((r.prompt_tokens, r.completion_tokens, r.stop_reason), (7, 3, StopReason::Eos));
+        let v = json!({"choices": [{"message": {"content": "Resumen: el gobierno"}, "finish_reason": "length"}]});
+        let r = parse_answer(&v, &req(Some("Resumen: "))).unwrap();
+        assert_eq!((r.text.as_str(), r.continuation.as_str(), r.stop_reason), ("Resumen: el gobierno", "el gobierno", StopReason::MaxTokens));
+        let v = json!({"choices": [{"message": {"content": "One.</summary> extra"}, "finish_reason": "stop"}]});
+        let r = parse_answer(&v, &req(None)).unwrap();
+        assert_eq!((r.text.as_str(), r.stop_reason), ("One.", StopReason::StopString));
+        assert!(parse_answer(&json!({"object": "error"}), &req(None)).is_err());
+    }
+
+    #[test]
+    fn prompt_strings_carry_messages() {
+        let m = [Message::system("s"), Message::user("u\n\"q\""), Message::assistant("Resumen: ")];
+        let r = Request::greedy(encode_messages(&m).unwrap(), 5);
+        let c = chat_request(&r).unwrap();
+        assert_eq!((c.system.as_deref(), c.user.as_str(), c.assistant_prefix.as_deref()), (Some("s"), "u\n\"q\"", Some("Resumen: ")));
+        let c = chat_request(&Request::greedy("raw text", 5)).unwrap();
+        assert_eq!((c.system, c.user.as_str(), c.assistant_prefix), (None, "raw text", None));
+    }
+
+    #[test]
+    fn server_messages() {
+        assert_eq!(server_message(r#"{"error":{"message":"model x not found","type":"invalid_request_error"}}"#), "model x not found");
+        assert_eq!(server_message(r#"{"detail":"bad"}"#), "bad");
+        assert_eq!(server_message("plain"), "plain");
+        assert_eq!(server_message(""), "(empty body)");
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let mut c = OpenAiConfig::new("http://h", "m");
+        c.api_key = Some("sk-secret".into());
+        assert!(!format!("{c:?}").contains("sk-secret"));
+    }
+}
