@@ -60,9 +60,10 @@ fn greedy_generation_reproduces_llama_cpp() {
     }
 }
 
-/// Batching and prefix sharing change how the GEMMs block their sums, so logits can differ in the last
-/// bits: two greedy runs must agree token for token, or part only where the two candidates were tied to
-/// within rounding (far below the logit gaps of real choices).
+/// Batching and prefix sharing change the shapes of the f32 GEMMs and so the order of their sums; through
+/// 30 layers that moves logits by a few hundredths. Two greedy runs must agree token for token, or part
+/// only where the two candidates were tied within that noise (0.1 logit, far below the gaps of real
+/// choices; a wrong mask or position parts the runs at once, by whole logits).
 fn assert_same_tokens_or_rounding_tie(e: &Engine, prompt: &str, a: &[u32], b: &[u32]) {
     let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
     if n == a.len() && n == b.len() {
@@ -73,7 +74,7 @@ fn assert_same_tokens_or_rounding_tie(e: &Engine, prompt: &str, a: &[u32], b: &[
     ids.extend_from_slice(&a[..n]);
     let logits: Vec<f32> = e.logits_all(&ids).unwrap().get(ids.len() - 1).unwrap().to_vec1().unwrap();
     let gap = (logits[a[n] as usize] - logits[b[n] as usize]).abs();
-    assert!(gap < 0.02, "the runs part at token {n} ({} vs {}) with a logit gap of {gap}: not a rounding tie", a[n], b[n]);
+    assert!(gap < 0.1, "the runs part at token {n} ({} vs {}) with a logit gap of {gap}: not a rounding tie", a[n], b[n]);
 }
 
 fn chat(engine: &Engine, user: &str) -> String {
