@@ -3,8 +3,10 @@
 //! unsharded run (compared without the timing fields `updated_at` and `seconds`, which differ between
 //! any two runs).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -19,19 +21,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn articles(dir: &Path, n: usize) -> PathBuf {
-    let input = dir.join("in");
-    std::fs::create_dir_all(input.join("sub")).unwrap();
-    for i in 0..n {
-        let sub = if i % 2 == 0 { "" } else { "sub/" };
-        std::fs::write(
-            input.join(format!("{sub}story-{i}.txt")),
-            format!("Council meeting number {i}\n\nThe town council met on Tuesday to discuss item {i} of the budget. Members voted after a long debate about roads and schools."),
-        )
-        .unwrap();
-    }
-    input
-}
 
 fn index(out: &Path) -> Vec<Value> {
     std::fs::read_to_string(out.join("index.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -51,7 +40,7 @@ fn untimed(mut v: Value) -> Value {
 #[test]
 fn three_shards_cover_every_article_once_and_merge_to_the_unsharded_index() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = articles(tmp.path(), 9);
+    let input = common::articles(tmp.path(), 9);
     let whole = tmp.path().join("whole");
     assert_eq!(polysum(&["summarize", s(&input), "--out", s(&whole), "--model", "fake", "--quiet"]).status.code(), Some(0));
     let all = index(&whole);
@@ -119,7 +108,7 @@ fn merge_refuses_one_id_with_two_contents() {
 #[test]
 fn bad_shard_specs_are_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = articles(tmp.path(), 1);
+    let input = common::articles(tmp.path(), 1);
     for bad in ["3/3", "1/0", "one/two"] {
         let o = polysum(&["summarize", s(&input), "--out", s(&tmp.path().join("o")), "--model", "fake", "--shard", bad]);
         assert_eq!(o.status.code(), Some(2), "{bad}");

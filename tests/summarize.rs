@@ -276,24 +276,11 @@ fn count_json(out: &Path) -> usize {
         .count()
 }
 
-fn many_articles(dir: &Path, n: usize) -> PathBuf {
-    let input = dir.join("in");
-    std::fs::create_dir_all(input.join("sub")).unwrap();
-    for i in 0..n {
-        let sub = if i % 2 == 0 { "" } else { "sub/" };
-        std::fs::write(
-            input.join(format!("{sub}story-{i}.txt")),
-            format!("Story number {i}\nThe town council of Riverside met on Tuesday to discuss item {i} of its agenda, a new bus line."),
-        )
-        .unwrap();
-    }
-    input
-}
 
 #[test]
 fn a_second_run_on_the_same_folder_exits_with_code_4() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = many_articles(tmp.path(), 3);
+    let input = common::articles(tmp.path(), 3);
     let out = tmp.path().join("out");
     let mut first = start_slow(&input, &out, "fake:delay=1500");
     wait_for("the first run to take the lock", Duration::from_secs(20), || {
@@ -317,7 +304,7 @@ fn sigkill_at_any_point_then_rerun_completes_without_duplicates() {
     let n = 8;
     for (round, kill_after) in [1usize, 3, 6].into_iter().enumerate() {
         let tmp = tempfile::tempdir().unwrap();
-        let input = many_articles(tmp.path(), n);
+        let input = common::articles(tmp.path(), n);
         let out = tmp.path().join("out");
         let mut child = start_slow(&input, &out, "fake:delay=150");
         wait_for("the first outputs", Duration::from_secs(30), || count_json(&out) >= kill_after);
@@ -349,7 +336,7 @@ fn sigkill_at_any_point_then_rerun_completes_without_duplicates() {
 #[test]
 fn usage_errors_exit_2_and_config_file_is_read() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = many_articles(tmp.path(), 1);
+    let input = common::articles(tmp.path(), 1);
     let out = tmp.path().join("out");
     for bad in [
         vec![s(&input), "--out", s(&out), "--langs", "en,xx", "--model", "fake"],
@@ -515,7 +502,7 @@ fn smollm2_summary_in_a_language_it_cannot_write_is_retried_then_failed() {
 #[test]
 fn smollm2_sigkill_then_rerun_completes() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = many_articles(tmp.path(), 3);
+    let input = common::articles(tmp.path(), 3);
     let out = tmp.path().join("out");
     let model = smollm2();
     let mut child = bin()

@@ -21,6 +21,15 @@ const SIGNOFF_STARTS: &[&str] = &[
 
 /// Remove preambles, sign-offs, echoed labels and wrapping quotes; join lines into one paragraph.
 /// Returns the text and whether anything chatty was removed.
+/// The first line without its preamble: what is left of it, or nothing.
+fn replace_first(lines: &mut Vec<String>, rest: String) {
+    if rest.is_empty() {
+        lines.remove(0);
+    } else {
+        lines[0] = rest;
+    }
+}
+
 pub fn clean(text: &str) -> (String, bool) {
     let mut removed = false;
     let labels = prompt::answer_labels();
@@ -41,35 +50,20 @@ pub fn clean(text: &str) -> (String, bool) {
         let starts = PREAMBLE_STARTS.iter().any(|p| lower.starts_with(p));
         let label = labels.iter().find(|l| lower.starts_with(&l.to_lowercase()));
         if let Some(label) = label {
-            let rest = first[label.len()..].trim().to_string();
+            replace_first(&mut lines, first[label.len()..].trim().to_string());
             removed = true;
-            if rest.is_empty() {
-                lines.remove(0);
-            } else {
-                lines[0] = rest;
-            }
             continue;
         }
         if starts {
             if let Some(colon) = first.find(':').filter(|&c| c < 160) {
-                let rest = first[colon + 1..].trim().trim_matches('*').trim().to_string();
+                replace_first(&mut lines, first[colon + 1..].trim().trim_matches('*').trim().to_string());
                 removed = true;
-                if rest.is_empty() {
-                    lines.remove(0);
-                } else {
-                    lines[0] = rest;
-                }
                 continue;
             }
             // "Sure!" or "Certainly." on its own, or before the summary on the same line.
             if let Some(end) = first.find(['!', '.']).filter(|&e| e < 40) {
-                let rest = first[end + 1..].trim().to_string();
+                replace_first(&mut lines, first[end + 1..].trim().to_string());
                 removed = true;
-                if rest.is_empty() {
-                    lines.remove(0);
-                } else {
-                    lines[0] = rest;
-                }
                 continue;
             }
         }

@@ -29,3 +29,18 @@ pub fn jsonl(name: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(fixture(name)).unwrap();
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
+
+/// A folder `in/` of `n` short council stories, every other one in a subfolder.
+pub fn articles(dir: &std::path::Path, n: usize) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    for i in 0..n {
+        let sub = if i % 2 == 0 { "" } else { "sub/" };
+        std::fs::write(
+            input.join(format!("{sub}story-{i}.txt")),
+            format!("Story number {i}\nThe town council of Riverside met on Tuesday to discuss item {i} of its agenda, a new bus line."),
+        )
+        .unwrap();
+    }
+    input
+}
