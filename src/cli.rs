@@ -33,6 +33,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Summarize every article under INPUT... into --out DIR, in English and Spanish (see docs/OUTPUT.md).
     Summarize(crate::summarize::SummarizeArgs),
+    /// Translate whole articles under INPUT... into --to LANG, paragraph by paragraph, into --out DIR.
+    Translate(crate::translate::TranslateArgs),
     /// The model registry and cache: list, pull, verify, path, rm.
     Models(crate::registry::cmd::ModelsArgs),
     /// Compare the English and Spanish summaries that `summarize` wrote (numbers, names, back-translation).
@@ -125,6 +127,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Generate(args) => generate(args),
         Command::Summarize(args) => crate::summarize::main(args),
+        Command::Translate(args) => crate::translate::main(args),
         Command::Models(args) => crate::registry::cmd::run(args),
         Command::Compare(args) => crate::compare::main(args),
         Command::Merge(args) => crate::summarize::merge::main(args),

@@ -7,6 +7,8 @@
 //! langs = "en,es"          # or ["en", "es"]
 //! format = "json,md"
 //! sentences = 3            # or max_words = 60
+//! strategy = "direct"      # or "translate"
+//! max_context = 4096       # lower the model's context
 //! jobs = 1
 //! quiet = true
 //! log_format = "json"
@@ -46,6 +48,9 @@ pub struct Config {
     pub max_input_tokens: Option<usize>,
     #[serde(alias = "max-bytes")]
     pub max_bytes: Option<u64>,
+    #[serde(alias = "max-context")]
+    pub max_context: Option<usize>,
+    pub strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
 }
 
 fn list_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {

@@ -2,7 +2,7 @@
 //!
 //! The data flows one way: inputs → articles → prompts → generation → summaries → outputs/state.
 //! The inference engine (`model`, `tokenizer`, `chat`, `sampling`, `kv_cache`, `generate`) knows nothing
-//! about articles; the batch jobs (`summarize`, ...) know nothing about tensors.
+//! about articles; the batch jobs (`summarize`, `translate`, `compare`) know nothing about tensors.
 
 pub mod backend;
 pub mod chat;
@@ -17,6 +17,7 @@ pub mod sampling;
 pub mod tokenizer;
 pub mod registry;
 pub mod summarize;
+pub mod translate;
 pub mod config;
 
 /// The model used when neither --model nor POLYSUM_MODEL names one: the only small model here that writes

@@ -19,15 +19,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_polysum"));
-    c.env_remove("POLYSUM_MODEL").env_remove("POLYSUM_CONFIG").env("NO_COLOR", "1").env("POLYSUM_TEST_FAKE_MODEL", "1");
-    c
+    common::polysum()
 }
 
 fn summarize(args: &[&str]) -> Output {
-    let out = bin().arg("summarize").args(args).current_dir(std::env::temp_dir()).output().unwrap();
-    eprintln!("--- polysum summarize {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
-    out
+    common::run_polysum(&[&["summarize"], args].concat())
 }
 
 fn s(p: &Path) -> &str {
@@ -56,8 +52,7 @@ fn fixture_copy(dir: &Path, huge: bool) -> PathBuf {
 }
 
 fn read_json(p: &Path) -> Value {
-    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}\n{text}", p.display()))
+    common::read_json(p)
 }
 
 /// Every line of index.jsonl parsed; panics on a partial line or a duplicate id.

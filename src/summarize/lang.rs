@@ -22,6 +22,10 @@ pub const SUPPORTED: &[(&str, &str, &str)] = &[
 ];
 
 /// English name of a supported language code ("es" → "Spanish").
+pub fn is_supported(code: &str) -> bool {
+    SUPPORTED.iter().any(|l| l.0 == code)
+}
+
 pub fn english_name(code: &str) -> &'static str {
     SUPPORTED.iter().find(|l| l.0 == code).map(|l| l.1).unwrap_or("English")
 }

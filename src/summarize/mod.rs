@@ -10,6 +10,7 @@ pub mod guard;
 pub mod input;
 pub mod lang;
 pub mod lock;
+pub mod mapreduce;
 pub mod merge;
 pub mod output;
 pub mod pipeline;
@@ -84,9 +85,17 @@ pub struct SummarizeArgs {
     /// text or json (one JSON object per line) [default: text].
     #[arg(long)]
     pub log_format: Option<String>,
-    /// Cut articles to this many tokens (they are always cut to fit the model's context; flag `truncated_input`).
+    /// Cut articles to this many tokens (flag `truncated_input`). Without it nothing is cut: an article
+    /// longer than the context is summarized in chunks (map-reduce).
     #[arg(long)]
     pub max_input_tokens: Option<usize>,
+    /// Lower the context the prompts may use (tokens) below the model's [default: the model's, at most 8192].
+    #[arg(long)]
+    pub max_context: Option<usize>,
+    /// direct: every summary from the article; translate: a summary in the article's language, translated
+    /// into the other languages [default: direct].
+    #[arg(long, value_enum)]
+    pub strategy: Option<pipeline::SummaryStrategy>,
     /// Reject input files larger than this many bytes [default: 8 MiB].
     #[arg(long)]
     pub max_bytes: Option<u64>,
@@ -173,16 +182,25 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
         threads,
         no_requantize: args.no_requantize || config.no_requantize.unwrap_or(false),
     };
+    let max_context = args.max_context.or(config.max_context);
+    if max_context.is_some_and(|c| c < 256) {
+        return Err(usage("--max-context is at least 256 tokens"));
+    }
+    let settings = pipeline::Settings {
+        length,
+        max_input_tokens: args.max_input_tokens.or(config.max_input_tokens),
+        max_context,
+        strategy: args.strategy.or(config.strategy).unwrap_or_default(),
+    };
     Ok(Resolved {
         run: RunOptions {
             inputs,
             out,
             langs,
-            length,
+            task: runner::Task::Summarize(settings),
             formats,
             force: args.force || config.force.unwrap_or(false),
             jobs,
-            max_input_tokens: args.max_input_tokens.or(config.max_input_tokens),
             max_bytes: args.max_bytes.or(config.max_bytes).unwrap_or(input::DEFAULT_MAX_BYTES),
             shard,
         },
@@ -216,13 +234,19 @@ fn model_source(args: &ModelArgs, remote: Option<&crate::backend::openai::OpenAi
 
 /// The `summarize` subcommand; returns the exit code.
 pub fn main(args: SummarizeArgs) -> Result<i32> {
-    let resolved = match resolve(&args) {
+    run_command(&args, |_| {})
+}
+
+/// Resolve `args`, let `customize` change the run (the translate command sets its task), and run it.
+pub fn run_command(args: &SummarizeArgs, customize: impl FnOnce(&mut RunOptions)) -> Result<i32> {
+    let mut resolved = match resolve(args) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Ok(exit::USAGE);
         }
     };
+    customize(&mut resolved.run);
     let reporter = Reporter::new(resolved.log_format, resolved.quiet, std::io::stderr().is_terminal());
     let model = match model_source(&resolved.model, resolved.remote.as_ref()) {
         Ok(m) => m,
@@ -238,6 +262,10 @@ pub fn main(args: SummarizeArgs) -> Result<i32> {
             Ok(code)
         }
         Err(e) => {
+            if e.downcast_ref::<UsageError>().is_some() {
+                reporter.error(&format!("{e:#}"));
+                return Ok(exit::USAGE);
+            }
             if let Some(lock) = e.downcast_ref::<lock::LockError>() {
                 if matches!(lock, lock::LockError::Held { .. }) {
                     reporter.error(&lock.to_string());

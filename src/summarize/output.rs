@@ -68,9 +68,18 @@ pub fn write_article(dir: &Path, record: &ArticleRecord, formats: Formats) -> Re
         atomic_write(&output_path(dir, &record.id, ".json")?, &record_json(record)?)?;
     }
     if formats.md && record.error.is_none() {
-        atomic_write(&output_path(dir, &record.id, ".md")?, render_md(record).as_bytes())?;
+        let (suffix, body) = markdown(record);
+        atomic_write(&output_path(dir, &record.id, &suffix)?, body.as_bytes())?;
     }
     Ok(())
+}
+
+/// The Markdown file's suffix and text: `.md` with the summaries, or `.<lang>.md` with a translation.
+fn markdown(record: &ArticleRecord) -> (String, String) {
+    match &record.translation {
+        Some(t) => (format!(".{}.md", t.lang), render_translation_md(record, t)),
+        None => (".md".to_string(), render_md(record)),
+    }
 }
 
 /// True when the files of `record` are on disk and intact: the JSON parses and matches the record's hash
@@ -80,12 +89,12 @@ pub fn outputs_intact(dir: &Path, record: &ArticleRecord, formats: Formats) -> b
         if formats.json {
             let bytes = std::fs::read(output_path(dir, &record.id, ".json")?)?;
             let on_disk: ArticleRecord = serde_json::from_slice(&bytes)?;
-            if on_disk.sha256 != record.sha256 || on_disk.summaries != record.summaries || on_disk.status != record.status {
+            if on_disk.sha256 != record.sha256 || on_disk.summaries != record.summaries || on_disk.translation != record.translation || on_disk.status != record.status {
                 return Ok(false);
             }
         }
         if formats.md && record.error.is_none() {
-            let text = std::fs::read_to_string(output_path(dir, &record.id, ".md")?)?;
+            let text = std::fs::read_to_string(output_path(dir, &record.id, &markdown(record).0)?)?;
             if !text.starts_with("# ") {
                 return Ok(false);
             }
@@ -146,6 +155,30 @@ pub fn render_md(r: &ArticleRecord) -> String {
             _ => s.push_str(&format!("*Failed: {}*\n\n", sum.error.as_deref().unwrap_or("unknown error"))),
         }
     }
+    s
+}
+
+/// The Markdown view of a translation: its title and paragraphs, then where it came from.
+pub fn render_translation_md(r: &ArticleRecord, t: &super::record::Translation) -> String {
+    let title = t.title.as_deref().or(r.title.as_deref()).filter(|s| !s.trim().is_empty()).unwrap_or(&r.id);
+    let mut s = format!("# {title}\n\n");
+    match (&t.record.status, &t.record.text) {
+        (Status::Ok, Some(text)) => {
+            for p in crate::translate::paragraphs(text).0 {
+                s.push_str(p);
+                s.push_str("\n\n");
+            }
+        }
+        _ => s.push_str(&format!("*Failed: {}*\n\n", t.record.error.as_deref().unwrap_or("unknown error"))),
+    }
+    s.push_str(&format!("---\nTranslated into {} from `{}`", lang::english_name(&t.lang), r.source));
+    if let Some(l) = &r.source_lang {
+        s.push_str(&format!(" ({})", lang::english_name(l)));
+    }
+    if !t.record.flags.is_empty() {
+        s.push_str(&format!(" · check: {}", t.record.flags.join(", ")));
+    }
+    s.push('\n');
     s
 }
 

@@ -6,22 +6,64 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::generator::Generator;
 use super::guard;
 use super::input::Article;
+use super::mapreduce;
 use super::lang;
 use super::prompt::{self, Length, Prompt, Strategy, PROMPT_VERSION};
 use super::record::{Attempt, Status, SummaryRecord, Tokens};
 use crate::generate::{Generation, Request, StopReason};
 use crate::sampling::SamplingParams;
 
+/// Context used when the model allows more: small models summarize worse and slower past it, and the KV
+/// cache of a batch stays small. `--max-context` changes it.
+pub const DEFAULT_MAX_CONTEXT: usize = 8192;
+/// Tokens each chunk of a long article repeats from the one before.
+pub const CHUNK_OVERLAP: usize = 64;
+
+/// How the summaries in languages other than the article's are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryStrategy {
+    /// Every summary is written from the article.
+    #[default]
+    Direct,
+    /// One summary in the article's language, translated into the others.
+    Translate,
+}
+
+impl SummaryStrategy {
+    /// The part of the state key that tells the strategies' summaries apart (direct keeps the plain key).
+    pub fn key_suffix(self) -> &'static str {
+        match self {
+            SummaryStrategy::Direct => "",
+            SummaryStrategy::Translate => "+tr",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub length: Length,
     /// Cap on the article's tokens (below what the context allows), e.g. to bound time per article.
     pub max_input_tokens: Option<usize>,
+    /// Cap on the context the prompts use (below the model's).
+    pub max_context: Option<usize>,
+    pub strategy: SummaryStrategy,
+}
+
+impl Settings {
+    pub fn new(length: Length) -> Self {
+        Settings { length, max_input_tokens: None, max_context: None, strategy: SummaryStrategy::Direct }
+    }
+
+    /// The context the prompts may fill.
+    pub fn context(&self, gen: &dyn Generator) -> usize {
+        gen.context_length().min(self.max_context.unwrap_or(DEFAULT_MAX_CONTEXT))
+    }
 }
 
 /// What `summarize` produced for one article.
@@ -34,9 +76,7 @@ pub struct Summarized {
     pub generate_seconds: f64,
 }
 
-/// The article text as the model will see it: whole, or cut (at a word boundary) to `budget` tokens.
-/// This is the place where a map-reduce chunker slots in later: it gets the same inputs and returns the
-/// text to summarize.
+/// The article text cut (at a word boundary) to `budget` tokens, when the user asks for a cap.
 pub fn fit_to_context(text: &str, budget: usize, gen: &dyn Generator) -> Result<(String, bool)> {
     let total = gen.count_tokens(text)?;
     if total <= budget {
@@ -150,54 +190,20 @@ fn judge(g: &Generation, target: &str, length: Length, article: &str, instructio
     Verdict::Ok(Accepted { text, detected: detected.unwrap_or_default(), flags, numbers })
 }
 
-/// Summarize `article` into every language of `langs`.
-pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: &dyn Generator) -> Summarized {
-    let model = gen.model_id();
-    let source_lang = lang::detect(&article.text).or_else(|| article.declared_lang.clone());
-    let mut out = Summarized { source_lang, truncated: false, summaries: BTreeMap::new(), generated_tokens: 0, generate_seconds: 0.0 };
-    let length = settings.length;
-    let failed_all = |out: &mut Summarized, err: String| {
-        for l in langs {
-            out.summaries.insert(l.clone(), failed_record(&model, length, err.clone(), None, vec![], Tokens::default(), 0.0, vec![]));
-        }
-    };
-
-    // Fit the article to the context.
-    let fitted = (|| -> Result<(String, bool)> {
-        let overhead = prompt_overhead(gen, &article.title, langs, length)?;
-        let room = gen.context_length().saturating_sub(length.max_new_tokens() + overhead);
-        let budget = settings.max_input_tokens.map_or(room, |m| m.min(room));
-        if budget < 32 {
-            bail!("the model's context ({} tokens) leaves no room for the article after the prompt and the summary", gen.context_length());
-        }
-        fit_to_context(&article.text, budget, gen)
-    })();
-    let text = match fitted {
-        Ok((text, truncated)) => {
-            out.truncated = truncated;
-            text
-        }
-        Err(e) => {
-            failed_all(&mut out, format!("could not prepare the prompt: {e:#}"));
-            return out;
-        }
-    };
-
-    let mut lanes: Vec<Lane> = langs
-        .iter()
-        .map(|l| Lane { lang: l.clone(), attempts: vec![], tokens: Tokens::default(), seconds: 0.0, accepted: None, rejected_text: None, last_detected: None, error: None, gave_up: false })
-        .collect();
-
-    for strategy in [Strategy::Base, Strategy::Native, Strategy::Translate] {
+/// Run `strategies` in order for the lanes `members` that are still open, one batched call per strategy.
+#[allow(clippy::too_many_arguments)]
+fn run_phase(lanes: &mut [Lane], members: &[usize], strategies: &[Strategy], article: &Article, text: &str, length: Length, gen: &dyn Generator, out: &mut Summarized) {
+    for &strategy in strategies {
         // Prompts for the lanes still open.
         let mut rows: Vec<(usize, Prompt)> = Vec::new();
-        for (i, lane) in lanes.iter().enumerate() {
+        for &i in members {
+            let lane = &lanes[i];
             if lane.accepted.is_some() || lane.gave_up {
                 continue;
             }
             let p = match strategy {
-                Strategy::Base => prompt::base(&article.title, &text, &lane.lang, length),
-                Strategy::Native => prompt::native_summary(&article.title, &text, &lane.lang, length),
+                Strategy::Base => prompt::base(&article.title, text, &lane.lang, length),
+                Strategy::Native => prompt::native_summary(&article.title, text, &lane.lang, length),
                 Strategy::Translate => {
                     // Prefer an accepted summary in another language; else the rejected text itself.
                     let other = lanes.iter().find_map(|o| o.accepted.as_ref().filter(|_| o.lang != lane.lang).map(|a| a.text.clone()));
@@ -270,12 +276,75 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
         }
     }
 
+}
+
+/// Summarize `article` into every language of `langs`.
+pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: &dyn Generator) -> Summarized {
+    let model = gen.model_id();
+    let source_lang = lang::detect(&article.text).or_else(|| article.declared_lang.clone());
+    let mut out = Summarized { source_lang, truncated: false, summaries: BTreeMap::new(), generated_tokens: 0, generate_seconds: 0.0 };
+    let length = settings.length;
+    let failed_all = |out: &mut Summarized, err: String| {
+        for l in langs {
+            out.summaries.insert(l.clone(), failed_record(&model, length, err.clone(), None, vec![], Tokens::default(), 0.0, vec![]));
+        }
+    };
+
+    // Long articles become notes that fit the context (map-reduce); the notes are in the article's language.
+    let notes_lang = out.source_lang.clone().filter(|l| lang::is_supported(l)).unwrap_or_else(|| langs[0].clone());
+    let condensed = (|| -> Result<mapreduce::Condensed> {
+        let overhead = prompt_overhead(gen, &article.title, langs, length)? + length.max_new_tokens();
+        let limits = mapreduce::Limits { context: settings.context(gen), final_overhead: overhead, max_input_tokens: settings.max_input_tokens, overlap: CHUNK_OVERLAP };
+        mapreduce::condense(article, &notes_lang, &limits, gen)
+    })();
+    let condensed = match condensed {
+        Ok(c) => c,
+        Err(e) => {
+            failed_all(&mut out, format!("could not prepare the prompt: {e:#}"));
+            return out;
+        }
+    };
+    out.truncated = condensed.truncated;
+    out.generated_tokens += condensed.tokens.generated;
+    out.generate_seconds += condensed.seconds;
+    let text = condensed.text.clone();
+
+    let mut lanes: Vec<Lane> = langs
+        .iter()
+        .map(|l| Lane {
+            lang: l.clone(),
+            attempts: vec![],
+            tokens: condensed.tokens.clone(),
+            seconds: condensed.seconds,
+            accepted: None,
+            rejected_text: None,
+            last_detected: None,
+            error: None,
+            gave_up: false,
+        })
+        .collect();
+
+    // `translate`: the summary in the article's language first, then the others translate it (and fall
+    // back to summarizing the article). `direct`: every language from the article at once.
+    let direct = [Strategy::Base, Strategy::Native, Strategy::Translate];
+    let phases: Vec<(Vec<usize>, [Strategy; 3])> = match settings.strategy {
+        SummaryStrategy::Direct => vec![((0..lanes.len()).collect(), direct)],
+        SummaryStrategy::Translate => {
+            let pivot = langs.iter().position(|l| *l == notes_lang).unwrap_or(0);
+            let others = (0..lanes.len()).filter(|i| *i != pivot).collect();
+            vec![(vec![pivot], direct), (others, [Strategy::Translate, Strategy::Base, Strategy::Native])]
+        }
+    };
+    for (members, strategies) in phases {
+        run_phase(&mut lanes, &members, &strategies, article, &text, length, gen, &mut out);
+    }
+
     for lane in lanes {
         let mut base_flags = Vec::new();
         if out.truncated {
             base_flags.push("truncated_input".to_string());
         }
-        let record = match lane.accepted {
+        let mut record = match lane.accepted {
             Some(a) => {
                 let mut flags = base_flags;
                 flags.extend(a.flags);
@@ -292,6 +361,9 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
                     flags,
                     unsupported_numbers: a.numbers,
                     attempts: lane.attempts,
+                    chunks: 1,
+                    levels: 1,
+                    structure: None,
                 }
             }
             None => {
@@ -320,6 +392,8 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
                 failed_record(&model, length, err, lane.last_detected, lane.attempts, lane.tokens, lane.seconds, base_flags)
             }
         };
+        record.chunks = condensed.chunks;
+        record.levels = condensed.levels;
         out.summaries.insert(lane.lang, record);
     }
     out
@@ -344,6 +418,9 @@ fn failed_record(model: &str, length: Length, error: String, detected: Option<St
         flags,
         unsupported_numbers: vec![],
         attempts,
+        chunks: 1,
+        levels: 1,
+        structure: None,
     }
 }
 
@@ -375,7 +452,7 @@ mod tests {
     #[test]
     fn both_languages_ok_first_time() {
         let g = FakeGenerator::parse("fake").unwrap().unwrap();
-        let s = summarize(&article(TEXT), &langs(), &Settings { length: Length::Sentences(3), max_input_tokens: None }, &g);
+        let s = summarize(&article(TEXT), &langs(), &Settings::new(Length::Sentences(3)), &g);
         for l in ["en", "es"] {
             let r = &s.summaries[l];
             assert_eq!((r.status, r.lang_detected.as_deref()), (Status::Ok, Some(l)), "{r:?}");
@@ -388,7 +465,7 @@ mod tests {
     #[test]
     fn wrong_language_is_retried_then_recorded_as_failed_without_text() {
         let g = FakeGenerator::parse("fake:english").unwrap().unwrap();
-        let s = summarize(&article(TEXT), &langs(), &Settings { length: Length::Sentences(2), max_input_tokens: None }, &g);
+        let s = summarize(&article(TEXT), &langs(), &Settings::new(Length::Sentences(2)), &g);
         assert_eq!(s.summaries["en"].status, Status::Ok);
         let es = &s.summaries["es"];
         assert_eq!(es.status, Status::Failed);
@@ -402,7 +479,7 @@ mod tests {
     #[test]
     fn native_retry_can_rescue_a_summary() {
         let g = FakeGenerator::parse("fake:native-es,chatty").unwrap().unwrap();
-        let s = summarize(&article(TEXT), &langs(), &Settings { length: Length::Sentences(3), max_input_tokens: None }, &g);
+        let s = summarize(&article(TEXT), &langs(), &Settings::new(Length::Sentences(3)), &g);
         let es = &s.summaries["es"];
         assert_eq!(es.status, Status::Ok, "{es:?}");
         assert_eq!(es.attempts.len(), 2);
@@ -414,7 +491,7 @@ mod tests {
     fn long_articles_are_truncated_with_a_flag() {
         let g = FakeGenerator::parse("fake").unwrap().unwrap();
         let long = TEXT.repeat(200);
-        let s = summarize(&article(&long), &langs(), &Settings { length: Length::MaxWords(30), max_input_tokens: Some(100) }, &g);
+        let s = summarize(&article(&long), &langs(), &Settings { max_input_tokens: Some(100), ..Settings::new(Length::MaxWords(30)) }, &g);
         assert!(s.truncated);
         assert!(s.summaries["en"].flags.contains(&"truncated_input".to_string()));
         let (cut, t) = fit_to_context(&long, 100, &g).unwrap();
@@ -424,7 +501,7 @@ mod tests {
     #[test]
     fn generation_errors_fail_the_summaries_with_the_reason() {
         let g = FakeGenerator::parse("fake:fail").unwrap().unwrap();
-        let s = summarize(&article(TEXT), &langs(), &Settings { length: Length::Sentences(3), max_input_tokens: None }, &g);
+        let s = summarize(&article(TEXT), &langs(), &Settings::new(Length::Sentences(3)), &g);
         assert!(s.summaries.values().all(|r| r.status == Status::Failed && r.error.as_deref().unwrap().contains("asked to fail")));
     }
 }

@@ -54,6 +54,43 @@ pub struct SummaryRecord {
     /// Numbers in `text` that do not occur in the article (flag `unsupported_numbers`).
     pub unsupported_numbers: Vec<String>,
     pub attempts: Vec<Attempt>,
+    /// Pieces of the input the model read one at a time: 1 when the article fit the context; for a
+    /// map-reduce summary the chunks of the first level; for a translation the paragraphs and pieces of
+    /// paragraphs translated.
+    #[serde(default = "one")]
+    pub chunks: usize,
+    /// Rounds of summarizing: 1 for a direct summary, 2 for chunk notes then the summary of the notes, more
+    /// when the notes themselves had to be condensed.
+    #[serde(default = "one")]
+    pub levels: usize,
+    /// Translations: how much of the source's structure came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure: Option<Structure>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Paragraph and sentence counts of a translation and its source (flag `sentence_count_mismatch` when the
+/// sentences differ by more than the check allows, `paragraph_dropped` when a paragraph came out empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Structure {
+    pub source_paragraphs: usize,
+    pub paragraphs: usize,
+    pub source_sentences: usize,
+    pub sentences: usize,
+}
+
+/// A whole-article translation (`polysum translate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Translation {
+    /// The target language.
+    pub lang: String,
+    /// The translated title (`null` when the status is `failed`).
+    pub title: Option<String>,
+    #[serde(flatten)]
+    pub record: SummaryRecord,
 }
 
 impl SummaryRecord {
@@ -89,6 +126,9 @@ pub struct ArticleRecord {
     pub truncated: bool,
     pub warnings: Vec<String>,
     pub summaries: BTreeMap<String, SummaryRecord>,
+    /// `polysum translate`: the article's translation (and `summaries` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<Translation>,
     /// When this record was written, UTC, RFC 3339.
     pub updated_at: String,
 }

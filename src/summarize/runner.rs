@@ -20,8 +20,8 @@ use super::lock::Lock;
 use super::output::{self, Formats};
 use super::pipeline::{self, Settings};
 use super::progress::{ArticleEvent, Reporter, RunReport};
-use super::prompt::{Length, PROMPT_VERSION};
-use super::record::{now_rfc3339, ArticleRecord, Status, SummaryRecord, SCHEMA_VERSION};
+use super::prompt::{PROMPT_VERSION, TRANSLATE_PROMPT_VERSION};
+use super::record::{now_rfc3339, ArticleRecord, Status, SummaryRecord, Translation, SCHEMA_VERSION};
 use super::state::{Key, State};
 
 #[derive(Debug, Clone)]
@@ -29,16 +29,76 @@ pub struct RunOptions {
     pub inputs: Vec<PathBuf>,
     pub out: PathBuf,
     pub langs: Vec<String>,
-    pub length: Length,
+    pub task: Task,
     pub formats: Formats,
     pub force: bool,
     /// Articles summarized at once; `None`: 1 on a CPU (the EN+ES batch already keeps the cores busy), 2 on
     /// a GPU.
     pub jobs: Option<usize>,
-    pub max_input_tokens: Option<usize>,
     pub max_bytes: u64,
     /// `--shard K/N`: only the articles whose content hash falls in shard K (`crate::backend::shard`).
     pub shard: Option<crate::backend::shard::ShardSpec>,
+}
+
+/// What a run makes of each article.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// Summaries in every language of `RunOptions::langs`.
+    Summarize(Settings),
+    /// A translation into `Settings::to` (`polysum translate`; `langs` is `[to]`).
+    Translate(crate::translate::Settings),
+}
+
+impl Task {
+    fn name(&self) -> &'static str {
+        match self {
+            Task::Summarize(_) => "summarize",
+            Task::Translate(_) => "translate",
+        }
+    }
+
+    fn prompt_version(&self) -> &'static str {
+        match self {
+            Task::Summarize(_) => PROMPT_VERSION,
+            Task::Translate(_) => TRANSLATE_PROMPT_VERSION,
+        }
+    }
+
+    /// The state key's `length` column: everything besides model and prompt that changes the output.
+    fn state_key(&self) -> String {
+        match self {
+            Task::Summarize(s) => {
+                let ctx = s.max_context.map(|c| format!("@{c}")).unwrap_or_default();
+                format!("{}{}{ctx}", s.length.key(), s.strategy.key_suffix())
+            }
+            Task::Translate(t) => t.state_key(),
+        }
+    }
+}
+
+/// A folder holds the outputs of one kind of task: a translation's `<relpath>.json` would replace the
+/// summary's. The first run records its kind in `.polysum/task`; later runs of another kind are refused.
+fn check_task_kind(out: &std::path::Path, task: &Task) -> Result<()> {
+    let meta = out.join(super::META_DIR);
+    let marker = meta.join("task");
+    let recorded = match std::fs::read_to_string(&marker) {
+        Ok(kind) => Some(kind.trim().to_string()),
+        // Folders from before the marker existed hold summaries.
+        Err(_) if meta.join("state.sqlite").exists() => Some("summarize".to_string()),
+        Err(_) => None,
+    };
+    match recorded {
+        Some(kind) if kind != task.name() => Err(anyhow::Error::new(super::UsageError(format!(
+            "{} holds the outputs of `polysum {kind}`: write the {} outputs to another folder",
+            out.display(),
+            task.name()
+        )))),
+        Some(_) if marker.exists() => Ok(()),
+        _ => {
+            std::fs::create_dir_all(&meta)?;
+            output::atomic_write(&marker, format!("{}\n", task.name()).as_bytes())
+        }
+    }
 }
 
 /// How the model is obtained: its id is needed before loading (to find finished work), and loading
@@ -67,6 +127,7 @@ pub fn run(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter) -> Re
     let t0 = Instant::now();
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating the output folder {}", opts.out.display()))?;
     let _lock = Lock::acquire(&opts.out)?;
+    check_task_kind(&opts.out, &opts.task)?;
     let result = run_locked(opts, model, reporter, t0);
     result.map_err(|e| {
         if output::is_disk_full(&e) {
@@ -97,7 +158,7 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
     report.ignored = ignored.len();
 
     // Plan: read every source, settle what needs no model now.
-    let length_key = opts.length.key();
+    let length_key = opts.task.state_key();
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut work: Vec<Work> = Vec::new();
     for src in &sources {
@@ -147,23 +208,33 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
                     for w in &article.warnings {
                         reporter.warn(&format!("{}: {w}", article.source));
                     }
-                    let key = Key { sha256: &article.sha256, model: &model.model_id, prompt_version: PROMPT_VERSION, length: &length_key };
+                    let key = Key { sha256: &article.sha256, model: &model.model_id, prompt_version: opts.task.prompt_version(), length: &length_key };
                     let mut cached = BTreeMap::new();
+                    let mut cached_translation: Option<Translation> = None;
                     if !opts.force {
-                        for l in &opts.langs {
-                            if let Some(s) = state.cached(&key, l)? {
-                                cached.insert(l.clone(), s);
+                        match &opts.task {
+                            Task::Summarize(_) => {
+                                for l in &opts.langs {
+                                    if let Some(s) = state.cached(&key, l)? {
+                                        cached.insert(l.clone(), s);
+                                    }
+                                }
                             }
+                            Task::Translate(t) => cached_translation = state.cached(&key, &t.to)?,
                         }
                     }
                     let todo: Vec<String> = opts.langs.iter().filter(|l| !cached.contains_key(*l)).cloned().collect();
-                    if !todo.is_empty() {
+                    let finished = match opts.task {
+                        Task::Summarize(_) => todo.is_empty(),
+                        Task::Translate(_) => cached_translation.is_some(),
+                    };
+                    if !finished {
                         work.push(Work { article, todo, cached });
                         continue;
                     }
                     // Everything is in the state: skip, or rebuild missing/corrupt outputs without the model.
                     let stored = state.article(&article.rel)?;
-                    let fresh = build_record(&article, None, None, cached);
+                    let fresh = build_record(&article, None, None, cached, cached_translation);
                     let intact = stored.as_ref().is_some_and(|s| same_content(s, &fresh) && output::outputs_intact(out, s, opts.formats));
                     if intact {
                         report.skipped += 1;
@@ -185,10 +256,9 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
         return Ok(report);
     }
 
-    reporter.info(&format!("{} articles to summarize; loading the model {}", work.len(), model.model_id));
+    reporter.info(&format!("{} articles to {}; loading the model {}", work.len(), opts.task.name(), model.model_id));
     let gen = (model.load)()?;
     let jobs = opts.jobs.unwrap_or(if gen.is_cpu() { 1 } else { 2 }).max(1);
-    let settings = Settings { length: opts.length, max_input_tokens: opts.max_input_tokens };
     reporter.start_work(work.len());
     let t_work = Instant::now();
 
@@ -200,10 +270,18 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
 
     let do_one = |w: &Work| -> Result<()> {
         let t = Instant::now();
-        let s = pipeline::summarize(&w.article, &w.todo, &settings, gen.as_ref());
-        let mut summaries = w.cached.clone();
-        summaries.extend(s.summaries);
-        let record = build_record(&w.article, s.source_lang, Some(s.truncated), summaries);
+        let (record, generated_tokens) = match &opts.task {
+            Task::Summarize(settings) => {
+                let s = pipeline::summarize(&w.article, &w.todo, settings, gen.as_ref());
+                let mut summaries = w.cached.clone();
+                summaries.extend(s.summaries);
+                (build_record(&w.article, s.source_lang, Some(s.truncated), summaries, None), s.generated_tokens)
+            }
+            Task::Translate(settings) => {
+                let t = crate::translate::translate_article(&w.article, settings, gen.as_ref());
+                (build_record(&w.article, t.source_lang, None, BTreeMap::new(), Some(t.translation)), t.generated_tokens)
+            }
+        };
         output::write_article(out, &record, opts.formats)?;
         {
             let mut st = state.lock().unwrap();
@@ -218,9 +296,9 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
         {
             let mut tot = totals.lock().unwrap();
             if ok { tot.0 += 1 } else { tot.1 += 1 }
-            tot.2 += s.generated_tokens;
+            tot.2 += generated_tokens;
         }
-        reporter.article(&event(&record, if ok { "ok" } else { "failed" }, t.elapsed().as_secs_f64(), s.generated_tokens), true);
+        reporter.article(&event(&record, if ok { "ok" } else { "failed" }, t.elapsed().as_secs_f64(), generated_tokens), true);
         Ok(())
     };
     let each = |w: &Work| {
@@ -262,7 +340,12 @@ fn event(r: &ArticleRecord, status: &'static str, seconds: f64, tokens: usize) -
     ArticleEvent {
         id: r.id.clone(),
         status,
-        langs: r.summaries.iter().map(|(l, s)| (l.clone(), if s.is_ok() { "ok" } else { "failed" }, s.error.clone())).collect(),
+        langs: r
+            .summaries
+            .iter()
+            .chain(r.translation.iter().map(|t| (&t.lang, &t.record)))
+            .map(|(l, s)| (l.clone(), if s.is_ok() { "ok" } else { "failed" }, s.error.clone()))
+            .collect(),
         error: r.error.clone(),
         seconds,
         generated_tokens: tokens,
@@ -276,10 +359,14 @@ fn same_content(a: &ArticleRecord, b: &ArticleRecord) -> bool {
     *a == b
 }
 
-fn build_record(a: &Article, source_lang: Option<String>, truncated: Option<bool>, summaries: BTreeMap<String, SummaryRecord>) -> ArticleRecord {
+fn build_record(a: &Article, source_lang: Option<String>, truncated: Option<bool>, summaries: BTreeMap<String, SummaryRecord>, translation: Option<Translation>) -> ArticleRecord {
     let truncated = truncated.unwrap_or(false) || summaries.values().any(|s| s.flags.iter().any(|f| f == "truncated_input"));
     let source_lang = source_lang.or_else(|| super::lang::detect(&a.text)).or_else(|| a.declared_lang.clone());
-    let status = if !summaries.is_empty() && summaries.values().all(|s| s.is_ok()) { Status::Ok } else { Status::Failed };
+    let status = match &translation {
+        Some(t) => t.record.status,
+        None if !summaries.is_empty() && summaries.values().all(|s| s.is_ok()) => Status::Ok,
+        None => Status::Failed,
+    };
     ArticleRecord {
         schema_version: SCHEMA_VERSION,
         id: a.rel.clone(),
@@ -295,6 +382,7 @@ fn build_record(a: &Article, source_lang: Option<String>, truncated: Option<bool
         truncated,
         warnings: a.warnings.clone(),
         summaries,
+        translation,
         updated_at: now_rfc3339(),
     }
 }
@@ -315,6 +403,7 @@ fn rejected_record(r: &Rejected) -> ArticleRecord {
         truncated: false,
         warnings: vec![],
         summaries: BTreeMap::new(),
+        translation: None,
         updated_at: now_rfc3339(),
     }
 }

@@ -47,7 +47,7 @@ impl State {
     }
 
     /// An ok summary done before for this key and language.
-    pub fn cached(&self, key: &Key<'_>, lang: &str) -> Result<Option<SummaryRecord>> {
+    pub fn cached<T: serde::de::DeserializeOwned>(&self, key: &Key<'_>, lang: &str) -> Result<Option<T>> {
         let json: Option<String> = self
             .conn
             .query_row(
@@ -71,11 +71,19 @@ impl State {
     pub fn commit(&mut self, record: &ArticleRecord, length: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         if let Some(sha) = &record.sha256 {
+            // Ok summaries, and an ok translation, are reusable work.
+            let mut rows: Vec<(&str, &SummaryRecord, String)> = Vec::new();
             for (lang, s) in record.summaries.iter().filter(|(_, s)| s.is_ok()) {
+                rows.push((lang, s, serde_json::to_string(s)?));
+            }
+            if let Some(t) = record.translation.as_ref().filter(|t| t.record.is_ok()) {
+                rows.push((&t.lang, &t.record, serde_json::to_string(t)?));
+            }
+            for (lang, s, json) in rows {
                 tx.execute(
                     "INSERT OR REPLACE INTO summaries (sha256, model, prompt_version, length, lang, record, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![sha, s.model, s.prompt_version, length, lang, serde_json::to_string(s)?, record.updated_at],
+                    params![sha, s.model, s.prompt_version, length, lang, json, record.updated_at],
                 )?;
             }
         }
@@ -123,6 +131,9 @@ mod tests {
             flags: vec![],
             unsupported_numbers: vec![],
             attempts: vec![],
+            chunks: 1,
+            levels: 1,
+            structure: None,
         }
     }
 
@@ -148,14 +159,15 @@ mod tests {
             truncated: false,
             warnings: vec![],
             summaries,
+            translation: None,
             updated_at: "now".into(),
         };
         st.commit(&rec, "s3").unwrap();
         st.commit(&rec, "s3").unwrap();
         let key = Key { sha256: "abc", model: "m", prompt_version: "p", length: "s3" };
-        assert!(st.cached(&key, "en").unwrap().is_some());
-        assert!(st.cached(&key, "es").unwrap().is_none());
-        assert!(st.cached(&Key { length: "s2", ..key.clone() }, "en").unwrap().is_none());
+        assert!(st.cached::<SummaryRecord>(&key, "en").unwrap().is_some());
+        assert!(st.cached::<SummaryRecord>(&key, "es").unwrap().is_none());
+        assert!(st.cached::<SummaryRecord>(&Key { length: "s2", ..key.clone() }, "en").unwrap().is_none());
         assert_eq!(st.index_lines().unwrap().len(), 1);
         drop(st);
         let st = State::open(dir.path()).unwrap();

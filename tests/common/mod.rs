@@ -44,3 +44,24 @@ pub fn articles(dir: &std::path::Path, n: usize) -> PathBuf {
     }
     input
 }
+
+/// The polysum binary with a clean environment: no model or config from the user's shell, no colour, and
+/// the scripted test model (`--model fake…`) enabled.
+pub fn polysum() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_polysum"));
+    c.env_remove("POLYSUM_MODEL").env_remove("POLYSUM_CONFIG").env("NO_COLOR", "1").env("POLYSUM_TEST_FAKE_MODEL", "1");
+    c.current_dir(std::env::temp_dir());
+    c
+}
+
+/// Run `polysum ARGS...`, echoing its output for a failing test's log.
+pub fn run_polysum(args: &[&str]) -> std::process::Output {
+    let out = polysum().args(args).output().unwrap();
+    eprintln!("--- polysum {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    out
+}
+
+pub fn read_json(p: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}\n{text}", p.display()))
+}

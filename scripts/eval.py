@@ -1,0 +1,369 @@
+"""polysum's quality benchmark (run it through scripts/eval, which installs the tools).
+
+Every figure comes from the real `polysum` binary run on the public sets in shared/eval:
+  summaries     news-en, news-es, long-en, long-es: ROUGE-1/2/Lsum against the human reference (rouge-score,
+                with a Unicode-aware tokenizer so Spanish accents count), the Lead-3 baseline in the same run,
+                output-language correctness by lingua (not polysum's own detector), number faithfulness
+                (share of numbers in summaries that occur in the article), EN/ES consistency from
+                `polysum compare` (numbers and names found in both summaries), seconds per article,
+                tokens/s, peak RSS.
+  translation   translation-en-es, both directions: chrF, chrF++ and BLEU (sacrebleu) against the human side.
+  parallel      parallel-stories: EN story and its ES translation as two inputs; `polysum compare` verdicts
+                and back-translation chrF.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lingua import Language, LanguageDetectorBuilder
+from rouge_score import rouge_scorer
+import sacrebleu
+
+ROOT = Path(__file__).resolve().parent.parent
+# POLYSUM_BIN: a copy of the binary, so that a rebuild during a long run does not change it mid-way.
+BIN = Path(os.environ.get("POLYSUM_BIN", ROOT / "target" / "release" / "polysum"))
+SUMMARY_SETS = ["news-en", "news-es", "long-en", "long-es"]
+ALL_SETS = SUMMARY_SETS + ["translation", "parallel"]
+
+DETECTOR = LanguageDetectorBuilder.from_languages(
+    Language.ENGLISH, Language.SPANISH, Language.FRENCH, Language.GERMAN, Language.ITALIAN,
+    Language.PORTUGUESE, Language.CATALAN, Language.DUTCH).build()
+ISO = {Language.ENGLISH: "en", Language.SPANISH: "es", Language.FRENCH: "fr", Language.GERMAN: "de",
+       Language.ITALIAN: "it", Language.PORTUGUESE: "pt", Language.CATALAN: "ca", Language.DUTCH: "nl"}
+
+
+def detect(text):
+    lang = DETECTOR.detect_language_of(text or "")
+    return ISO.get(lang)
+
+
+class UnicodeTokenizer:
+    """rouge-score's default tokenizer drops every non-ASCII letter ("está" → "est"); this keeps words whole."""
+
+    def tokenize(self, text):
+        return re.findall(r"\w+", text.lower())
+
+
+SCORER = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], tokenizer=UnicodeTokenizer())
+SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”»)]*\s+(?=[\"“«¿¡(]?[A-ZÁÉÍÓÚÑ0-9])")
+
+
+def sentences(text):
+    return [s.strip() for s in SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+def lead3(text):
+    # Articles with one paragraph per line: the first line is often the title, keep it as a sentence.
+    return " ".join(sentences(" ".join(text.split("\n")))[:3])
+
+
+def rouge(pred, ref):
+    s = SCORER.score("\n".join(sentences(ref)), "\n".join(sentences(pred)))
+    return {k: 100 * v.fmeasure for k, v in s.items()}
+
+
+NUMBER = re.compile(r"\d+(?:[.,\u00a0 ]\d{3})*(?:[.,]\d+)?")
+
+
+def numbers(text):
+    """Digit numbers, normalized: thousands separators removed, decimal comma as point."""
+    out = set()
+    for m in NUMBER.findall(text or ""):
+        n = m.replace("\u00a0", "").replace(" ", "")
+        if re.fullmatch(r"\d{1,3}([.,]\d{3})+", n):
+            n = re.sub(r"[.,]", "", n)
+        else:
+            n = n.replace(",", ".")
+        out.add(n.rstrip("0").rstrip(".") if "." in n else n)
+    return out
+
+
+def mean(xs):
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else None
+
+
+def read_jsonl(path):
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def run_polysum(args, log):
+    """Run polysum; returns (exit code, its final JSON line, wall seconds, peak RSS in MiB of this child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.time()
+    with open(log, "a") as err:
+        p = subprocess.run([str(BIN)] + args, stdout=subprocess.PIPE, stderr=err, text=True)
+    wall = time.time() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    final = {}
+    for line in reversed(p.stdout.splitlines()):
+        try:
+            final = json.loads(line)
+            break
+        except ValueError:
+            continue
+    # ru_maxrss of children is the largest of any child so far: exact for the first, a lower bound after.
+    return p.returncode, final, wall, max(after, before) / 1024
+
+
+def records_by_input_id(out):
+    """The records polysum wrote, by the `id` of the JSONL input line (index.jsonl keeps it as input_id)."""
+    index = out / "index.jsonl"
+    if not index.exists():
+        return {}
+    return {r.get("input_id"): r for r in read_jsonl(index)}
+
+
+def model_args(a):
+    out = ["--model", a.model]
+    if a.threads:
+        out += ["--threads", str(a.threads)]
+    return out
+
+
+def eval_summaries(name, items, a, work):
+    lang = name.split("-")[1]
+    inp = work / "in" / f"{name}.jsonl"
+    inp.parent.mkdir(parents=True, exist_ok=True)
+    with open(inp, "w") as f:
+        for it in items:
+            row = {"id": it["id"], "text": it["text"], "lang": it["lang"]}
+            if it.get("title"):
+                row["title"] = it["title"]
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    out = work / name
+    args = ["summarize", str(inp), "--out", str(out), "--log-format", "json", "--langs", "en,es"] + model_args(a)
+    if a.strategy:
+        args += ["--strategy", a.strategy]
+    if a.max_context:
+        args += ["--max-context", str(a.max_context)]
+    code, final, wall, rss = run_polysum(args, work / "polysum.log")
+    records = records_by_input_id(out)
+    res = {"items": len(items), "exit_code": code, "wall_seconds": round(wall, 1),
+           "seconds_per_article": round(wall / max(len(items), 1), 1),
+           "tokens_per_second": final.get("tokens_per_second"), "peak_rss_mib": round(rss),
+           "generated_tokens": final.get("generated_tokens"), "done": final.get("done"), "skipped": final.get("skipped")}
+    # ROUGE of the summary in the article's language, and Lead-3, against the reference.
+    scored = [(it, records.get(it["id"], {}).get("summaries", {}).get(lang, {})) for it in items if it.get("summary")]
+    if scored:
+        ours = [rouge(s.get("text") or "", it["summary"]) for it, s in scored]
+        lead = [rouge(lead3(it["text"]), it["summary"]) for it, _ in scored]
+        res["rouge_items"] = len(scored)
+        for k in ["rouge1", "rouge2", "rougeLsum"]:
+            res[k] = round(mean(r[k] for r in ours), 2)
+            res["lead3_" + k] = round(mean(r[k] for r in lead), 2)
+    # Language, numbers, chunks per summary language.
+    for target in ["en", "es"]:
+        texts = [(it, records.get(it["id"], {}).get("summaries", {}).get(target)) for it in items]
+        ok = [(it, s) for it, s in texts if s and s.get("status") == "ok" and s.get("text")]
+        res[f"{target}_ok"] = len(ok)
+        res[f"{target}_lang_correct"] = round(100 * sum(detect(s["text"]) == target for _, s in ok) / max(len(items), 1), 1)
+        nums = [(n, numbers(it["text"])) for it, s in ok for n in numbers(s["text"])]
+        res[f"{target}_numbers"] = len(nums)
+        res[f"{target}_number_faithfulness"] = round(100 * sum(n in art for n, art in nums) / len(nums), 1) if nums else None
+        res[f"{target}_mean_chunks"] = round(mean(s.get("chunks", 1) for _, s in ok), 2) if ok else None
+    # EN/ES consistency: numbers and names found in both summaries (no back-translation here).
+    cmp_json = work / f"{name}-compare.json"
+    code, _, _, _ = run_polysum(["compare", str(out), "--no-backtranslate", "--json", str(cmp_json)], work / "polysum.log")
+    if code == 0 and cmp_json.exists():
+        res.update(consistency(json.loads(cmp_json.read_text())))
+    return res
+
+
+def consistency(report):
+    arts = [r for r in report.get("articles", []) if r.get("check")]
+    if not arts:
+        return {}
+    same_numbers = sum(not r["check"]["numbers_only_left"] and not r["check"]["numbers_only_right"] for r in arts)
+    same_names = sum(not r["check"]["names_only_left"] and not r["check"]["names_only_right"] for r in arts)
+    t = report.get("totals", {})
+    out = {"compared": len(arts), "numbers_agree": round(100 * same_numbers / len(arts), 1),
+           "names_agree": round(100 * same_names / len(arts), 1),
+           "consistent": round(100 * t.get("articles_consistent", 0) / max(t.get("articles", 1), 1), 1)}
+    for label, v in t.get("mean_backtranslation_chrf", []) or []:
+        out[f"backtranslation_chrf {label}"] = round(v, 1)
+    return out
+
+
+def eval_translation(items, a, work):
+    res = {}
+    for src, dst, text_key, ref_key in [("en", "es", "text", "tgt_text"), ("es", "en", "tgt_text", "text")]:
+        name = f"translation-{src}-{dst}"
+        inp = work / "in" / f"{name}.jsonl"
+        inp.parent.mkdir(parents=True, exist_ok=True)
+        with open(inp, "w") as f:
+            for it in items:
+                f.write(json.dumps({"id": it["id"], "text": it[text_key], "lang": src}, ensure_ascii=False) + "\n")
+        out = work / name
+        args = ["translate", str(inp), "--to", dst, "--from", src, "--out", str(out), "--log-format", "json", "--format", "json"] + model_args(a)
+        code, final, wall, rss = run_polysum(args, work / "polysum.log")
+        hyps, refs, failed = [], [], 0
+        records = records_by_input_id(out)
+        for it in items:
+            t = records.get(it["id"], {}).get("translation") or {}
+            if t.get("status") != "ok":
+                failed += 1
+            hyps.append((t.get("text") or "").replace("\n", " "))
+            refs.append(it[ref_key])
+        res[f"{src}->{dst}"] = {
+            "items": len(items), "exit_code": code, "failed": failed,
+            "chrF": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2),
+            "chrF++": round(sacrebleu.corpus_chrf(hyps, [refs], word_order=2).score, 2),
+            "BLEU": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
+            "lang_correct": round(100 * sum(detect(h) == dst for h in hyps) / max(len(hyps), 1), 1),
+            "seconds_per_item": round(wall / max(len(items), 1), 2), "tokens_per_second": final.get("tokens_per_second"),
+            "peak_rss_mib": round(rss)}
+    return res
+
+
+def eval_parallel(items, a, work):
+    inp = work / "in" / "parallel.jsonl"
+    inp.parent.mkdir(parents=True, exist_ok=True)
+    with open(inp, "w") as f:
+        for it in items:
+            story = it.get("doc_id") or it["id"]
+            f.write(json.dumps({"id": f"{story}.en", "text": it["text"], "lang": "en", "story_id": story}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({"id": f"{story}.es", "text": it["tgt_text"], "lang": "es", "story_id": story}, ensure_ascii=False) + "\n")
+    out = work / "parallel"
+    args = ["summarize", str(inp), "--out", str(out), "--log-format", "json"] + model_args(a)
+    if a.strategy:
+        args += ["--strategy", a.strategy]
+    code, final, wall, rss = run_polysum(args, work / "polysum.log")
+    cmp_json = work / "parallel-compare.json"
+    t = time.time()
+    ccode, _, cwall, crss = run_polysum(["compare", str(out), "--json", str(cmp_json), "--html", str(work / "parallel-compare.html")] + model_args(a), work / "polysum.log")
+    res = {"stories": len(items), "inputs": 2 * len(items), "exit_code": code, "summarize_seconds_per_input": round(wall / max(2 * len(items), 1), 1),
+           "compare_seconds": round(cwall, 1), "peak_rss_mib": round(max(rss, crss))}
+    if ccode == 0 and cmp_json.exists():
+        report = json.loads(cmp_json.read_text())
+        res.update(consistency(report))
+        tot = report.get("totals", {})
+        res["stories_consistent"] = f"{tot.get('stories_consistent', 0)}/{tot.get('stories', 0)}"
+        res["articles_consistent"] = f"{tot.get('articles_consistent', 0)}/{tot.get('articles', 0)}"
+        reasons = {}
+        for s in report.get("stories", []) + report.get("articles", []):
+            for r in s.get("reasons", []):
+                kind = r.split(" ")[0] if not r.startswith("back-translation") else "back-translation"
+                reasons[kind] = reasons.get(kind, 0) + 1
+        res["reasons"] = reasons
+    return res
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def table(results, previous=None):
+    lines = []
+    prev = (previous or {}).get("sets", {})
+
+    def cell(set_name, key, v):
+        p = prev.get(set_name, {})
+        for part in key.split("/"):
+            p = p.get(part, {}) if isinstance(p, dict) else {}
+        if isinstance(v, (int, float)) and isinstance(p, (int, float)) and not isinstance(v, bool):
+            return f"{fmt(v)} ({v - p:+.1f})"
+        return fmt(v)
+
+    cols = ["rouge1", "rouge2", "rougeLsum", "lead3_rougeLsum", "en_lang_correct", "es_lang_correct",
+            "en_number_faithfulness", "es_number_faithfulness", "numbers_agree", "names_agree",
+            "seconds_per_article", "tokens_per_second", "peak_rss_mib"]
+    head = ["set", "n", "R-1", "R-2", "R-Lsum", "Lead-3 R-Lsum", "EN lang %", "ES lang %", "EN nums %", "ES nums %",
+            "nums agree %", "names agree %", "s/article", "tok/s", "RSS MiB"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for name in SUMMARY_SETS:
+        r = results.get(name)
+        if r:
+            lines.append("| " + " | ".join([name, str(r["items"])] + [cell(name, c, r.get(c)) for c in cols]) + " |")
+    tr = results.get("translation")
+    if tr:
+        lines.append("")
+        lines.append("| translation | n | chrF | chrF++ | BLEU | lang % | failed | s/item | tok/s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for d, r in tr.items():
+            lines.append("| " + " | ".join([d, str(r["items"])] + [cell("translation", f"{d}/{c}", r.get(c)) for c in ["chrF", "chrF++", "BLEU", "lang_correct", "failed", "seconds_per_item", "tokens_per_second"]]) + " |")
+    pr = results.get("parallel")
+    if pr:
+        lines.append("")
+        lines.append("| parallel stories | stories | stories consistent | articles consistent | nums agree % | names agree % | back-translation chrF | s/input | compare s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        bt = ", ".join(f"{k.split(' ', 1)[1]} {v}" for k, v in pr.items() if k.startswith("backtranslation_chrf"))
+        lines.append("| " + " | ".join(["parallel", str(pr["stories"]), fmt(pr.get("stories_consistent")), fmt(pr.get("articles_consistent")),
+                                        fmt(pr.get("numbers_agree")), fmt(pr.get("names_agree")), bt or "—",
+                                        fmt(pr.get("summarize_seconds_per_input")), fmt(pr.get("compare_seconds"))]) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=["dev", "test"], default="dev")
+    ap.add_argument("--limit", type=int, default=5, help="items per summary set (default 5)")
+    ap.add_argument("--translation-limit", type=int, help="sentences per direction (default: --limit × 4)")
+    ap.add_argument("--parallel-limit", type=int, help="parallel stories (default: --limit)")
+    ap.add_argument("--sets", default=",".join(ALL_SETS), help=f"comma-separated, from {','.join(ALL_SETS)}")
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--strategy", choices=["direct", "translate"])
+    ap.add_argument("--max-context", type=int)
+    ap.add_argument("--data", default=os.environ.get("POLYSUM_EVAL_DATA", str(ROOT.parent / "shared" / "eval")))
+    ap.add_argument("--work", help="folder for inputs and outputs (default: eval-out/<split>-<model>-<time>)")
+    ap.add_argument("--json", help="write the results here (default: <work>/results.json)")
+    ap.add_argument("--compare-with", help="a previous results JSON: print the differences")
+    a = ap.parse_args()
+
+    data = Path(a.data) / a.split
+    if not data.is_dir():
+        sys.exit(f"scripts/eval: no evaluation data in {data} (set --data or POLYSUM_EVAL_DATA)")
+    sets = [s for s in a.sets.split(",") if s]
+    unknown = [s for s in sets if s not in ALL_SETS]
+    if unknown:
+        sys.exit(f"scripts/eval: unknown sets {unknown}; choose from {ALL_SETS}")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    work = Path(a.work or ROOT / "eval-out" / f"{a.split}-{a.model.replace('/', '_')}-{stamp}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(BIN), "models", "pull", a.model], check=False, stdout=subprocess.DEVNULL) if "/" not in a.model and not a.model.endswith(".gguf") else None
+
+    results = {}
+    t0 = time.time()
+    for name in sets:
+        print(f"scripts/eval: {name} ...", file=sys.stderr, flush=True)
+        t = time.time()
+        if name in SUMMARY_SETS:
+            items = read_jsonl(data / f"{name}.jsonl")[: a.limit]
+            results[name] = eval_summaries(name, items, a, work)
+        elif name == "translation":
+            items = read_jsonl(data / "translation-en-es.jsonl")[: a.translation_limit or a.limit * 4]
+            results[name] = eval_translation(items, a, work)
+        elif name == "parallel":
+            items = read_jsonl(data / "parallel-stories.jsonl")[: a.parallel_limit or a.limit]
+            results[name] = eval_parallel(items, a, work)
+        print(f"scripts/eval: {name} done in {time.time() - t:.0f} s", file=sys.stderr, flush=True)
+
+    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "split": a.split, "model": a.model,
+           "strategy": a.strategy or "default", "limit": a.limit, "max_context": a.max_context,
+           "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}", "wall_seconds": round(time.time() - t0),
+           "command": " ".join(["scripts/eval"] + sys.argv[1:]), "sets": results}
+    out_json = Path(a.json) if a.json else work / "results.json"
+    out_json.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    previous = json.loads(Path(a.compare_with).read_text()) if a.compare_with else None
+    print(f"## {a.split}, {a.model}, {doc['date']} ({doc['machine']}; {doc['wall_seconds']} s)\n")
+    if previous:
+        print(f"(differences against {a.compare_with}: {previous.get('date')}, {previous.get('model')})\n")
+    print(table(results, previous))
+    print(f"\nresults: {out_json}")
+
+
+if __name__ == "__main__":
+    main()

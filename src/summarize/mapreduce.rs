@@ -1,0 +1,137 @@
+//! Long articles: the text the final summary prompts read. An article that fits the context is read
+//! whole; a longer one is cut into chunks on paragraph and sentence ends (`crate::chunk`), each chunk is
+//! written down as short notes in the article's language (one batched call for all chunks), and the notes
+//! take the article's place — condensed again, level by level, if they still do not fit. Nothing is cut:
+//! the only truncation is the one a user asks for with `--max-input-tokens`, and it is flagged.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use super::generator::Generator;
+use super::guard;
+use super::input::Article;
+use super::prompt::{self, Length};
+use super::record::Tokens;
+use crate::chunk::{self, ChunkConfig};
+use crate::generate::Request;
+use crate::sampling::SamplingParams;
+
+/// Words of notes per chunk: about a tenth of a chunk of a 4k context, enough for its names and numbers.
+const NOTE_WORDS: usize = 120;
+/// Rounds of notes-of-notes before giving up (each round divides the text by about ten).
+const MAX_LEVELS: usize = 4;
+/// Chunks per generate call: bounds the KV cache of one batch.
+const CHUNKS_PER_CALL: usize = 4;
+
+/// What the final prompts will read in place of the article.
+#[derive(Debug, Clone)]
+pub struct Condensed {
+    pub text: String,
+    /// Chunks of the article that were written down as notes (1: the article was read whole).
+    pub chunks: usize,
+    /// 1 for a direct summary; each round of notes adds one.
+    pub levels: usize,
+    /// The user's `--max-input-tokens` cut the article.
+    pub truncated: bool,
+    /// Tokens and seconds of the note-taking calls (shared by every summary of the article).
+    pub tokens: Tokens,
+    pub seconds: f64,
+}
+
+pub struct Limits {
+    /// Context the prompts may use: the model's, or less (`--max-context`).
+    pub context: usize,
+    /// Tokens the final prompt needs around the text, and for its answer.
+    pub final_overhead: usize,
+    pub max_input_tokens: Option<usize>,
+    /// Tokens each chunk repeats from the previous one.
+    pub overlap: usize,
+}
+
+fn note_sampling() -> SamplingParams {
+    SamplingParams { repetition_penalty: 1.1, repetition_window: 64, ..SamplingParams::greedy() }
+}
+
+/// Condense `article` until it fits `limits`; notes are written in `notes_lang`.
+pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn Generator) -> Result<Condensed> {
+    let budget = limits.context.saturating_sub(limits.final_overhead);
+    if budget < 32 {
+        bail!("the context ({} tokens) leaves no room for the article after the prompt and the summary: raise --max-context", limits.context);
+    }
+    let mut out = Condensed { text: article.text.clone(), chunks: 1, levels: 1, truncated: false, tokens: Tokens::default(), seconds: 0.0 };
+    if let Some(max) = limits.max_input_tokens {
+        let (text, cut) = super::pipeline::fit_to_context(&article.text, max, gen)?;
+        out.text = text;
+        out.truncated = cut;
+    }
+    let count = |s: &str| gen.count_tokens(s).unwrap_or_else(|_| s.split_whitespace().count() * 2);
+
+    let note_length = Length::MaxWords(NOTE_WORDS);
+    let note_overhead = {
+        let p = prompt::chunk_notes(&article.title, "", notes_lang, 99, 99, NOTE_WORDS);
+        count(&gen.chat_prompt(Some(&p.system), &p.user, None)?) + note_length.max_new_tokens() + 8
+    };
+    let chunk_budget = limits.context.saturating_sub(note_overhead);
+    if chunk_budget < 64 {
+        bail!("the context ({} tokens) is too small to read the article in chunks: raise --max-context", limits.context);
+    }
+
+    let mut tokens = count(&out.text);
+    while tokens > budget {
+        if out.levels > MAX_LEVELS {
+            bail!("the article still takes {tokens} tokens after {MAX_LEVELS} rounds of notes (at most {budget} fit): raise --max-context");
+        }
+        let cfg = ChunkConfig { budget: chunk_budget, overlap: limits.overlap.min(chunk_budget / 4) };
+        let current = std::mem::take(&mut out.text);
+        let chunks = chunk::chunk(&current, cfg, &count);
+        let pieces: Vec<&str> = chunks.iter().map(|c| current[c.range.clone()].trim()).collect();
+        let notes = write_notes(&article.title, &pieces, notes_lang, note_length, gen, &mut out)?;
+        if out.levels == 1 {
+            out.chunks = chunks.len();
+        }
+        out.levels += 1;
+        let joined = notes.join("\n\n");
+        let new_tokens = count(&joined);
+        if new_tokens >= tokens {
+            bail!("the notes on {} chunks ({new_tokens} tokens) are no shorter than the text they condense ({tokens} tokens)", chunks.len());
+        }
+        out.text = joined;
+        tokens = new_tokens;
+    }
+    Ok(out)
+}
+
+/// One note per piece, in order; a piece the model writes nothing for is an error (it would be lost).
+fn write_notes(title: &str, pieces: &[&str], lang: &str, length: Length, gen: &dyn Generator, out: &mut Condensed) -> Result<Vec<String>> {
+    let mut notes = Vec::with_capacity(pieces.len());
+    for (batch_no, batch) in pieces.chunks(CHUNKS_PER_CALL).enumerate() {
+        let requests = batch
+            .iter()
+            .enumerate()
+            .map(|(k, piece)| {
+                let part = batch_no * CHUNKS_PER_CALL + k + 1;
+                let p = prompt::chunk_notes(title, piece, lang, part, pieces.len(), NOTE_WORDS);
+                Ok(Request {
+                    prompt: gen.chat_prompt(Some(&p.system), &p.user, None)?,
+                    max_new_tokens: length.max_new_tokens(),
+                    sampling: note_sampling(),
+                    stop_strings: prompt::stop_strings(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let t = Instant::now();
+        let (gens, _) = gen.generate(&requests)?;
+        out.seconds += t.elapsed().as_secs_f64();
+        for (k, g) in gens.iter().enumerate() {
+            out.tokens.prompt += g.prompt_tokens;
+            out.tokens.generated += g.tokens.len();
+            let (text, _) = guard::clean(&g.text);
+            if text.chars().filter(|c| c.is_alphabetic()).count() < 3 {
+                bail!("the model wrote no notes for part {} of {} of the article", batch_no * CHUNKS_PER_CALL + k + 1, pieces.len());
+            }
+            notes.push(text);
+        }
+    }
+    Ok(notes)
+}
