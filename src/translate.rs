@@ -5,7 +5,6 @@
 //! It runs on the summarize machinery (`summarize::runner`): the same inputs, state, lock, atomic writes,
 //! progress and exit codes; only the per-article step differs.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -334,46 +333,15 @@ fn finish_failed(mut record: SummaryRecord, t0: Instant) -> SummaryRecord {
 
 #[derive(Args, Debug, Clone)]
 pub struct TranslateArgs {
-    /// Files and folders to translate (folders recursively): .txt, .md, .html/.htm, .json, .jsonl.
-    pub inputs: Vec<PathBuf>,
     /// The language to translate into: en, es, fr, de, it, pt, ca or nl.
     #[arg(long)]
     pub to: String,
     /// The articles' language, or auto to detect it per article.
     #[arg(long, default_value = "auto")]
     pub from: String,
-    /// Output folder: `<relpath>.json` and `<relpath>.<lang>.md` per article, index.jsonl, state in .polysum/.
-    #[arg(long, short = 'o')]
-    pub out: Option<PathBuf>,
-    /// Settings file (default: ./polysum.toml when it exists, or $POLYSUM_CONFIG).
-    #[arg(long, env = "POLYSUM_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// A registry name, hf:ORG/REPO/FILE[@REVISION], or a path to a .gguf file [default: qwen2.5-coder-1.5b].
-    #[arg(long, short = 'm', env = "POLYSUM_MODEL")]
-    pub model: Option<String>,
-    /// auto, cpu, cuda, cuda:N or metal [default: auto].
-    #[arg(long)]
-    pub device: Option<String>,
-    /// CPU threads for the model's kernels [default: all cores].
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Files per article: json, md or json,md [default: json,md].
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Articles translated at the same time [default: 1 on a CPU, 2 on a GPU].
-    #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
-    /// Lower the context the prompts may use (tokens) below the model's.
-    #[arg(long)]
-    pub max_context: Option<usize>,
-    /// Redo every translation, even those already done.
-    #[arg(long)]
-    pub force: bool,
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-    /// text or json [default: text].
-    #[arg(long)]
-    pub log_format: Option<String>,
+    /// Inputs, output folder (`<relpath>.json` and `<relpath>.<lang>.md` per article), model, run control.
+    #[command(flatten)]
+    pub job: crate::summarize::JobArgs,
 }
 
 /// The `translate` subcommand; returns the exit code. Flags are checked and merged by the summarize
@@ -394,29 +362,15 @@ pub fn main(args: TranslateArgs) -> Result<i32> {
     };
     // Never from polysum.toml: its inputs and out are the summarize job's, and translations written into
     // a summaries folder would replace the summaries' files.
-    if args.inputs.is_empty() {
+    if args.job.inputs.is_empty() {
         return usage_exit("no inputs: give files or folders to translate");
     }
-    if args.out.is_none() {
+    if args.job.out.is_none() {
         return usage_exit("--out DIR is required");
     }
-    let summarize_args = crate::summarize::SummarizeArgs {
-        inputs: args.inputs,
-        out: args.out,
-        config: args.config,
-        model: args.model,
-        device: args.device,
-        threads: args.threads,
-        langs: Some(to.clone()),
-        format: args.format,
-        jobs: args.jobs,
-        force: args.force,
-        quiet: args.quiet,
-        log_format: args.log_format,
-        max_context: args.max_context,
-        ..Default::default()
-    };
-    let settings = Settings { to, from, max_context: args.max_context };
+    let max_context = args.job.max_context;
+    let summarize_args = crate::summarize::SummarizeArgs { job: args.job, langs: Some(to.clone()), ..Default::default() };
+    let settings = Settings { to, from, max_context };
     crate::summarize::run_command(&summarize_args, |run| run.task = crate::summarize::runner::Task::Translate(settings))
 }
 

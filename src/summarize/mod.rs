@@ -39,9 +39,10 @@ use runner::{ModelSource, RunOptions};
 /// polysum's own files inside the output folder (lock, state database).
 pub const META_DIR: &str = ".polysum";
 
+/// The flags every batch command shares (`summarize`, `translate`): inputs, output, model, run control.
 #[derive(Args, Debug, Clone, Default)]
-pub struct SummarizeArgs {
-    /// Files and folders to summarize (folders recursively): .txt, .md, .html/.htm, .json, .jsonl.
+pub struct JobArgs {
+    /// Files and folders to read (folders recursively): .txt, .md, .html/.htm, .json, .jsonl.
     pub inputs: Vec<PathBuf>,
     /// Output folder: mirrors the input tree, plus index.jsonl and the state in .polysum/.
     #[arg(long, short = 'o')]
@@ -61,22 +62,13 @@ pub struct SummarizeArgs {
     /// Keep Q4_1/Q5_0/Q5_1 tensors as they are instead of re-quantizing them to Q8_0.
     #[arg(long)]
     pub no_requantize: bool,
-    /// Summary languages, comma-separated [default: en,es]. Supported: en, es, fr, de, it, pt, ca, nl.
-    #[arg(long)]
-    pub langs: Option<String>,
     /// Files per article: json, md or json,md [default: json,md].
     #[arg(long)]
     pub format: Option<String>,
-    /// Summary length in sentences [default: 3].
-    #[arg(long, conflicts_with = "max_words")]
-    pub sentences: Option<usize>,
-    /// Summary length in words (instead of --sentences).
-    #[arg(long)]
-    pub max_words: Option<usize>,
-    /// Articles summarized at the same time [default: 1 on a CPU, 2 on a GPU].
+    /// Articles processed at the same time [default: 1 on a CPU, 2 on a GPU].
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
-    /// Redo every summary, even those already done.
+    /// Redo every article, even those already done.
     #[arg(long)]
     pub force: bool,
     /// Print only errors and the final line.
@@ -85,20 +77,35 @@ pub struct SummarizeArgs {
     /// text or json (one JSON object per line) [default: text].
     #[arg(long)]
     pub log_format: Option<String>,
+    /// Lower the context the prompts may use (tokens) below the model's [default: the model's, at most 8192].
+    #[arg(long)]
+    pub max_context: Option<usize>,
+    /// Reject input files larger than this many bytes [default: 8 MiB].
+    #[arg(long)]
+    pub max_bytes: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SummarizeArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Summary languages, comma-separated [default: en,es]. Supported: en, es, fr, de, it, pt, ca, nl.
+    #[arg(long)]
+    pub langs: Option<String>,
+    /// Summary length in sentences [default: 3].
+    #[arg(long, conflicts_with = "max_words")]
+    pub sentences: Option<usize>,
+    /// Summary length in words (instead of --sentences).
+    #[arg(long)]
+    pub max_words: Option<usize>,
     /// Cut articles to this many tokens (flag `truncated_input`). Without it nothing is cut: an article
     /// longer than the context is summarized in chunks (map-reduce).
     #[arg(long)]
     pub max_input_tokens: Option<usize>,
-    /// Lower the context the prompts may use (tokens) below the model's [default: the model's, at most 8192].
-    #[arg(long)]
-    pub max_context: Option<usize>,
     /// direct: every summary from the article; translate: a summary in the article's language, translated
     /// into the other languages [default: direct].
     #[arg(long, value_enum)]
     pub strategy: Option<pipeline::SummaryStrategy>,
-    /// Reject input files larger than this many bytes [default: 8 MiB].
-    #[arg(long)]
-    pub max_bytes: Option<u64>,
     #[command(flatten)]
     pub scale: remote::ScaleArgs,
 }
@@ -125,8 +132,9 @@ fn usage(e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Merge flags over the config file over the defaults, and validate.
 pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
-    let config = Config::find(args.config.as_deref()).map_err(usage)?.unwrap_or_default();
-    let inputs = if args.inputs.is_empty() { config.inputs.clone() } else { args.inputs.clone() };
+    let job = &args.job;
+    let config = Config::find(job.config.as_deref()).map_err(usage)?.unwrap_or_default();
+    let inputs = if job.inputs.is_empty() { config.inputs.clone() } else { job.inputs.clone() };
     if inputs.is_empty() {
         return Err(usage("no inputs: give files or folders to summarize (or `inputs` in polysum.toml)"));
     }
@@ -135,9 +143,9 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
             return Err(usage(format!("input {} does not exist", i.display())));
         }
     }
-    let out = args.out.clone().or(config.out.clone()).ok_or_else(|| usage("--out DIR is required (or `out` in polysum.toml)"))?;
+    let out = job.out.clone().or(config.out.clone()).ok_or_else(|| usage("--out DIR is required (or `out` in polysum.toml)"))?;
     let langs = lang::parse_langs(&args.langs.clone().or(config.langs.clone()).unwrap_or_else(|| "en,es".into())).map_err(usage)?;
-    let formats = Formats::parse(&args.format.clone().or(config.format.clone()).unwrap_or_else(|| "json,md".into())).map_err(usage)?;
+    let formats = Formats::parse(&job.format.clone().or(config.format.clone()).unwrap_or_else(|| "json,md".into())).map_err(usage)?;
     let length = match (args.sentences, args.max_words) {
         (Some(n), _) => Length::Sentences(n),
         (None, Some(w)) => Length::MaxWords(w),
@@ -154,16 +162,16 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
         Length::MaxWords(w) if w > 500 => return Err(usage("--max-words is at most 500")),
         _ => {}
     }
-    let log_format: LogFormat = args.log_format.clone().or(config.log_format.clone()).unwrap_or_else(|| "text".into()).parse().map_err(usage)?;
-    let device: DeviceSpec = args.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
+    let log_format: LogFormat = job.log_format.clone().or(config.log_format.clone()).unwrap_or_else(|| "text".into()).parse().map_err(usage)?;
+    let device: DeviceSpec = job.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
     let remote = args.scale.remote().map_err(usage)?;
     let shard = args.scale.shard().map_err(usage)?;
     // A remote server batches across requests itself: keep enough articles going to fill --max-inflight.
-    let jobs = args.jobs.or(config.jobs).or(remote.as_ref().map(|r| r.max_inflight.div_ceil(2).max(1)));
+    let jobs = job.jobs.or(config.jobs).or(remote.as_ref().map(|r| r.max_inflight.div_ceil(2).max(1)));
     if jobs == Some(0) {
         return Err(usage("--jobs must be at least 1"));
     }
-    let mut threads = args.threads.or(config.threads);
+    let mut threads = job.threads.or(config.threads);
     // On a CPU, several article workers split the cores between them.
     let on_cpu = match device {
         DeviceSpec::Cpu => true,
@@ -177,12 +185,12 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
         }
     }
     let model = ModelArgs {
-        model: args.model.clone().or(config.model.clone()).unwrap_or_else(|| crate::DEFAULT_MODEL.to_string()),
+        model: job.model.clone().or(config.model.clone()).unwrap_or_else(|| crate::DEFAULT_MODEL.to_string()),
         device,
         threads,
-        no_requantize: args.no_requantize || config.no_requantize.unwrap_or(false),
+        no_requantize: job.no_requantize || config.no_requantize.unwrap_or(false),
     };
-    let max_context = args.max_context.or(config.max_context);
+    let max_context = job.max_context.or(config.max_context);
     if max_context.is_some_and(|c| c < 256) {
         return Err(usage("--max-context is at least 256 tokens"));
     }
@@ -199,13 +207,13 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
             langs,
             task: runner::Task::Summarize(settings),
             formats,
-            force: args.force || config.force.unwrap_or(false),
+            force: job.force || config.force.unwrap_or(false),
             jobs,
-            max_bytes: args.max_bytes.or(config.max_bytes).unwrap_or(input::DEFAULT_MAX_BYTES),
+            max_bytes: job.max_bytes.or(config.max_bytes).unwrap_or(input::DEFAULT_MAX_BYTES),
             shard,
         },
         model,
-        quiet: args.quiet || config.quiet.unwrap_or(false),
+        quiet: job.quiet || config.quiet.unwrap_or(false),
         log_format,
         remote,
     })
