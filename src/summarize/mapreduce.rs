@@ -135,3 +135,59 @@ fn write_notes(title: &str, pieces: &[&str], lang: &str, length: Length, gen: &d
     }
     Ok(notes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summarize::generator::FakeGenerator;
+
+    fn article(words: usize) -> Article {
+        let sentence = "The harbour authority said on Monday that the new ferry terminal will open in May. ";
+        let text: String = (0..words / 15).map(|i| if i % 4 == 3 { format!("{sentence}\n\n") } else { sentence.to_string() }).collect();
+        Article {
+            rel: "a.txt".into(),
+            source: "a.txt".into(),
+            id: None,
+            title: "Ferry terminal".into(),
+            text,
+            sha256: "x".into(),
+            declared_lang: None,
+            story_id: None,
+            warnings: vec![],
+        }
+    }
+
+    fn limits(context: usize) -> Limits {
+        Limits { context, final_overhead: 250, max_input_tokens: None, overlap: 32 }
+    }
+
+    #[test]
+    fn an_article_that_fits_is_read_whole() {
+        let g = FakeGenerator::parse("fake").unwrap().unwrap();
+        let a = article(300);
+        let c = condense(&a, "en", &limits(4096), &g).unwrap();
+        assert_eq!((c.chunks, c.levels, c.truncated), (1, 1, false));
+        assert_eq!(c.text, a.text);
+        assert_eq!(c.tokens, Tokens::default());
+    }
+
+    #[test]
+    fn a_long_article_becomes_notes_of_every_chunk() {
+        // The fake model counts a token per word and answers 16 words per chunk.
+        let g = FakeGenerator::parse("fake").unwrap().unwrap();
+        let a = article(3000);
+        let c = condense(&a, "en", &limits(800), &g).unwrap();
+        assert!(c.chunks >= 6, "{} chunks", c.chunks);
+        assert_eq!(c.levels, 2);
+        assert_eq!(c.text.split("\n\n").count(), c.chunks, "one note per chunk");
+        assert!(g.count_tokens(&c.text).unwrap() <= 800 - 250);
+        assert!(c.tokens.prompt > 3000 && c.tokens.generated > 0);
+    }
+
+    #[test]
+    fn too_small_a_context_is_an_error_that_says_what_to_do() {
+        let g = FakeGenerator::parse("fake").unwrap().unwrap();
+        let e = condense(&article(3000), "en", &limits(260), &g).unwrap_err();
+        assert!(format!("{e:#}").contains("--max-context"), "{e:#}");
+    }
+}
