@@ -55,8 +55,20 @@ SCORER = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], tokenizer=U
 SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”»)]*\s+(?=[\"“«¿¡(]?[A-ZÁÉÍÓÚÑ0-9])")
 
 
+# "Lt.", "Dr.", "U.S.": a period after these does not end a sentence.
+ABBREVIATION = re.compile(r"\(?[A-Z][a-z]{0,2}\.|(?:[A-Z]\.)+|\(?[A-Z]{2,}\)[A-Z][a-z]{0,2}\.")
+
+
 def sentences(text):
-    return [s.strip() for s in SENTENCE_END.split(text.strip()) if s.strip()]
+    out, start = [], 0
+    for m in SENTENCE_END.finditer(text):
+        words = text[start:m.start()].split()
+        if words and ABBREVIATION.fullmatch(words[-1]):
+            continue
+        out.append(text[start:m.end()].strip())
+        start = m.end()
+    out.append(text[start:].strip())
+    return [s for s in out if s]
 
 
 def lead3(text):
@@ -94,8 +106,13 @@ def read_jsonl(path):
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
 
 
+SCORE_ONLY = None  # with --score-only: the previous results.json of the work folder (timings come from it)
+
+
 def run_polysum(args, log):
     """Run polysum; returns (exit code, its final JSON line, wall seconds, peak RSS in MiB of this child)."""
+    if SCORE_ONLY is not None:
+        return 0, {}, 0.0, 0.0
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.time()
     with open(log, "a") as err:
@@ -321,7 +338,13 @@ def main():
     ap.add_argument("--work", help="folder for inputs and outputs (default: eval-out/<split>-<model>-<time>)")
     ap.add_argument("--json", help="write the results here (default: <work>/results.json)")
     ap.add_argument("--compare-with", help="a previous results JSON: print the differences")
+    ap.add_argument("--score-only", action="store_true", help="rescore the outputs already in --work (no model runs; timings kept from its results.json)")
     a = ap.parse_args()
+    global SCORE_ONLY
+    if a.score_only:
+        if not a.work or not (Path(a.work) / "results.json").exists():
+            sys.exit("scripts/eval: --score-only needs --work DIR of an earlier run (with its results.json)")
+        SCORE_ONLY = json.loads((Path(a.work) / "results.json").read_text())
 
     data = Path(a.data) / a.split
     if not data.is_dir():
@@ -333,7 +356,8 @@ def main():
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     work = Path(a.work or ROOT / "eval-out" / f"{a.split}-{a.model.replace('/', '_')}-{stamp}").resolve()
     work.mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(BIN), "models", "pull", a.model], check=False, stdout=subprocess.DEVNULL) if "/" not in a.model and not a.model.endswith(".gguf") else None
+    if SCORE_ONLY is None and "/" not in a.model and not a.model.endswith(".gguf"):
+        subprocess.run([str(BIN), "models", "pull", a.model], check=False, stdout=subprocess.DEVNULL)
 
     results = {}
     t0 = time.time()
@@ -349,11 +373,23 @@ def main():
         elif name == "parallel":
             items = read_jsonl(data / "parallel-stories.jsonl")[: a.parallel_limit or a.limit]
             results[name] = eval_parallel(items, a, work)
+        if SCORE_ONLY is not None:
+            # Timings and run figures are the earlier run's.
+            before = SCORE_ONLY.get("sets", {}).get(name, {})
+            keep = ["exit_code", "wall_seconds", "seconds_per_article", "tokens_per_second", "peak_rss_mib", "generated_tokens",
+                    "done", "skipped", "summarize_seconds_per_input", "compare_seconds"]
+            if name == "translation":
+                for d, r in results[name].items():
+                    r.update({k: v for k, v in before.get(d, {}).items() if k in keep + ["seconds_per_item"]})
+            else:
+                results[name].update({k: v for k, v in before.items() if k in keep})
         print(f"scripts/eval: {name} done in {time.time() - t:.0f} s", file=sys.stderr, flush=True)
 
-    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "split": a.split, "model": a.model,
+    date = SCORE_ONLY["date"] + " (rescored)" if SCORE_ONLY else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    doc = {"date": date, "split": a.split, "model": a.model,
            "strategy": a.strategy or "default", "limit": a.limit, "max_context": a.max_context,
-           "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}", "wall_seconds": round(time.time() - t0),
+           "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",
+           "wall_seconds": SCORE_ONLY.get("wall_seconds") if SCORE_ONLY else round(time.time() - t0),
            "command": " ".join(["scripts/eval"] + sys.argv[1:]), "sets": results}
     out_json = Path(a.json) if a.json else work / "results.json"
     out_json.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
