@@ -74,12 +74,14 @@ fn fake_model_map_reduce_and_strategies_are_separate_work() {
     // Another strategy, or another context, is other work; the same settings again are not.
     let o = run_polysum(&[&base[..], &["--max-context", "600"]].concat());
     assert_eq!(final_line(&o)["skipped"], 1);
-    let o = run_polysum(&[&base[..], &["--max-context", "600", "--strategy", "translate"]].concat());
-    assert_eq!(final_line(&o)["done"], 1);
     let rec = read_json(&out.join("tram.txt.json"));
     let es = &rec["summaries"]["es"];
-    assert_eq!(es["attempts"][0]["strategy"], "translate", "{es}");
+    assert_eq!(es["attempts"][0]["strategy"], "translate", "the default strategy translates: {es}");
     assert!(es["flags"].as_array().unwrap().iter().any(|f| f == "translated"));
+    let o = run_polysum(&[&base[..], &["--max-context", "600", "--strategy", "direct"]].concat());
+    assert_eq!(final_line(&o)["done"], 1);
+    let rec = read_json(&out.join("tram.txt.json"));
+    assert_eq!(rec["summaries"]["es"]["attempts"][0]["strategy"], "base");
     assert_eq!(rec["summaries"]["en"]["attempts"][0]["strategy"], "base");
 }
 

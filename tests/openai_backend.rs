@@ -272,7 +272,9 @@ fn connection_refused_is_retried_then_reported() {
 
 #[test]
 fn max_inflight_bounds_open_requests_across_threads() {
-    let server = serve(|_, _| Reply { delay: Duration::from_millis(150), ..ok("ok", 1, 1) });
+    // Replies slow enough that the third request is open before the first one answers, even on a loaded
+    // machine (150 ms was not, under load 4 on 2 cores).
+    let server = serve(|_, _| Reply { delay: Duration::from_millis(500), ..ok("ok", 1, 1) });
     let mut cfg = config(&server.url);
     cfg.max_inflight = 3;
     let client = OpenAiClient::new(cfg).unwrap();

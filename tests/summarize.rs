@@ -219,7 +219,8 @@ fn wrong_language_is_retried_and_then_recorded_as_failed() {
     let input = tmp.path().join("story.txt");
     std::fs::write(&input, "Port reopens\nThe port reopened on Tuesday after the storm, officials said.").unwrap();
     let out = tmp.path().join("out");
-    // This fake always answers in English.
+    // This fake always answers in English. The default strategy (translate) tries translating the English
+    // summary first, then summarizing the article with both prompts.
     let o = summarize(&[s(&input), "--out", s(&out), "--model", "fake:english"]);
     assert_eq!(o.status.code(), Some(3));
     let rec = read_json(&out.join("story.txt.json"));
@@ -229,13 +230,13 @@ fn wrong_language_is_retried_and_then_recorded_as_failed() {
     assert_eq!(es["text"], Value::Null, "an English text is never stored as the Spanish summary");
     assert_eq!(es["lang_detected"], "en");
     let strategies: Vec<&str> = es["attempts"].as_array().unwrap().iter().map(|a| a["strategy"].as_str().unwrap()).collect();
-    assert_eq!(strategies, ["base", "native", "translate"]);
+    assert_eq!(strategies, ["translate", "base", "native"]);
     assert!(es["error"].as_str().unwrap().contains("Spanish"));
     assert!(std::fs::read_to_string(out.join("story.txt.md")).unwrap().contains("Failed:"));
 
     // A model that writes Spanish once asked in Spanish: rescued by the retry, flagged.
     let out2 = tmp.path().join("out2");
-    let o = summarize(&[s(&input), "--out", s(&out2), "--model", "fake:native-es,chatty"]);
+    let o = summarize(&[s(&input), "--out", s(&out2), "--model", "fake:native-es,chatty", "--strategy", "direct"]);
     assert_eq!(o.status.code(), Some(0));
     let es = summary(&read_json(&out2.join("story.txt.json")), "es").clone();
     assert_eq!(es["status"], "ok");

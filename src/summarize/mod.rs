@@ -102,8 +102,8 @@ pub struct SummarizeArgs {
     /// longer than the context is summarized in chunks (map-reduce).
     #[arg(long)]
     pub max_input_tokens: Option<usize>,
-    /// direct: every summary from the article; translate: a summary in the article's language, translated
-    /// into the other languages [default: direct].
+    /// translate: a summary in the article's language, translated into the other languages; direct: every
+    /// summary from the article [default: translate].
     #[arg(long, value_enum)]
     pub strategy: Option<pipeline::SummaryStrategy>,
     #[command(flatten)]

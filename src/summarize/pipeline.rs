@@ -29,18 +29,20 @@ pub const CHUNK_OVERLAP: usize = 64;
 #[serde(rename_all = "snake_case")]
 pub enum SummaryStrategy {
     /// Every summary is written from the article.
-    #[default]
     Direct,
-    /// One summary in the article's language, translated into the others.
+    /// One summary in the article's language, translated into the others. The default: on the dev news
+    /// sets its EN and ES summaries agreed on numbers and names in 6 of 6 articles against 0 of 6 for
+    /// `direct`, at the same speed and language correctness (docs/LONG-ARTICLES.md).
+    #[default]
     Translate,
 }
 
 impl SummaryStrategy {
-    /// The part of the state key that tells the strategies' summaries apart (direct keeps the plain key).
+    /// The part of the state key that tells the strategies' summaries apart (the default keeps the plain key).
     pub fn key_suffix(self) -> &'static str {
         match self {
-            SummaryStrategy::Direct => "",
-            SummaryStrategy::Translate => "+tr",
+            SummaryStrategy::Direct => "+direct",
+            SummaryStrategy::Translate => "",
         }
     }
 }
