@@ -7,7 +7,7 @@
 //! langs = "en,es"          # or ["en", "es"]
 //! format = "json,md"
 //! sentences = 3            # or max_words = 60
-//! strategy = "direct"      # or "translate"
+//! strategy = "translate"   # or "direct"
 //! max_context = 4096       # lower the model's context
 //! jobs = 1
 //! quiet = true
