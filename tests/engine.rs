@@ -38,8 +38,8 @@ fn greedy_generation_reproduces_llama_cpp() {
     }
     assert!(by_model.contains_key("smollm2-135m") && by_model.contains_key("qwen2.5-coder-0.5b"));
     for (name, cases) in by_model {
-        // Q5_0 → Q8_0 is exact, so Qwen runs re-quantized; SmolLM2's Q4_1 cannot convert exactly, so it
-        // runs as stored, the way llama.cpp ran it.
+        // Qwen's Q5_0 stays as stored (a SIMD kernel) or converts to Q8_0 exactly; SmolLM2's Q4_1 cannot
+        // convert exactly, so it runs as stored, the way llama.cpp ran it.
         let engine = load(name, name != "smollm2-135m");
         for case in cases {
             // The references were made from the prompt without its final newline (as shell command

@@ -75,7 +75,8 @@ impl Gguf {
     }
 
     /// A weight as stored, except Q4_1/Q5_0/Q5_1 which become Q8_0 when re-quantizing: candle has only
-    /// scalar CPU kernels for those three. Q5_0 converts exactly; Q4_1/Q5_1 carry an offset that Q8_0
+    /// scalar CPU kernels for those three. Q5_0 stays as stored where `gemv` has its SIMD kernel (AVX2);
+    /// elsewhere it converts exactly; Q4_1/Q5_1 carry an offset that Q8_0
     /// cannot hold, so they are rounded to Q8_0's finer grid (an error far below their own).
     pub fn qtensor(&self, name: &str) -> Result<QTensor> {
         let t = {
@@ -84,7 +85,7 @@ impl Gguf {
                 .tensor(&mut *reader, name, &self.device)
                 .with_context(|| format!("{}: cannot read tensor {name}", self.path.display()))?
         };
-        if self.requantize && matches!(t.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1) {
+        if self.requantize && matches!(t.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1) && !super::gemv::keeps_compact(t.dtype()) {
             let cols = t.shape().dims().last().copied().unwrap_or(0);
             if cols % GgmlDType::Q8_0.block_size() == 0 {
                 if t.dtype() == GgmlDType::Q5_0 {

@@ -9,6 +9,7 @@
 //! line to `ARCHITECTURES`.
 
 mod gemma3;
+pub(crate) mod gemv;
 mod layers;
 mod llama;
 pub mod loader;
