@@ -160,6 +160,27 @@ impl Engine {
         if prompts.is_empty() {
             return Ok((vec![], CallStats::default()));
         }
+        self.check_fits(prompts, requests)?;
+        let mut stats = CallStats::default();
+        let t0 = Instant::now();
+        let mut batch = self.prefill(prompts, requests, 0, &mut stats)?;
+        stats.prompt_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let mut done: Vec<Option<Generation>> = vec![None; prompts.len()];
+        while !batch.is_empty() {
+            for f in self.step(&mut batch, on_token)? {
+                done[f.tag] = Some(f.generation);
+            }
+        }
+        stats.decode_seconds = t1.elapsed().as_secs_f64();
+        let gens: Vec<Generation> = done.into_iter().map(|g| g.expect("every row finishes")).collect();
+        stats.generated_tokens = gens.iter().map(|g| g.tokens.len()).sum();
+        Ok((gens, stats))
+    }
+
+    /// Check that each prompt fits the context with its output.
+    pub fn check_fits(&self, prompts: &[Vec<u32>], requests: &[Request]) -> Result<()> {
         let ctx = self.context_length();
         for (i, (p, r)) in prompts.iter().zip(requests).enumerate() {
             if p.is_empty() {
@@ -173,12 +194,14 @@ impl Engine {
                 );
             }
         }
-        let rows = prompts.len();
-        let mut stats = CallStats::default();
-        let mut cache = KvCache::new(self.model.config().n_layer, rows);
-        let t0 = Instant::now();
+        Ok(())
+    }
 
-        // A prefix shared by every row is computed once, on a single row, then copied.
+    /// Compute the prompts of one call into a new batch whose rows are tagged `first_tag + i`. A prefix
+    /// shared by every row is computed once, on a single row, then copied.
+    pub fn prefill(&self, prompts: &[Vec<u32>], requests: &[Request], first_tag: usize, stats: &mut CallStats) -> Result<Batch> {
+        let rows = prompts.len();
+        let mut cache = KvCache::new(self.model.config().n_layer, rows);
         let shared = if rows > 1 { common_prefix_len(prompts) } else { 0 };
         // Keep at least one token per row to compute, so every row gets its own first logits.
         let shared = shared.min(prompts.iter().map(|p| p.len()).min().unwrap_or(0).saturating_sub(1));
@@ -190,50 +213,61 @@ impl Engine {
         }
         let suffixes: Vec<Vec<u32>> = prompts.iter().map(|p| p[shared..].to_vec()).collect();
         stats.prompt_tokens += suffixes.iter().map(|s| s.len()).sum::<usize>();
-        let mut logits = self.model.forward(&suffixes, &mut cache)?;
-        stats.prompt_seconds = t0.elapsed().as_secs_f64();
-
-        let t1 = Instant::now();
-        let mut samplers: Vec<Sampler> = requests.iter().enumerate().map(|(i, r)| Sampler::new(&r.sampling, i as u64)).collect();
-        let mut history: Vec<Vec<u32>> = prompts.to_vec();
-        let mut state: Vec<RowState> = (0..rows).map(|_| RowState::default()).collect();
-        let mut done: Vec<Option<StopReason>> = vec![None; rows];
-        // `active[i]` is the request row held in row i of the cache and of `logits`.
-        let mut active: Vec<usize> = (0..rows).collect();
-        loop {
-            let mut next = Vec::with_capacity(active.len());
-            let mut keep = Vec::with_capacity(active.len());
-            for (i, &row) in active.iter().enumerate() {
-                let token = samplers[row].sample(&logits.get(i)?, &history[row])?;
-                history[row].push(token);
-                done[row] = self.accept(token, row, &requests[row], &mut state[row], on_token)?;
-                if done[row].is_none() {
-                    next.push(token);
-                    keep.push(i);
-                }
-            }
-            if next.is_empty() {
-                break;
-            }
-            // Finished rows leave the batch, so they cost nothing in later steps.
-            cache.retain_rows(&keep)?;
-            active = keep.iter().map(|&i| active[i]).collect();
-            logits = self.model.decode_step(&next, &mut cache)?;
-        }
-        stats.decode_seconds = t1.elapsed().as_secs_f64();
-        stats.generated_tokens = state.iter().map(|s| s.tokens.len()).sum();
-
-        let gens = state
-            .into_iter()
+        let logits = self.model.forward(&suffixes, &mut cache)?;
+        let rows = requests
+            .iter()
+            .zip(prompts)
             .enumerate()
-            .map(|(row, st)| Generation {
-                text: st.text,
-                tokens: st.tokens,
-                prompt_tokens: prompts[row].len(),
-                stop_reason: done[row].unwrap_or(StopReason::MaxTokens),
+            .map(|(i, (r, p))| BatchRow {
+                tag: first_tag + i,
+                request: r.clone(),
+                sampler: Sampler::new(&r.sampling, i as u64),
+                history: p.clone(),
+                prompt_tokens: p.len(),
+                state: RowState::default(),
             })
             .collect();
-        Ok((gens, stats))
+        Ok(Batch { cache, logits: Some(logits), rows })
+    }
+
+    /// One decode step: sample a token for every row, take the rows that stop out of the batch, and compute
+    /// the next logits of the others.
+    pub fn step(&self, batch: &mut Batch, on_token: &mut OnToken<'_>) -> Result<Vec<Finished>> {
+        let Some(logits) = batch.logits.take() else { return Ok(vec![]) };
+        let mut next = Vec::with_capacity(batch.rows.len());
+        let mut keep = Vec::with_capacity(batch.rows.len());
+        let mut stops = Vec::with_capacity(batch.rows.len());
+        for (i, row) in batch.rows.iter_mut().enumerate() {
+            let token = row.sampler.sample(&logits.get(i)?, &row.history)?;
+            row.history.push(token);
+            let stop = self.accept(token, row.tag, &row.request, &mut row.state, on_token)?;
+            if stop.is_none() {
+                next.push(token);
+                keep.push(i);
+            }
+            stops.push(stop);
+        }
+        let mut finished = Vec::new();
+        let mut kept = Vec::with_capacity(keep.len());
+        for (row, stop) in std::mem::take(&mut batch.rows).into_iter().zip(stops) {
+            match stop {
+                None => kept.push(row),
+                Some(stop_reason) => finished.push(Finished {
+                    tag: row.tag,
+                    generation: Generation { text: row.state.text, tokens: row.state.tokens, prompt_tokens: row.prompt_tokens, stop_reason },
+                }),
+            }
+        }
+        batch.rows = kept;
+        if !finished.is_empty() {
+            // Finished rows leave the batch, so they cost nothing in later steps.
+            batch.cache.retain_rows(&keep)?;
+            batch.cache.trim_padding()?;
+        }
+        if !next.is_empty() {
+            batch.logits = Some(self.model.decode_step(&next, &mut batch.cache)?);
+        }
+        Ok(finished)
     }
 
     /// Take one sampled token into a row's output; returns why the row stops, if it does.
@@ -289,6 +323,58 @@ impl Engine {
         let picked = logp.narrow(0, 0, ids.len() - 1)?.gather(&targets.unsqueeze(1)?, 1)?;
         let nll = -(picked.sum_all()?.to_scalar::<f32>()? as f64) / (ids.len() - 1) as f64;
         Ok(nll.exp())
+    }
+}
+
+/// Sequences decoded together. Rows come from `Engine::prefill` and leave when they stop; between steps
+/// another prefilled batch can `join`, which is how `crate::scheduler` keeps one batch running across
+/// calls (continuous batching, as llama.cpp's server slots do).
+pub struct Batch {
+    cache: KvCache,
+    /// Next-token logits, `[rows, vocab]`, row i for `rows[i]`; `None` once every row has stopped.
+    logits: Option<Tensor>,
+    rows: Vec<BatchRow>,
+}
+
+struct BatchRow {
+    /// The caller's name for the row (`on_token` and `Finished` report it).
+    tag: usize,
+    request: Request,
+    sampler: Sampler,
+    /// Prompt and generated ids (repetition penalties look at both).
+    history: Vec<u32>,
+    prompt_tokens: usize,
+    state: RowState,
+}
+
+/// A row that stopped at the last step.
+pub struct Finished {
+    pub tag: usize,
+    pub generation: Generation,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Take the rows of `other` into this batch; both must be between steps.
+    pub fn join(&mut self, other: Batch) -> Result<()> {
+        if other.is_empty() {
+            return Ok(());
+        }
+        self.logits = match (self.logits.take(), other.logits) {
+            (Some(a), Some(b)) => Some(Tensor::cat(&[a, b], 0)?),
+            (None, b) if self.rows.is_empty() => b,
+            _ => bail!("a batch can only join another between steps"),
+        };
+        self.cache.join(other.cache)?;
+        self.rows.extend(other.rows);
+        Ok(())
     }
 }
 

@@ -126,6 +126,66 @@ impl KvCache {
     }
 }
 
+impl KvCache {
+    /// Append the rows of `other` after this cache's rows (a sequence joining a running batch). The two
+    /// slot axes are aligned on their ends, the shorter one left-padded, as `push_step` pads.
+    pub fn join(&mut self, other: KvCache) -> Result<()> {
+        if other.rows() == 0 {
+            return Ok(());
+        }
+        if self.rows() == 0 {
+            *self = other;
+            return Ok(());
+        }
+        ensure!(self.layers.len() == other.layers.len(), "joining caches of {} and {} layers", self.layers.len(), other.layers.len());
+        let slots = self.slots().max(other.slots());
+        let (pad_a, pad_b) = (slots - self.slots(), slots - other.slots());
+        for (a, b) in self.layers.iter_mut().zip(other.layers) {
+            *a = match (a.take(), b) {
+                (Some(a), Some(b)) => {
+                    let both = |x: &Tensor, xa: usize, y: &Tensor, ya: usize| -> Result<Tensor> {
+                        Ok(Tensor::cat(&[left_pad(&x.narrow(2, 0, xa)?, pad_a)?, left_pad(&y.narrow(2, 0, ya)?, pad_b)?], 0)?)
+                    };
+                    Some(LayerKv { k: both(&a.k, a.len, &b.k, b.len)?, v: both(&a.v, a.len, &b.v, b.len)?, len: slots })
+                }
+                (None, None) => None,
+                _ => anyhow::bail!("joining caches filled up to different layers"),
+            };
+        }
+        let pad = |rows: Vec<Vec<Option<u32>>>, n: usize| rows.into_iter().map(move |r| std::iter::repeat_n(None, n).chain(r).collect::<Vec<_>>());
+        let mine = std::mem::take(&mut self.positions);
+        self.positions = pad(mine, pad_a).chain(pad(other.positions, pad_b)).collect();
+        Ok(())
+    }
+
+    /// Drop the leading slots that are padding in every row (left by rows that left the batch), so a
+    /// batch that sequences keep joining does not grow its slot axis without end.
+    pub fn trim_padding(&mut self) -> Result<()> {
+        let lead = self.positions.iter().map(|p| p.iter().take_while(|s| s.is_none()).count()).min().unwrap_or(0);
+        if lead == 0 {
+            return Ok(());
+        }
+        for l in self.layers.iter_mut().flatten() {
+            l.k = l.k.narrow(2, lead, l.len - lead)?.contiguous()?;
+            l.v = l.v.narrow(2, lead, l.len - lead)?.contiguous()?;
+            l.len -= lead;
+        }
+        for p in &mut self.positions {
+            p.drain(..lead);
+        }
+        Ok(())
+    }
+}
+
+/// `[rows, heads, n, dim]` → `[rows, heads, pad + n, dim]`, zeros first.
+fn left_pad(t: &Tensor, pad: usize) -> Result<Tensor> {
+    if pad == 0 {
+        return Ok(t.contiguous()?);
+    }
+    let (rows, heads, _, dim) = t.dims4()?;
+    Ok(Tensor::cat(&[Tensor::zeros((rows, heads, pad, dim), t.dtype(), t.device())?, t.clone()], 2)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +235,35 @@ mod tests {
         assert_eq!(b.rows(), 2);
         assert_eq!(b.seq_len(0), 3);
         assert_eq!(b.positions()[0], vec![Some(0), Some(1), None, Some(2)]);
+    }
+
+    #[test]
+    fn join_aligns_ends_and_trim_drops_common_padding() {
+        let mut a = KvCache::new(1, 1);
+        a.push_step(&[3]).unwrap();
+        let ka = Tensor::full(1f32, (1, 1, 3, 2), &Device::Cpu).unwrap();
+        a.append(0, &ka, &ka).unwrap();
+        let mut b = KvCache::new(1, 1);
+        b.push_step(&[1]).unwrap();
+        let kb = Tensor::full(2f32, (1, 1, 1, 2), &Device::Cpu).unwrap();
+        b.append(0, &kb, &kb).unwrap();
+        a.join(b).unwrap();
+        assert_eq!(a.rows(), 2);
+        assert_eq!(a.positions()[1], vec![None, None, Some(0)]);
+        assert_eq!(a.seq_len(1), 1);
+        // A decode step after the join appends to both rows.
+        a.push_step(&[1, 1]).unwrap();
+        let step = Tensor::full(3f32, (2, 1, 1, 2), &Device::Cpu).unwrap();
+        let (k, _) = a.append(0, &step, &step).unwrap();
+        let row1: Vec<f32> = k.get(1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(row1, vec![0., 0., 0., 0., 2., 2., 3., 3.]);
+        // The long row leaves: the short row's padding goes with it.
+        a.retain_rows(&[1]).unwrap();
+        a.trim_padding().unwrap();
+        assert_eq!(a.positions()[0], vec![Some(0), Some(1)]);
+        a.push_step(&[1]).unwrap();
+        let one = Tensor::full(4f32, (1, 1, 1, 2), &Device::Cpu).unwrap();
+        let (k, _) = a.append(0, &one, &one).unwrap();
+        assert_eq!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![2., 2., 3., 3., 4., 4.]);
     }
 }

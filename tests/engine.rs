@@ -109,6 +109,57 @@ fn a_batch_of_different_lengths_equals_each_prompt_alone() {
 }
 
 #[test]
+fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
+    let e = smollm();
+    let scheduler = polysum::scheduler::Scheduler::new(load("smollm2-135m", true), 4).unwrap();
+    let article = std::fs::read_to_string(common::fixture("news-paragraph.txt")).unwrap();
+    let calls: Vec<Vec<Request>> = vec![
+        vec![Request::greedy(chat(e, "Name a color."), 24)],
+        vec![Request::greedy(chat(e, "Write one sentence about the sea and the wind and the boats."), 24)],
+        // A call of two rows sharing the article, as an article's EN and ES requests do.
+        vec![
+            Request::greedy(chat(e, &format!("Article:\n{article}\n\nSummarize the article in one sentence.")), 24),
+            Request::greedy(chat(e, &format!("Article:\n{article}\n\nList two people or groups named in the article.")), 24),
+        ],
+        // Larger than the batch: it runs alone when the batch is empty, not never.
+        (0..5).map(|i| Request::greedy(chat(e, &format!("Count to {}.", i + 2)), 8)).collect(),
+        // Longer than the context: this call fails, the others do not.
+        vec![Request::greedy(chat(e, &"word ".repeat(9000)), 8)],
+    ];
+    let start = std::sync::Barrier::new(calls.len());
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = calls
+            .iter()
+            .map(|c| {
+                let (scheduler, start) = (&scheduler, &start);
+                s.spawn(move || {
+                    start.wait();
+                    scheduler.generate(c)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(scheduler.peak_rows() >= 2, "concurrent calls must share decode steps (peak {} rows)", scheduler.peak_rows());
+    assert!(scheduler.peak_rows() <= 5);
+    for (call, result) in calls.iter().zip(&results).take(4) {
+        let (gens, stats) = result.as_ref().unwrap_or_else(|err| panic!("{err:#}"));
+        assert_eq!(gens.len(), call.len());
+        assert_eq!(stats.generated_tokens, gens.iter().map(|g| g.tokens.len()).sum::<usize>());
+        for (req, got) in call.iter().zip(gens) {
+            let alone = e.generate(std::slice::from_ref(req)).unwrap().remove(0);
+            assert_same_tokens_or_rounding_tie(e, &req.prompt, &got.tokens, &alone.tokens, 0.1);
+        }
+    }
+    let err = results[4].as_ref().err().expect("a prompt beyond the context fails");
+    assert!(format!("{err:#}").contains("context"), "{err:#}");
+    // The scheduler keeps serving after the failure.
+    let (again, _) = scheduler.generate(&calls[0]).unwrap();
+    let first = &results[0].as_ref().unwrap().0[0];
+    assert_same_tokens_or_rounding_tie(e, &calls[0][0].prompt, &again[0].tokens, &first.tokens, 0.1);
+}
+
+#[test]
 fn continuations_of_a_shared_prefix_equal_independent_runs() {
     let e = smollm();
     let article = std::fs::read_to_string(common::fixture("news-paragraph.txt")).unwrap();

@@ -177,7 +177,7 @@ impl Attention {
         let scores = q.matmul(&k.t()?)?; // [rows, kv_heads, rep*t, slots]
         let scores = scores.reshape((rows, self.n_kv_head, rep, t, slots))?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores.reshape((rows, self.n_kv_head, rep * t, slots))?)?;
-        let y = probs.matmul(&v.contiguous()?)?; // [rows, kv_heads, rep*t, head_dim]
+        let y = probs.matmul(&v)?; // [rows, kv_heads, rep*t, head_dim]
         let y = y.reshape((rows, self.n_head, t, self.head_dim))?.transpose(1, 2)?.reshape((rows, t, self.n_head * self.head_dim))?;
         self.o.forward(&y)
     }

@@ -56,7 +56,7 @@ pub struct JobArgs {
     /// auto, cpu, cuda, cuda:N or metal [default: auto].
     #[arg(long)]
     pub device: Option<String>,
-    /// CPU threads for the model's kernels [default: all cores, divided among --jobs].
+    /// CPU threads for the model's kernels [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
     /// Keep Q4_1/Q5_0/Q5_1 tensors as they are instead of re-quantizing them to Q8_0.
@@ -65,7 +65,7 @@ pub struct JobArgs {
     /// Files per article: json, md or json,md [default: json,md].
     #[arg(long)]
     pub format: Option<String>,
-    /// Articles processed at the same time [default: 1 on a CPU, 2 on a GPU].
+    /// Articles in flight at once; their generation steps run as one batch [default: 1 on a CPU, 16 on a GPU].
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
     /// Redo every article, even those already done.
@@ -171,19 +171,9 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
     if jobs == Some(0) {
         return Err(usage("--jobs must be at least 1"));
     }
-    let mut threads = job.threads.or(config.threads);
-    // On a CPU, several article workers split the cores between them.
-    let on_cpu = match device {
-        DeviceSpec::Cpu => true,
-        DeviceSpec::Auto => !(candle_core::utils::cuda_is_available() || candle_core::utils::metal_is_available()),
-        _ => false,
-    };
-    if on_cpu && threads.is_none() {
-        if let Some(j) = jobs.filter(|j| *j > 1) {
-            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            threads = Some((cores / j).max(1));
-        }
-    }
+    // The articles in flight share one engine thread and its batch (`crate::scheduler`), so the kernels
+    // keep every core whatever --jobs is.
+    let threads = job.threads.or(config.threads);
     let model = ModelArgs {
         model: job.model.clone().or(config.model.clone()).unwrap_or_else(|| crate::DEFAULT_MODEL.to_string()),
         device,
@@ -237,7 +227,14 @@ fn model_source(args: &ModelArgs, remote: Option<&crate::backend::openai::OpenAi
     let resolved = crate::registry::resolve_model(&args.model)?;
     let model_id = resolved.gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| args.model.clone());
     let args = args.clone();
-    Ok(ModelSource { model_id, load: Box::new(move || Ok(Box::new(args.load_engine()?) as Box<dyn Generator>)) })
+    Ok(ModelSource {
+        model_id,
+        load: Box::new(move || {
+            let engine = args.load_engine()?;
+            let rows = if engine.device().is_cpu() { crate::scheduler::CPU_ROWS } else { crate::scheduler::GPU_ROWS };
+            Ok(Box::new(crate::scheduler::Scheduler::new(engine, rows)?) as Box<dyn Generator>)
+        }),
+    })
 }
 
 /// The `summarize` subcommand; returns the exit code.

@@ -32,8 +32,7 @@ pub struct RunOptions {
     pub task: Task,
     pub formats: Formats,
     pub force: bool,
-    /// Articles summarized at once; `None`: 1 on a CPU (the EN+ES batch already keeps the cores busy), 2 on
-    /// a GPU.
+    /// Articles in flight at once; `None`: the generator's `default_jobs`.
     pub jobs: Option<usize>,
     pub max_bytes: u64,
     /// `--shard K/N`: only the articles whose content hash falls in shard K (`crate::backend::shard`).
@@ -258,7 +257,7 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
 
     reporter.info(&format!("{} articles to {}; loading the model {}", work.len(), opts.task.name(), model.model_id));
     let gen = (model.load)()?;
-    let jobs = opts.jobs.unwrap_or(if gen.is_cpu() { 1 } else { 2 }).max(1);
+    let jobs = opts.jobs.unwrap_or_else(|| gen.default_jobs()).max(1);
     reporter.start_work(work.len());
     let t_work = Instant::now();
 
