@@ -15,6 +15,7 @@ use crate::generate::{Request, StopReason};
 use crate::sampling::SamplingParams;
 use crate::summarize::generator::Generator;
 use crate::summarize::input::Article;
+use crate::summarize::pipeline::round3;
 use crate::summarize::prompt::{self, Strategy, TRANSLATE_PROMPT_VERSION};
 use crate::summarize::record::{Attempt, Status, Structure, SummaryRecord, Tokens, Translation};
 use crate::summarize::{guard, lang};
@@ -190,8 +191,8 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
     }
     let from = source_lang.clone().unwrap_or_else(|| if to == "en" { "es".into() } else { "en".into() });
 
-    let count = |s: &str| gen.count_tokens(s).unwrap_or_else(|_| s.split_whitespace().count() * 2);
-    let context = gen.context_length().min(settings.max_context.unwrap_or(crate::summarize::pipeline::DEFAULT_MAX_CONTEXT));
+    let count = |s: &str| gen.count_tokens_or_estimate(s);
+    let context = crate::summarize::pipeline::usable_context(gen, settings.max_context);
     let overhead = {
         let p = prompt::translate("", &to);
         count(&gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref()).unwrap_or_default()) + 40
@@ -319,7 +320,7 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
         record.text = Some(text);
         out.translation.title = if title_separate { title } else { translated.first().cloned() };
     }
-    record.seconds = (out.generate_seconds * 1000.0).round() / 1000.0;
+    record.seconds = round3(out.generate_seconds);
     out.translation.record = record;
     out
 }
@@ -327,7 +328,7 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
 fn finish_failed(mut record: SummaryRecord, t0: Instant) -> SummaryRecord {
     record.status = Status::Failed;
     record.text = None;
-    record.seconds = (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    record.seconds = round3(t0.elapsed().as_secs_f64());
     record
 }
 

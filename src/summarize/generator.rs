@@ -14,6 +14,11 @@ pub trait Generator: Sync {
     /// One batched call: requests that share a prefix share its computation.
     fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)>;
     fn count_tokens(&self, text: &str) -> Result<usize>;
+    /// `count_tokens`, or two tokens a word where the tokenizer cannot say (a remote model): for
+    /// budgets, where an estimate beats failing the article.
+    fn count_tokens_or_estimate(&self, text: &str) -> usize {
+        self.count_tokens(text).unwrap_or_else(|_| text.split_whitespace().count() * 2)
+    }
     fn context_length(&self) -> usize;
     /// Whether the model runs on the CPU.
     fn is_cpu(&self) -> bool {

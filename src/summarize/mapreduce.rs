@@ -65,7 +65,7 @@ pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn 
         out.text = text;
         out.truncated = cut;
     }
-    let count = |s: &str| gen.count_tokens(s).unwrap_or_else(|_| s.split_whitespace().count() * 2);
+    let count = |s: &str| gen.count_tokens_or_estimate(s);
 
     let note_length = Length::MaxWords(NOTE_WORDS);
     let note_overhead = {

@@ -64,8 +64,13 @@ impl Settings {
 
     /// The context the prompts may fill.
     pub fn context(&self, gen: &dyn Generator) -> usize {
-        gen.context_length().min(self.max_context.unwrap_or(DEFAULT_MAX_CONTEXT))
+        usable_context(gen, self.max_context)
     }
+}
+
+/// The model's context, capped by `--max-context` (or `DEFAULT_MAX_CONTEXT`): what prompts may fill.
+pub fn usable_context(gen: &dyn Generator, max_context: Option<usize>) -> usize {
+    gen.context_length().min(max_context.unwrap_or(DEFAULT_MAX_CONTEXT))
 }
 
 /// What `summarize` produced for one article.
@@ -401,7 +406,8 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
     out
 }
 
-fn round3(x: f64) -> f64 {
+/// Seconds as the records keep them (milliseconds).
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
