@@ -65,6 +65,10 @@ trait RowDot: Sized + Sync {
     fn dot4(k: usize, w: [&[Self]; 4], a: &[Self::Act]) -> [f32; 4] {
         w.map(|w| Self::dot(k, w, a))
     }
+    /// Four weight rows with two activation rows: a kernel that unpacks its weights does it once for both.
+    fn dot4x2(k: usize, w: [&[Self]; 4], a0: &[Self::Act], a1: &[Self::Act]) -> [[f32; 4]; 2] {
+        [Self::dot4(k, w, a0), Self::dot4(k, w, a1)]
+    }
 }
 
 /// candle's k-quant blocks: its AVX2 dot products against Q8_K activations.
@@ -113,9 +117,16 @@ fn run<T: RowDot>(w: &QTensor, x: &Tensor, m: usize, n: usize, k: usize) -> Resu
             // SAFETY (writes): each (row, col) belongs to exactly one group; `out` outlives the pool call.
             if c0 + 4 <= n {
                 let ws = [row(c0), row(c0 + 1), row(c0 + 2), row(c0 + 3)];
-                for (r, a) in xq.iter().enumerate() {
-                    let d = T::dot4(k, ws, a);
-                    unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), out.0.add(r * n + c0), 4) };
+                let put = |r: usize, d: [f32; 4]| unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), out.0.add(r * n + c0), 4) };
+                let mut r = 0;
+                while r + 2 <= m {
+                    let [d0, d1] = T::dot4x2(k, ws, &xq[r], &xq[r + 1]);
+                    put(r, d0);
+                    put(r + 1, d1);
+                    r += 2;
+                }
+                if r < m {
+                    put(r, T::dot4(k, ws, &xq[r]));
                 }
             } else {
                 for col in c0..n {
@@ -189,7 +200,7 @@ mod legacy {
     }
 
     macro_rules! legacy_row_dot {
-        ($t:ty, $dot4:ident) => {
+        ($t:ty, $dot4:ident, $dot4x2:ident) => {
             impl RowDot for $t {
                 const BLOCK: usize = QK;
                 type Act = Q8_0;
@@ -208,11 +219,16 @@ mod legacy {
                     // SAFETY: `available()` gated this type's use; the lengths are checked above.
                     unsafe { avx2::$dot4(k / QK, w, a) }
                 }
+                fn dot4x2(k: usize, w: [&[Self]; 4], a0: &[Q8_0], a1: &[Q8_0]) -> [[f32; 4]; 2] {
+                    assert!(w.iter().all(|w| w.len() * QK >= k) && a0.len() * QK >= k && a1.len() * QK >= k);
+                    // SAFETY: as in `dot4`.
+                    unsafe { avx2::$dot4x2(k / QK, w, a0, a1) }
+                }
             }
         };
     }
-    legacy_row_dot!(Q8_0, dot4_q8_0);
-    legacy_row_dot!(Q5_0, dot4_q5_0);
+    legacy_row_dot!(Q8_0, dot4_q8_0, dot4x2_q8_0);
+    legacy_row_dot!(Q5_0, dot4_q5_0, dot4x2_q5_0);
 
     #[cfg(target_arch = "x86_64")]
     mod avx2 {
@@ -299,12 +315,65 @@ mod legacy {
             }
             acc.map(|v| hsum(v))
         }
+        /// `w` values (signed bytes) and the sign-folded copy `maddubs` wants, for two activation rows.
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        fn dot_pair(v: __m256i, y0: __m256i, y1: __m256i) -> (__m256, __m256) {
+            let ax = _mm256_sign_epi8(v, v);
+            let ones = _mm256_set1_epi16(1);
+            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y0, v)), ones);
+            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y1, v)), ones);
+            (_mm256_cvtepi32_ps(p0), _mm256_cvtepi32_ps(p1))
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn dot4x2_q8_0(blocks: usize, w: [&[Q8_0]; 4], a0: &[Q8_0], a1: &[Q8_0]) -> [[f32; 4]; 2] {
+            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+            for b in 0..blocks {
+                let (y0, y1) = (a0.get_unchecked(b), a1.get_unchecked(b));
+                let by0 = _mm256_loadu_si256(y0.qs.as_ptr() as *const __m256i);
+                let by1 = _mm256_loadu_si256(y1.qs.as_ptr() as *const __m256i);
+                for r in 0..4 {
+                    prefetch(w[r].as_ptr().wrapping_add(b + 4 * blocks));
+                    let x = w[r].get_unchecked(b);
+                    let (p0, p1) = dot_pair(_mm256_loadu_si256(x.qs.as_ptr() as *const __m256i), by0, by1);
+                    acc[0][r] = _mm256_fmadd_ps(scale(x.d, y0.d), p0, acc[0][r]);
+                    acc[1][r] = _mm256_fmadd_ps(scale(x.d, y1.d), p1, acc[1][r]);
+                }
+            }
+            acc.map(|row| row.map(|v| hsum(v)))
+        }
+
+        /// As `dot4_q5_0` for two activation rows: each weight block is unpacked once for both.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn dot4x2_q5_0(blocks: usize, w: [&[Q5_0]; 4], a0: &[Q8_0], a1: &[Q8_0]) -> [[f32; 4]; 2] {
+            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+            for b in 0..blocks {
+                let (y0, y1) = (a0.get_unchecked(b), a1.get_unchecked(b));
+                let by0 = _mm256_loadu_si256(y0.qs.as_ptr() as *const __m256i);
+                let by1 = _mm256_loadu_si256(y1.qs.as_ptr() as *const __m256i);
+                for r in 0..4 {
+                    prefetch(w[r].as_ptr().wrapping_add(b + 4 * blocks));
+                    let x = w[r].get_unchecked(b);
+                    let (p0, p1) = dot_pair(q5_0_values(x), by0, by1);
+                    acc[0][r] = _mm256_fmadd_ps(scale(x.d, y0.d), p0, acc[0][r]);
+                    acc[1][r] = _mm256_fmadd_ps(scale(x.d, y1.d), p1, acc[1][r]);
+                }
+            }
+            acc.map(|row| row.map(|v| hsum(v)))
+        }
     }
 
     #[cfg(not(target_arch = "x86_64"))]
     mod avx2 {
         use super::{Q5_0, Q8_0};
         pub unsafe fn dot4_q8_0(_: usize, _: [&[Q8_0]; 4], _: &[Q8_0]) -> [f32; 4] {
+            unreachable!("gated by available()")
+        }
+        pub unsafe fn dot4x2_q8_0(_: usize, _: [&[Q8_0]; 4], _: &[Q8_0], _: &[Q8_0]) -> [[f32; 4]; 2] {
+            unreachable!("gated by available()")
+        }
+        pub unsafe fn dot4x2_q5_0(_: usize, _: [&[Q5_0]; 4], _: &[Q8_0], _: &[Q8_0]) -> [[f32; 4]; 2] {
             unreachable!("gated by available()")
         }
         pub unsafe fn dot4_q5_0(_: usize, _: [&[Q5_0]; 4], _: &[Q8_0]) -> [f32; 4] {
