@@ -200,7 +200,7 @@ mod legacy {
     }
 
     macro_rules! legacy_row_dot {
-        ($t:ty, $dot4:ident, $dot4x2:ident) => {
+        ($($t:ty),*) => {$(
             impl RowDot for $t {
                 const BLOCK: usize = QK;
                 type Act = Q8_0;
@@ -215,20 +215,23 @@ mod legacy {
                     Self::dot4(k, [w, w, w, w], a)[0]
                 }
                 fn dot4(k: usize, w: [&[Self]; 4], a: &[Q8_0]) -> [f32; 4] {
-                    assert!(w.iter().all(|w| w.len() * QK >= k) && a.len() * QK >= k);
-                    // SAFETY: `available()` gated this type's use; the lengths are checked above.
-                    unsafe { avx2::$dot4(k / QK, w, a) }
+                    let [d] = dot4xr(k, w, [a]);
+                    d
                 }
                 fn dot4x2(k: usize, w: [&[Self]; 4], a0: &[Q8_0], a1: &[Q8_0]) -> [[f32; 4]; 2] {
-                    assert!(w.iter().all(|w| w.len() * QK >= k) && a0.len() * QK >= k && a1.len() * QK >= k);
-                    // SAFETY: as in `dot4`.
-                    unsafe { avx2::$dot4x2(k / QK, w, a0, a1) }
+                    dot4xr(k, w, [a0, a1])
                 }
             }
-        };
+        )*};
     }
-    legacy_row_dot!(Q8_0, dot4_q8_0, dot4x2_q8_0);
-    legacy_row_dot!(Q5_0, dot4_q5_0, dot4x2_q5_0);
+    legacy_row_dot!(Q8_0, Q5_0);
+
+    /// Four weight rows against `R` activation rows, each weight block unpacked once for all of them.
+    fn dot4xr<T: avx2::Values, const R: usize>(k: usize, w: [&[T]; 4], a: [&[Q8_0]; R]) -> [[f32; 4]; R] {
+        assert!(w.iter().all(|w| w.len() * QK >= k) && a.iter().all(|a| a.len() * QK >= k));
+        // SAFETY: `available()` gated the use of these types; the lengths are checked above.
+        unsafe { avx2::dot4xr(k / QK, w, a) }
+    }
 
     #[cfg(target_arch = "x86_64")]
     mod avx2 {
@@ -236,14 +239,44 @@ mod legacy {
 
         use super::{Q5_0, Q8_0};
 
-        /// Sum of products of signed bytes, as 8 f32 lanes (ggml's `mul_sum_i8_pairs_float`).
-        #[inline]
-        #[target_feature(enable = "avx2,fma,f16c")]
-        fn mul_sum_i8(x: __m256i, y: __m256i) -> __m256 {
-            let ax = _mm256_sign_epi8(x, x);
-            let sy = _mm256_sign_epi8(y, x);
-            let pairs = _mm256_maddubs_epi16(ax, sy);
-            _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+        /// How a block type gives its 32 values as signed bytes, and its scale.
+        pub trait Values {
+            /// # Safety
+            /// The CPU has AVX2 (`super::available()`).
+            unsafe fn values(&self) -> __m256i;
+            fn scale(&self) -> half::f16;
+        }
+
+        impl Values for Q8_0 {
+            #[inline(always)]
+            unsafe fn values(&self) -> __m256i {
+                _mm256_loadu_si256(self.qs.as_ptr() as *const __m256i)
+            }
+            #[inline(always)]
+            fn scale(&self) -> half::f16 {
+                self.d
+            }
+        }
+
+        impl Values for Q5_0 {
+            /// The values minus 16 (ggml's `bytes_from_nibbles_32` and `bytes_from_bits_32`): a value whose
+            /// fifth bit is clear gets 0xF0 or-ed in, i.e. minus 16.
+            #[inline(always)]
+            unsafe fn values(&self) -> __m256i {
+                let lo = _mm_loadu_si128(self.qs.as_ptr() as *const __m128i);
+                let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(lo, 4), lo), _mm256_set1_epi8(0x0F));
+                let bits = u32::from_le_bytes(self.qh) as i32;
+                let spread = _mm256_shuffle_epi8(
+                    _mm256_set1_epi32(bits),
+                    _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0),
+                );
+                let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
+                _mm256_or_si256(nibbles, _mm256_andnot_si256(set, _mm256_set1_epi8(0xF0u8 as i8)))
+            }
+            #[inline(always)]
+            fn scale(&self) -> half::f16 {
+                self.d
+            }
         }
 
         #[inline]
@@ -255,109 +288,34 @@ mod legacy {
         }
 
         #[inline]
-        #[target_feature(enable = "avx2,fma,f16c")]
-        fn scale(a: half::f16, b: half::f16) -> __m256 {
-            _mm256_set1_ps(a.to_f32() * b.to_f32())
-        }
-
-        /// The 32 values of a Q5_0 block minus 16, as signed bytes (ggml's `bytes_from_nibbles_32` and
-        /// `bytes_from_bits_32`): a value whose fifth bit is clear gets 0xF0 or-ed in, i.e. minus 16.
-        #[inline]
-        #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn q5_0_values(b: &Q5_0) -> __m256i {
-            let lo = _mm_loadu_si128(b.qs.as_ptr() as *const __m128i);
-            let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(lo, 4), lo), _mm256_set1_epi8(0x0F));
-            let bits = u32::from_le_bytes(b.qh) as i32;
-            let spread = _mm256_shuffle_epi8(
-                _mm256_set1_epi32(bits),
-                _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0),
-            );
-            let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
-            _mm256_or_si256(nibbles, _mm256_andnot_si256(set, _mm256_set1_epi8(0xF0u8 as i8)))
-        }
-
-        #[inline]
         fn prefetch<T>(p: *const T) {
             // SAFETY: a prefetch is a hint; it does not fault on any address.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
         }
 
+        /// Four weight rows against `R` activation rows (ggml's `mul_sum_i8_pairs_float` per pair): four
+        /// independent accumulator chains per activation row, each activation block loaded once for the
+        /// four weight rows and each weight block unpacked (and sign-folded) once for the `R` activations.
         #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn dot4_q8_0(blocks: usize, w: [&[Q8_0]; 4], a: &[Q8_0]) -> [f32; 4] {
-            let mut acc = [_mm256_setzero_ps(); 4];
+        pub unsafe fn dot4xr<T: Values, const R: usize>(blocks: usize, w: [&[T]; 4], a: [&[Q8_0]; R]) -> [[f32; 4]; R] {
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = [[_mm256_setzero_ps(); 4]; R];
             for b in 0..blocks {
-                let y = a.get_unchecked(b);
-                let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                let ys = a.map(|a| a.get_unchecked(b));
+                let by = ys.map(|y| _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i));
                 for r in 0..4 {
                     // The next group's row r (the four rows of a group are adjacent), far enough ahead
                     // for memory latency: a row is a short stream (1–5 KB) that the hardware
                     // prefetcher does not lock on to before it ends (output matrix: 12 → 19 GB/s).
                     prefetch(w[r].as_ptr().wrapping_add(b + 4 * blocks));
                     let x = w[r].get_unchecked(b);
-                    let bx = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
-                    acc[r] = _mm256_fmadd_ps(scale(x.d, y.d), mul_sum_i8(bx, by), acc[r]);
-                }
-            }
-            acc.map(|v| hsum(v))
-        }
-
-        #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn dot4_q5_0(blocks: usize, w: [&[Q5_0]; 4], a: &[Q8_0]) -> [f32; 4] {
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for b in 0..blocks {
-                let y = a.get_unchecked(b);
-                let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-                for r in 0..4 {
-                    prefetch(w[r].as_ptr().wrapping_add(b + 4 * blocks));
-                    let x = w[r].get_unchecked(b);
-                    acc[r] = _mm256_fmadd_ps(scale(x.d, y.d), mul_sum_i8(q5_0_values(x), by), acc[r]);
-                }
-            }
-            acc.map(|v| hsum(v))
-        }
-        /// `w` values (signed bytes) and the sign-folded copy `maddubs` wants, for two activation rows.
-        #[inline]
-        #[target_feature(enable = "avx2,fma,f16c")]
-        fn dot_pair(v: __m256i, y0: __m256i, y1: __m256i) -> (__m256, __m256) {
-            let ax = _mm256_sign_epi8(v, v);
-            let ones = _mm256_set1_epi16(1);
-            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y0, v)), ones);
-            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y1, v)), ones);
-            (_mm256_cvtepi32_ps(p0), _mm256_cvtepi32_ps(p1))
-        }
-
-        #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn dot4x2_q8_0(blocks: usize, w: [&[Q8_0]; 4], a0: &[Q8_0], a1: &[Q8_0]) -> [[f32; 4]; 2] {
-            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
-            for b in 0..blocks {
-                let (y0, y1) = (a0.get_unchecked(b), a1.get_unchecked(b));
-                let by0 = _mm256_loadu_si256(y0.qs.as_ptr() as *const __m256i);
-                let by1 = _mm256_loadu_si256(y1.qs.as_ptr() as *const __m256i);
-                for r in 0..4 {
-                    prefetch(w[r].as_ptr().wrapping_add(b + 4 * blocks));
-                    let x = w[r].get_unchecked(b);
-                    let (p0, p1) = dot_pair(_mm256_loadu_si256(x.qs.as_ptr() as *const __m256i), by0, by1);
-                    acc[0][r] = _mm256_fmadd_ps(scale(x.d, y0.d), p0, acc[0][r]);
-                    acc[1][r] = _mm256_fmadd_ps(scale(x.d, y1.d), p1, acc[1][r]);
-                }
-            }
-            acc.map(|row| row.map(|v| hsum(v)))
-        }
-
-        /// As `dot4_q5_0` for two activation rows: each weight block is unpacked once for both.
-        #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn dot4x2_q5_0(blocks: usize, w: [&[Q5_0]; 4], a0: &[Q8_0], a1: &[Q8_0]) -> [[f32; 4]; 2] {
-            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
-            for b in 0..blocks {
-                let (y0, y1) = (a0.get_unchecked(b), a1.get_unchecked(b));
-                let by0 = _mm256_loadu_si256(y0.qs.as_ptr() as *const __m256i);
-                let by1 = _mm256_loadu_si256(y1.qs.as_ptr() as *const __m256i);
-                for r in 0..4 {
-                    prefetch(w[r].as_ptr().wrapping_add(b + 4 * blocks));
-                    let x = w[r].get_unchecked(b);
-                    let (p0, p1) = dot_pair(q5_0_values(x), by0, by1);
-                    acc[0][r] = _mm256_fmadd_ps(scale(x.d, y0.d), p0, acc[0][r]);
-                    acc[1][r] = _mm256_fmadd_ps(scale(x.d, y1.d), p1, acc[1][r]);
+                    let v = x.values();
+                    let ax = _mm256_sign_epi8(v, v);
+                    let dx = x.scale().to_f32();
+                    for i in 0..R {
+                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(by[i], v)), ones);
+                        acc[i][r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * ys[i].d.to_f32()), _mm256_cvtepi32_ps(p), acc[i][r]);
+                    }
                 }
             }
             acc.map(|row| row.map(|v| hsum(v)))
@@ -366,17 +324,11 @@ mod legacy {
 
     #[cfg(not(target_arch = "x86_64"))]
     mod avx2 {
-        use super::{Q5_0, Q8_0};
-        pub unsafe fn dot4_q8_0(_: usize, _: [&[Q8_0]; 4], _: &[Q8_0]) -> [f32; 4] {
-            unreachable!("gated by available()")
-        }
-        pub unsafe fn dot4x2_q8_0(_: usize, _: [&[Q8_0]; 4], _: &[Q8_0], _: &[Q8_0]) -> [[f32; 4]; 2] {
-            unreachable!("gated by available()")
-        }
-        pub unsafe fn dot4x2_q5_0(_: usize, _: [&[Q5_0]; 4], _: &[Q8_0], _: &[Q8_0]) -> [[f32; 4]; 2] {
-            unreachable!("gated by available()")
-        }
-        pub unsafe fn dot4_q5_0(_: usize, _: [&[Q5_0]; 4], _: &[Q8_0]) -> [f32; 4] {
+        use super::Q8_0;
+        pub trait Values {}
+        impl Values for super::Q8_0 {}
+        impl Values for super::Q5_0 {}
+        pub unsafe fn dot4xr<T: Values, const R: usize>(_: usize, _: [&[T]; 4], _: [&[Q8_0]; R]) -> [[f32; 4]; R] {
             unreachable!("gated by available()")
         }
     }
