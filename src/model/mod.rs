@@ -151,6 +151,7 @@ pub struct Loaded {
 }
 
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    crate::tune_allocator();
     let gguf = Gguf::open(path, &opts.device, opts.requantize)?;
     let arch = gguf.arch()?;
     let Some((_, spec_fn)) = ARCHITECTURES.iter().find(|(name, _)| *name == arch) else {
