@@ -199,21 +199,39 @@ impl Engine {
 
     /// Compute the prompts of one call into a new batch whose rows are tagged `first_tag + i`. A prefix
     /// shared by every row is computed once, on a single row, then copied.
+    ///
+    /// On the CPU each row's own tokens are computed on their own and the rows joined after: a prompt step
+    /// is compute-bound there, so batching rows saves nothing, while left-padding them computes the padding
+    /// and changes the order of the GEMMs' sums, so a row's output would depend on its batch. (With the
+    /// decode attention of `model::decode_attention`, a row then gives the same tokens alone or batched,
+    /// for the weight types `model::gemv` decodes at every batch size.) A GPU computes them together.
     pub fn prefill(&self, prompts: &[Vec<u32>], requests: &[Request], first_tag: usize, stats: &mut CallStats) -> Result<Batch> {
         let rows = prompts.len();
-        let mut cache = KvCache::new(self.model.config().n_layer, rows);
+        let n_layer = self.model.config().n_layer;
         let shared = if rows > 1 { common_prefix_len(prompts) } else { 0 };
         // Keep at least one token per row to compute, so every row gets its own first logits.
         let shared = shared.min(prompts.iter().map(|p| p.len()).min().unwrap_or(0).saturating_sub(1));
+        let mut prefix = KvCache::new(n_layer, 1);
         if shared > 0 {
-            let mut one = KvCache::new(self.model.config().n_layer, 1);
-            self.model.forward(&[prompts[0][..shared].to_vec()], &mut one)?;
-            cache = one.broadcast_rows(rows)?;
+            self.model.forward(&[prompts[0][..shared].to_vec()], &mut prefix)?;
             stats.prompt_tokens += shared;
         }
         let suffixes: Vec<Vec<u32>> = prompts.iter().map(|p| p[shared..].to_vec()).collect();
         stats.prompt_tokens += suffixes.iter().map(|s| s.len()).sum::<usize>();
-        let logits = self.model.forward(&suffixes, &mut cache)?;
+        let (cache, logits) = if self.model.device().is_cpu() && rows > 1 {
+            let mut cache = KvCache::new(n_layer, 0);
+            let mut logits = Vec::with_capacity(rows);
+            for suffix in suffixes {
+                let mut row = prefix.fork()?;
+                logits.push(self.model.forward(&[suffix], &mut row)?);
+                cache.join(row)?;
+            }
+            (cache, Tensor::cat(&logits, 0)?)
+        } else {
+            let mut cache = if shared > 0 { prefix.broadcast_rows(rows)? } else { KvCache::new(n_layer, rows) };
+            let logits = self.model.forward(&suffixes, &mut cache)?;
+            (cache, logits)
+        };
         let rows = requests
             .iter()
             .zip(prompts)

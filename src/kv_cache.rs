@@ -89,6 +89,16 @@ impl KvCache {
         Ok((e.k.narrow(2, 0, e.len)?, e.v.narrow(2, 0, e.len)?))
     }
 
+    /// An independent copy: appending to it leaves this cache as it is (a shared prefix, one row at a time).
+    pub fn fork(&self) -> Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| l.as_ref().map(|l| -> Result<LayerKv> { Ok(LayerKv { k: l.k.copy()?, v: l.v.copy()?, len: l.len }) }).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, positions: self.positions.clone() })
+    }
+
     /// A cache of `rows` rows, each a copy of this single-row cache (a shared prompt prefix).
     pub fn broadcast_rows(&self, rows: usize) -> Result<KvCache> {
         ensure!(self.rows() == 1, "only a single-row cache can be broadcast");

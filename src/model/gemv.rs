@@ -140,8 +140,9 @@ fn run<T: RowDot>(w: &QTensor, x: &Tensor, m: usize, n: usize, k: usize) -> Resu
     Ok(Some(out))
 }
 
+/// An output buffer that pool tasks write disjoint parts of.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(super) struct SendPtr(pub(super) *mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 

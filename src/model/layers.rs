@@ -144,9 +144,15 @@ pub struct StepInputs<'a> {
     pub positions: &'a Tensor,
     pub rope_global: &'a Rope,
     pub rope_local: Option<&'a Rope>,
-    /// Additive masks `[rows, 1, 1, t, slots]`.
-    pub mask_global: &'a Tensor,
-    pub mask_local: Option<&'a Tensor>,
+    pub visibility: Visibility<'a>,
+}
+
+/// Which cache slots each query sees, in one of two forms.
+pub enum Visibility<'a> {
+    /// Additive masks `[rows, 1, 1, t, slots]` (prompt steps, and every step off the CPU).
+    Masks { global: &'a Tensor, local: Option<&'a Tensor> },
+    /// Decode steps on the CPU: each row's visible slots (`decode_attention::visible_slots`).
+    Slots { global: &'a [Vec<u32>], local: Option<&'a [Vec<u32>]> },
 }
 
 impl Attention {
@@ -163,11 +169,17 @@ impl Attention {
             k = n.forward(&k)?;
         }
         let rope = step.rope_local.filter(|_| self.local).unwrap_or(step.rope_global);
-        let mask = step.mask_local.filter(|_| self.local).unwrap_or(step.mask_global);
         let q = rope.apply(&q.transpose(1, 2)?, step.positions)?;
         let k = rope.apply(&k.transpose(1, 2)?, step.positions)?;
         let v = v.transpose(1, 2)?.contiguous()?;
         let (k, v) = cache.append(layer, &k, &v)?;
+        let mask = match step.visibility {
+            Visibility::Slots { global, local } => {
+                let seen = local.filter(|_| self.local).unwrap_or(global);
+                return self.o.forward(&super::decode_attention::forward(&q, &k, &v, seen, self.scale as f32)?);
+            }
+            Visibility::Masks { global, local } => local.filter(|_| self.local).unwrap_or(global),
+        };
         let slots = k.dim(2)?;
 
         // Grouped-query attention without copying K/V per query head: the query heads that share a KV

@@ -8,6 +8,7 @@
 //! To add an architecture: write `src/model/<arch>.rs` with a `spec(&Gguf) -> Result<ArchSpec>` and add a
 //! line to `ARCHITECTURES`.
 
+mod decode_attention;
 mod gemma3;
 pub(crate) mod gemv;
 mod layers;
@@ -24,7 +25,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::kv_cache::KvCache;
 pub use layers::{Activation, RopeStyle};
-use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs, Weight};
+use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs, Visibility, Weight};
 use loader::Gguf;
 
 /// The GGUF `general.architecture` values polysum runs, and how to read each one's hyperparameters.
@@ -273,18 +274,25 @@ impl Model {
         if let Some(s) = self.spec.embed_scale {
             x = (x * s as f64)?;
         }
-        let mask_global = step_mask(cache.positions(), t, None, &self.device)?;
-        let mask_local = match self.spec.sliding_window {
-            Some(w) => Some(step_mask(cache.positions(), t, Some(w), &self.device)?),
-            None => None,
+        let window = self.spec.sliding_window;
+        let slots_global = (t == 1 && self.device.is_cpu()).then(|| decode_attention::visible_slots(cache.positions(), None)).flatten();
+        let slots_local = match (&slots_global, window) {
+            (Some(_), Some(w)) => decode_attention::visible_slots(cache.positions(), Some(w)),
+            _ => None,
         };
-        let inputs = StepInputs {
-            positions: &positions,
-            rope_global: &self.rope_global,
-            rope_local: self.rope_local.as_ref(),
-            mask_global: &mask_global,
-            mask_local: mask_local.as_ref(),
+        let (mask_global, mask_local) = match slots_global {
+            Some(_) => (None, None),
+            None => (
+                Some(step_mask(cache.positions(), t, None, &self.device)?),
+                window.map(|w| step_mask(cache.positions(), t, Some(w), &self.device)).transpose()?,
+            ),
         };
+        let visibility = match (&slots_global, &mask_global) {
+            (Some(g), _) => Visibility::Slots { global: g, local: slots_local.as_deref() },
+            (None, Some(g)) => Visibility::Masks { global: g, local: mask_local.as_ref() },
+            (None, None) => unreachable!("masks are built whenever slots are not"),
+        };
+        let inputs = StepInputs { positions: &positions, rope_global: &self.rope_global, rope_local: self.rope_local.as_ref(), visibility };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(&x, i, &inputs, cache)?;
         }
