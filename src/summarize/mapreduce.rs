@@ -86,7 +86,11 @@ pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn 
         let current = std::mem::take(&mut out.text);
         let chunks = chunk::chunk(&current, cfg, &count);
         let pieces: Vec<&str> = chunks.iter().map(|c| current[c.range.clone()].trim()).collect();
-        let notes = write_notes(&article.title, &pieces, notes_lang, note_length, gen, &mut out)?;
+        // Notes must come out shorter than what they condense, also at a later level, where the pieces are
+        // notes already: each note may take about a third of its piece (0.75 words a token), at most
+        // NOTE_WORDS.
+        let words = (tokens * 3 / (4 * 3 * chunks.len().max(1))).clamp(24, NOTE_WORDS);
+        let notes = write_notes(&article.title, &pieces, notes_lang, words, gen, &mut out)?;
         if out.levels == 1 {
             out.chunks = chunks.len();
         }
@@ -102,8 +106,13 @@ pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn 
     Ok(out)
 }
 
-/// One note per piece, in order; a piece the model writes nothing for is an error (it would be lost).
-fn write_notes(title: &str, pieces: &[&str], lang: &str, length: Length, gen: &dyn Generator, out: &mut Condensed) -> Result<Vec<String>> {
+fn has_words(text: &str) -> bool {
+    text.chars().filter(|c| c.is_alphabetic()).count() >= 3
+}
+
+/// One note per piece, in order; a piece the model writes nothing for, twice, is an error (it would be lost).
+fn write_notes(title: &str, pieces: &[&str], lang: &str, words: usize, gen: &dyn Generator, out: &mut Condensed) -> Result<Vec<String>> {
+    let length = Length::MaxWords(words);
     let mut notes = Vec::with_capacity(pieces.len());
     for (batch_no, batch) in pieces.chunks(CHUNKS_PER_CALL).enumerate() {
         let requests = batch
@@ -111,7 +120,7 @@ fn write_notes(title: &str, pieces: &[&str], lang: &str, length: Length, gen: &d
             .enumerate()
             .map(|(k, piece)| {
                 let part = batch_no * CHUNKS_PER_CALL + k + 1;
-                let p = prompt::chunk_notes(title, piece, lang, part, pieces.len(), NOTE_WORDS);
+                let p = prompt::chunk_notes(title, piece, lang, part, pieces.len(), words);
                 Ok(Request {
                     prompt: gen.chat_prompt(Some(&p.system), &p.user, None)?,
                     max_new_tokens: length.max_new_tokens(),
@@ -123,12 +132,25 @@ fn write_notes(title: &str, pieces: &[&str], lang: &str, length: Length, gen: &d
         let t = Instant::now();
         let (gens, _) = gen.generate(&requests)?;
         out.seconds += t.elapsed().as_secs_f64();
-        for (k, g) in gens.iter().enumerate() {
+        for (k, (g, request)) in gens.iter().zip(requests).enumerate() {
             out.tokens.prompt += g.prompt_tokens;
             out.tokens.generated += g.tokens.len();
-            let (text, _) = guard::clean(&g.text);
-            if text.chars().filter(|c| c.is_alphabetic()).count() < 3 {
-                bail!("the model wrote no notes for part {} of {} of the article", batch_no * CHUNKS_PER_CALL + k + 1, pieces.len());
+            let part = batch_no * CHUNKS_PER_CALL + k + 1;
+            let mut text = guard::clean(&g.text).0;
+            if !has_words(&text) {
+                // A greedy path can close at once on a small model; one seeded sampled retry usually
+                // writes the notes (and the run stays reproducible).
+                let retry = Request { sampling: SamplingParams { temperature: 0.7, top_p: Some(0.9), seed: part as u64, ..request.sampling }, ..request };
+                let t = Instant::now();
+                let (again, _) = gen.generate(std::slice::from_ref(&retry))?;
+                out.seconds += t.elapsed().as_secs_f64();
+                let again = again.into_iter().next().ok_or_else(|| anyhow::anyhow!("the model returned no output"))?;
+                out.tokens.prompt += again.prompt_tokens;
+                out.tokens.generated += again.tokens.len();
+                text = guard::clean(&again.text).0;
+                if !has_words(&text) {
+                    bail!("the model wrote no notes for part {part} of {} of the article (twice; it wrote {:?})", pieces.len(), again.text);
+                }
             }
             notes.push(text);
         }

@@ -7,7 +7,7 @@
 
 use super::lang;
 
-pub const PROMPT_VERSION: &str = "sum-4";
+pub const PROMPT_VERSION: &str = "sum-5";
 
 /// The version of the translation prompts (`polysum translate`), part of its state key the same way.
 pub const TRANSLATE_PROMPT_VERSION: &str = "tr-1";
