@@ -29,9 +29,8 @@ pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b";
 /// maps fresh from the kernel and returns on free, so every step paid page faults and page zeroing (18 %
 /// of a summarize run's CPU time); mimalloc reuses the freed pages.
 ///
-///
 /// Two defaults of the process are changed before the weights are read (`tune_allocator`; measured on the
-/// 6-article job, 1.5B model, 2 cores: 257 → 208 s, and the model load with its first token 32 → 4.5 s).
+/// 6-article job, 1.5B model, 2 cores: 257 → 208 s, and the model load with its first token 32 → 5–7 s).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -144,15 +144,15 @@ pub struct StepInputs<'a> {
     pub positions: &'a Tensor,
     pub rope_global: &'a Rope,
     pub rope_local: Option<&'a Rope>,
-    pub visibility: Visibility<'a>,
+    pub visibility: Visibility,
 }
 
-/// Which cache slots each query sees, in one of two forms.
-pub enum Visibility<'a> {
+/// Which cache slots each query sees (`local`: on sliding-window layers), in one of two forms.
+pub enum Visibility {
     /// Additive masks `[rows, 1, 1, t, slots]` (prompt steps, and every step off the CPU).
-    Masks { global: &'a Tensor, local: Option<&'a Tensor> },
+    Masks { global: Tensor, local: Option<Tensor> },
     /// Decode steps on the CPU: each row's visible slots (`decode_attention::visible_slots`).
-    Slots { global: &'a [Vec<u32>], local: Option<&'a [Vec<u32>]> },
+    Slots { global: Vec<Vec<u32>>, local: Option<Vec<Vec<u32>>> },
 }
 
 impl Attention {
@@ -173,12 +173,12 @@ impl Attention {
         let k = rope.apply(&k.transpose(1, 2)?, step.positions)?;
         let v = v.transpose(1, 2)?.contiguous()?;
         let (k, v) = cache.append(layer, &k, &v)?;
-        let mask = match step.visibility {
+        let mask = match &step.visibility {
             Visibility::Slots { global, local } => {
-                let seen = local.filter(|_| self.local).unwrap_or(global);
+                let seen = local.as_ref().filter(|_| self.local).unwrap_or(global);
                 return self.o.forward(&super::decode_attention::forward(&q, &k, &v, seen, self.scale as f32)?);
             }
-            Visibility::Masks { global, local } => local.filter(|_| self.local).unwrap_or(global),
+            Visibility::Masks { global, local } => local.as_ref().filter(|_| self.local).unwrap_or(global),
         };
         let slots = k.dim(2)?;
 

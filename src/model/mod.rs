@@ -275,22 +275,13 @@ impl Model {
             x = (x * s as f64)?;
         }
         let window = self.spec.sliding_window;
-        let slots_global = (t == 1 && self.device.is_cpu()).then(|| decode_attention::visible_slots(cache.positions(), None)).flatten();
-        let slots_local = match (&slots_global, window) {
-            (Some(_), Some(w)) => decode_attention::visible_slots(cache.positions(), Some(w)),
-            _ => None,
-        };
-        let (mask_global, mask_local) = match slots_global {
-            Some(_) => (None, None),
-            None => (
-                Some(step_mask(cache.positions(), t, None, &self.device)?),
-                window.map(|w| step_mask(cache.positions(), t, Some(w), &self.device)).transpose()?,
-            ),
-        };
-        let visibility = match (&slots_global, &mask_global) {
-            (Some(g), _) => Visibility::Slots { global: g, local: slots_local.as_deref() },
-            (None, Some(g)) => Visibility::Masks { global: g, local: mask_local.as_ref() },
-            (None, None) => unreachable!("masks are built whenever slots are not"),
+        let decode_slots = (t == 1 && self.device.is_cpu()).then(|| decode_attention::visible_slots(cache.positions(), None)).flatten();
+        let visibility = match decode_slots {
+            Some(global) => Visibility::Slots { global, local: window.and_then(|w| decode_attention::visible_slots(cache.positions(), Some(w))) },
+            None => Visibility::Masks {
+                global: step_mask(cache.positions(), t, None, &self.device)?,
+                local: window.map(|w| step_mask(cache.positions(), t, Some(w), &self.device)).transpose()?,
+            },
         };
         let inputs = StepInputs { positions: &positions, rope_global: &self.rope_global, rope_local: self.rope_local.as_ref(), visibility };
         for (i, block) in self.blocks.iter().enumerate() {
