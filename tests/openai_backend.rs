@@ -72,15 +72,34 @@ fn serve(handler: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Se
             std::thread::spawn(move || {
                 let now = o.fetch_add(1, Ordering::SeqCst) + 1;
                 p.fetch_max(now, Ordering::SeqCst);
-                let _ = handle(stream, &h, &s, handler.as_ref());
-                o.fetch_sub(1, Ordering::SeqCst);
+                let open = Open(&o, std::sync::Once::new());
+                let _ = handle(stream, &h, &s, handler.as_ref(), &open);
             });
         }
     });
     Server { url, hits, peak, seen }
 }
 
-fn handle(stream: TcpStream, hits: &AtomicUsize, seen: &Mutex<Vec<Seen>>, handler: &Handler) -> std::io::Result<()> {
+/// A request counted as open until its answer starts going out: once the client has read the answer it
+/// may open the next request, before this connection's thread has finished (so counting up to the
+/// thread's end saw one request too many).
+struct Open<'a>(&'a AtomicUsize, std::sync::Once);
+
+impl Open<'_> {
+    fn close(&self) {
+        self.1.call_once(|| {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn handle(stream: TcpStream, hits: &AtomicUsize, seen: &Mutex<Vec<Seen>>, handler: &Handler, open: &Open) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -114,6 +133,7 @@ fn handle(stream: TcpStream, hits: &AtomicUsize, seen: &Mutex<Vec<Seen>>, handle
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
+    open.close();
     out.write_all(head.as_bytes())?;
     out.write_all(payload.as_bytes())?;
     out.flush()
