@@ -30,7 +30,7 @@ pub fn forward(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
     if wk != k {
         return Ok(None);
     }
-    // Q4_K and Q6_K batches go to candle's tiles, which unpack a weight block once for all the rows.
+    // Q4_K and Q6_K batches go to `gemm`, which unpacks a weight block once for all the rows.
     if m > 1 && matches!(w.dtype(), GgmlDType::Q4K | GgmlDType::Q6K) {
         return Ok(None);
     }

@@ -9,6 +9,7 @@
 //! line to `ARCHITECTURES`.
 
 mod decode_attention;
+mod gemm;
 mod gemma3;
 pub(crate) mod gemv;
 mod layers;
