@@ -35,7 +35,7 @@ pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b";
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// No transparent huge pages for this process: on the VMs this runs on, the first touch of a huge page
-/// cost 5.8 s per GiB against 0.7 s for 4 KiB pages, so reading the weights and building candle's tiles
+/// cost 5.8 s per GiB against 0.7 s for 4 KiB pages, so reading the weights
 /// spent most of the load in the kernel zeroing pages; decode speed did not change. And mimalloc keeps
 /// freed pages for reuse instead of purging them to the kernel 10 ms after the free, which made every
 /// prompt step fault its buffers in again: a batch job's allocations repeat at the same sizes, so the peak

@@ -13,9 +13,9 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Tensor};
 
 /// `x @ wᵀ` for `x`: `[.., k]` f32 on the CPU; `None` when this path does not apply (device, dtype, shape),
-/// so the caller falls back to candle. Meant for decode steps: prompt processing (many rows) is faster on
-/// candle's tiled kernels, which reuse each unpacked weight block across many rows. Each output is one dot
-/// product, so a row gets the same numbers whatever else is in the batch.
+/// so the caller falls back to candle. Meant for decode steps: products with many rows are faster on
+/// kernels that reuse each unpacked weight block across rows (`gemm` for Q4_K and Q6_K). Each output is one
+/// dot product, so a row gets the same numbers whatever else is in the batch.
 pub fn forward(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         return Ok(None);
