@@ -65,6 +65,10 @@ struct Unpacked {
     d: f32,
 }
 
+impl Unpacked {
+    const ZERO: Unpacked = Unpacked { q: [0; QK_K], scales: [[0; 16]; QK_K / 32], corr: [0.0; 16], d: 0.0 };
+}
+
 /// One activation block: ggml's `block_q8_K` with its group sums already scaled (`d · Σ qs` per 16).
 #[repr(C, align(64))]
 struct ActBlock {
@@ -162,23 +166,24 @@ fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
             *q = ((iscale * v).round() as i32).min(127) as i8;
         }
         y.d = 1.0 / iscale;
-        for (s, g) in y.sums.iter_mut().zip(y.qs.chunks_exact(16)) {
-            *s = y.d * g.iter().map(|&q| q as i32).sum::<i32>() as f32;
+        let mut isums = [0i32; 16];
+        for (s, g) in isums.iter_mut().zip(y.qs.chunks_exact(16)) {
+            *s = g.iter().map(|&q| q as i32).sum();
         }
-        for (s, g) in y.sums32.iter_mut().zip(y.qs.chunks_exact(32)) {
-            *s = y.d * g.iter().map(|&q| q as i32).sum::<i32>() as f32;
+        for (s, &i) in y.sums.iter_mut().zip(&isums) {
+            *s = y.d * i as f32;
+        }
+        for (s, i) in y.sums32.iter_mut().zip(isums.chunks_exact(2)) {
+            *s = y.d * (i[0] + i[1]) as f32;
         }
     }
 }
 
-/// Whether `forward` takes this weight type on this CPU.
-pub fn applies(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K) && simd::level().is_some()
-}
-
 /// `x @ wᵀ` for `x`: `[.., k]` f32 on the CPU, `w` Q4_K or Q6_K; `None` when this path does not apply.
 pub fn forward(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
-    if !x.device().is_cpu() || x.dtype() != DType::F32 || !applies(w.dtype()) {
+    let Some(level) = simd::level() else { return Ok(None) };
+    let types = matches!(w.dtype(), GgmlDType::Q4K | GgmlDType::Q6K);
+    if !types || !x.device().is_cpu() || x.dtype() != DType::F32 {
         return Ok(None);
     }
     let dims = x.dims().to_vec();
@@ -189,11 +194,9 @@ pub fn forward(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
     }
     let m = x.elem_count() / k;
     let x = x.flatten_all()?.to_vec1::<f32>()?;
-    let data = w.data()?;
-    let Some(level) = simd::level() else { return Ok(None) };
     let out = match w.dtype() {
-        GgmlDType::Q4K => run::<BlockQ4K>(level, &data, &x, m, n, k),
-        GgmlDType::Q6K => run::<BlockQ6K>(level, &data, &x, m, n, k),
+        GgmlDType::Q4K => run::<BlockQ4K>(level, &w.data()?, &x, m, n, k),
+        GgmlDType::Q6K => run::<BlockQ6K>(level, &w.data()?, &x, m, n, k),
         _ => None,
     };
     let Some(out) = out else { return Ok(None) };
@@ -231,7 +234,6 @@ fn run<T: KBlock>(level: simd::Level, data: &[u8], x: &[f32], m: usize, n: usize
         // SAFETY: plain numbers, each block written by `unpack` before it is read.
         unsafe { row.set_len(blocks) };
         for group in items {
-            let rows = 0..m;
             for col in group * COL_GROUP..((group + 1) * COL_GROUP).min(n) {
                 for (b, u) in w[col * blocks..(col + 1) * blocks].iter().zip(row.iter_mut()) {
                     b.unpack(u);
@@ -239,15 +241,15 @@ fn run<T: KBlock>(level: simd::Level, data: &[u8], x: &[f32], m: usize, n: usize
                 let a = |r: usize| &act[r * blocks..(r + 1) * blocks];
                 // SAFETY (writes): each (row, col) belongs to exactly one item; `out` outlives the pool call.
                 let put = |r: usize, v: f32| unsafe { *out.0.add(r * n + col) = v };
-                let mut r = rows.start;
-                while r + 4 <= rows.end {
+                let mut r = 0;
+                while r + 4 <= m {
                     let d = simd::dot(level, &row, [a(r), a(r + 1), a(r + 2), a(r + 3)]);
                     for (i, v) in d.into_iter().enumerate() {
                         put(r + i, v);
                     }
                     r += 4;
                 }
-                for r in r..rows.end {
+                for r in r..m {
                     put(r, simd::dot(level, &row, [a(r)])[0]);
                 }
             }
@@ -305,7 +307,7 @@ fn run_panels<T: KBlock>(w: &[T], act: &[ActBlock], out: &mut [f32], m: usize, n
     candle_core::utils::barrier_pool().execute_chunked(tiles * groups, |items| {
         let out = out_ptr;
         let mut panels: Vec<PanelBlock> = (0..2 * blocks).map(|_| PanelBlock::ZERO).collect();
-        let mut u: Box<Unpacked> = Box::new(Unpacked { q: [0; QK_K], scales: [[0; 16]; 8], corr: [0.0; 16], d: 0.0 });
+        let mut u = Box::new(Unpacked::ZERO);
         let mut packed = usize::MAX;
         for item in items {
             // Group-major items: consecutive items of a worker reuse the panels it packed.
@@ -320,7 +322,7 @@ fn run_panels<T: KBlock>(w: &[T], act: &[ActBlock], out: &mut [f32], m: usize, n
                             w[col * blocks + b].unpack(&mut u);
                         } else {
                             // Rows past n: zeros, whose outputs are dropped below.
-                            *u = Unpacked { q: [0; QK_K], scales: [[0; 16]; 8], corr: [0.0; 16], d: 0.0 };
+                            *u = Unpacked::ZERO;
                         }
                         p.set_row::<T>(lane, &u);
                     }

@@ -82,7 +82,7 @@ impl Weight {
         let rows = x.elem_count() / k.max(1);
         let positions = if dims.len() >= 2 { dims[dims.len() - 2] } else { 1 };
         if let QMatMul::QTensor(q) = &self.0 {
-            if rows > 1 && super::gemm::applies(q.dtype()) {
+            if rows > 1 {
                 if let Some(y) = super::gemm::forward(q, x)? {
                     return Ok(y);
                 }
