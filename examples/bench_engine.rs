@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use polysum::generate::{Engine, Request, StopReason};
-use polysum::model::LoadOptions;
+use polysum::engine::generate::{Engine, Request, StopReason};
+use polysum::engine::model::LoadOptions;
 use serde_json::{json, Value};
 
 /// Filler prose for the prefill measurement, repeated until the prompt has enough tokens.
@@ -60,7 +60,15 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { model: PathBuf::new(), threads: 2, prompt_tokens: 512, gen: 128, reps: 2, batches: vec![], single: true };
+    let mut args = Args {
+        model: PathBuf::new(),
+        threads: 2,
+        prompt_tokens: 512,
+        gen: 128,
+        reps: 2,
+        batches: vec![],
+        single: true,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
@@ -71,7 +79,11 @@ fn parse_args() -> Result<Args> {
             "--gen" => args.gen = val()?.parse()?,
             "--reps" => args.reps = val()?.parse::<usize>()?.max(1),
             "--batches" => {
-                args.batches = val()?.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse()).collect::<Result<_, _>>()?
+                args.batches = val()?
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| s.trim().parse())
+                    .collect::<Result<_, _>>()?
             }
             "--no-single" => args.single = false,
             "-h" | "--help" => {
@@ -127,9 +139,8 @@ fn stop_name(r: StopReason) -> &'static str {
 /// The "write a long text" prompt of one batch row, rendered with the model's chat template.
 fn long_text_prompt(engine: &Engine, row: usize) -> Result<String> {
     let topic = TOPICS[row % TOPICS.len()];
-    let user = format!(
-        "Write a long, detailed essay about {topic}. Write at least twelve paragraphs, and do not stop early."
-    );
+    let user =
+        format!("Write a long, detailed essay about {topic}. Write at least twelve paragraphs, and do not stop early.");
     engine.chat_prompt(None, &user, None)
 }
 
@@ -171,7 +182,7 @@ fn run_batch(engine: &Engine, rows: usize, gen: usize, reps: usize) -> Result<Va
 fn main() -> Result<()> {
     let args = parse_args()?;
     // Before any model work, and once per process.
-    polysum::device::set_cpu_threads(Some(args.threads));
+    polysum::engine::device::set_cpu_threads(Some(args.threads));
 
     let t_load = Instant::now();
     let engine = Engine::load(&args.model, None, &LoadOptions::new(candle_core::Device::Cpu))
@@ -209,13 +220,15 @@ fn main() -> Result<()> {
         let mut cpu = Vec::new();
         for _ in 0..args.reps {
             let cpu0 = cpu_seconds();
-            let (_, stats) = engine.generate_ids(&[ids.clone()], &[Request::greedy(text.clone(), 1)], &mut |_, _| true)?;
+            let (_, stats) =
+                engine.generate_ids(&[ids.clone()], &[Request::greedy(text.clone(), 1)], &mut |_, _| true)?;
             cpu.push(cpu_seconds() - cpu0);
             rates.push(stats.prompt_tokens as f64 / stats.prompt_seconds.max(1e-9));
             secs.push(stats.prompt_seconds);
         }
         eprintln!("bench_engine: prompt {} tokens: {:.1} tok/s", ids.len(), mean(&rates));
-        out["prompt"] = json!({ "tokens": ids.len(), "seconds": secs, "cpu_seconds": cpu, "tokens_per_second": mean(&rates) });
+        out["prompt"] =
+            json!({ "tokens": ids.len(), "seconds": secs, "cpu_seconds": cpu, "tokens_per_second": mean(&rates) });
 
         let decode = run_batch(&engine, 1, args.gen, args.reps)?;
         eprintln!("bench_engine: decode: {:.1} tok/s", decode["tokens_per_second"].as_f64().unwrap_or(0.0));

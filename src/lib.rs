@@ -5,21 +5,14 @@
 //! about articles; the batch jobs (`summarize`, `translate`, `compare`) know nothing about tensors.
 
 pub mod backend;
-pub mod chat;
-pub mod chunk;
 pub mod cli;
 pub mod compare;
-pub mod device;
-pub mod generate;
-pub mod kv_cache;
-pub mod model;
-pub mod sampling;
-pub mod scheduler;
-pub mod tokenizer;
+pub mod engine;
+pub mod job;
 pub mod registry;
 pub mod summarize;
+pub mod text;
 pub mod translate;
-pub mod config;
 
 /// The model used when neither --model nor POLYSUM_MODEL names one: the only small model here that writes
 /// fluent Spanish.

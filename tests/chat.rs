@@ -2,8 +2,8 @@
 mod common;
 
 use candle_core::quantized::gguf_file;
-use polysum::chat::{ChatTemplate, Message};
-use polysum::tokenizer::Tokenizer;
+use polysum::engine::chat::{ChatTemplate, Message};
+use polysum::engine::tokenizer::Tokenizer;
 
 const SYSTEM: &str = "You are a helpful assistant.";
 
@@ -34,7 +34,12 @@ fn reference_prompts() -> Vec<(&'static str, String, String)> {
             };
             let prompt = v["prompt"].as_str().unwrap().to_string();
             // Only the user's words are taken from the reference; everything around them must be rendered.
-            let user = prompt.split("<|im_start|>user\n").nth(1).and_then(|r| r.split("<|im_end|>").next()).unwrap().to_string();
+            let user = prompt
+                .split("<|im_start|>user\n")
+                .nth(1)
+                .and_then(|r| r.split("<|im_end|>").next())
+                .unwrap()
+                .to_string();
             (name, user, prompt)
         })
         .collect()
@@ -88,7 +93,8 @@ fn templates_without_system_or_generation_prompt() {
 fn started_answer_follows_the_generation_prompt() {
     for name in ["smollm2-135m", "qwen2.5-coder-0.5b"] {
         let (tpl, tok) = template(name);
-        let prompt = tpl.render(&[Message::system("Eres un asistente."), Message::user("Resume el artículo.")], true).unwrap();
+        let prompt =
+            tpl.render(&[Message::system("Eres un asistente."), Message::user("Resume el artículo.")], true).unwrap();
         assert!(prompt.ends_with("<|im_end|>\n<|im_start|>assistant\n"), "{name}: {prompt:?}");
         let started = format!("{prompt}Resumen:");
         let mut expected = tok.encode(&prompt, true).unwrap();

@@ -10,7 +10,12 @@ fn fixture_dir(name: &str) -> PathBuf {
 }
 
 fn polysum(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_polysum")).args(args).env_remove("NO_COLOR").env_remove("POLYSUM_MODEL").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_polysum"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("POLYSUM_MODEL")
+        .output()
+        .unwrap()
 }
 
 fn compare_json(dir: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
@@ -64,7 +69,12 @@ fn json_flags_numbers_names_and_missing_summaries() {
     let budget = article(&v, "budget");
     assert_eq!(budget["verdict"], "check");
     let r = reasons(budget);
-    for want in ["number 14,000 million only in EN", "number 12.000 millones only in ES", "name José Luis Martínez-Almeida only in EN", "name Rita Maestre only in ES"] {
+    for want in [
+        "number 14,000 million only in EN",
+        "number 12.000 millones only in ES",
+        "name José Luis Martínez-Almeida only in EN",
+        "name Rita Maestre only in ES",
+    ] {
         assert!(r.contains(&want.to_string()), "missing {want:?} in {r:?}");
     }
     // "Madrid" is in both (as "Ayuntamiento de Madrid" in Spanish): not flagged.
@@ -79,17 +89,33 @@ fn json_flags_numbers_names_and_missing_summaries() {
 
     let storm = article(&v, "storm");
     assert_eq!(storm["verdict"], "check");
-    assert_eq!(reasons(storm), vec!["ES summary failed: the summary was not in Spanish (detected en) after 2 attempts"]);
+    assert_eq!(
+        reasons(storm),
+        vec!["ES summary failed: the summary was not in Spanish (detected en) after 2 attempts"]
+    );
     assert!(storm["check"].is_null());
 
     // Parallel stories: by file stem and by story_id.
     let stories = v["stories"].as_array().unwrap();
-    let keys: Vec<(&str, &str)> = stories.iter().map(|s| (s["key"].as_str().unwrap(), s["paired_by"].as_str().unwrap())).collect();
+    let keys: Vec<(&str, &str)> =
+        stories.iter().map(|s| (s["key"].as_str().unwrap(), s["paired_by"].as_str().unwrap())).collect();
     assert_eq!(keys, vec![("housing", "stem"), ("wire-77", "story_id")]);
     let wire = &stories[1];
     assert_eq!((wire["en_article"].as_str(), wire["es_article"].as_str()), (Some("feed/1"), Some("feed/2")));
-    let labels: Vec<String> = wire["checks"].as_array().unwrap().iter().map(|c| format!("{} | {}", c["left"]["label"].as_str().unwrap(), c["right"]["label"].as_str().unwrap())).collect();
-    assert_eq!(labels, vec!["EN of EN article | ES of ES article", "EN of EN article | EN of ES article", "ES of EN article | ES of ES article"]);
+    let labels: Vec<String> = wire["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} | {}", c["left"]["label"].as_str().unwrap(), c["right"]["label"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        labels,
+        vec![
+            "EN of EN article | ES of ES article",
+            "EN of EN article | EN of ES article",
+            "ES of EN article | ES of ES article"
+        ]
+    );
     // "2,500" = "two thousand five hundred" = "2.500": no number flags in any of the three pairs.
     assert!(!reasons(wire).iter().any(|r| r.starts_with("number")), "{:?}", reasons(wire));
     // Same-language cross-pairs are scored without a model.
@@ -100,7 +126,13 @@ fn json_flags_numbers_names_and_missing_summaries() {
 fn html_escapes_hostile_text_and_loads_nothing_external() {
     let tmp = tempfile::tempdir().unwrap();
     let html = tmp.path().join("r.html");
-    let out = polysum(&["compare", fixture_dir("xss").to_str().unwrap(), "--no-backtranslate", "--html", html.to_str().unwrap()]);
+    let out = polysum(&[
+        "compare",
+        fixture_dir("xss").to_str().unwrap(),
+        "--no-backtranslate",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(!page.contains("<script"), "unescaped script tag");
@@ -121,13 +153,23 @@ fn html_escapes_hostile_text_and_loads_nothing_external() {
 /// Renders a report in headless Chromium and fails on any console message (the page has no scripts, so
 /// any console line is an error: a script error, a blocked resource, a CSP violation).
 fn chromium_console(html: &Path) -> (String, Vec<String>) {
-    let browser = ["chromium", "chromium-browser"].into_iter().find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let browser = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
     let Some(browser) = browser else {
         panic!("chromium is not installed: install Debian's `chromium` package (apt-get install chromium) to run this test");
     };
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
         .arg(format!("file://{}", html.display()))
@@ -135,7 +177,8 @@ fn chromium_console(html: &Path) -> (String, Vec<String>) {
         .unwrap();
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let console = stderr.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).map(str::to_string).collect();
+    let console =
+        stderr.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).map(str::to_string).collect();
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
 }
 
@@ -143,7 +186,13 @@ fn chromium_console(html: &Path) -> (String, Vec<String>) {
 fn html_loads_in_chromium_without_console_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let html = tmp.path().join("report.html");
-    let out = polysum(&["compare", fixture_dir("news").to_str().unwrap(), "--no-backtranslate", "--html", html.to_str().unwrap()]);
+    let out = polysum(&[
+        "compare",
+        fixture_dir("news").to_str().unwrap(),
+        "--no-backtranslate",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let (dom, console) = chromium_console(&html);
     assert!(console.is_empty(), "console messages: {console:#?}");

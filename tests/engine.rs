@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use candle_core::Device;
-use polysum::generate::{Engine, Request, StopReason};
-use polysum::model::LoadOptions;
-use polysum::sampling::SamplingParams;
+use polysum::engine::generate::{Engine, Request, StopReason};
+use polysum::engine::model::LoadOptions;
+use polysum::engine::sampling::SamplingParams;
 
 /// llama.cpp's file names in the fixtures → registry names.
 fn registry_name(model_file: &str) -> &'static str {
@@ -61,7 +61,10 @@ fn greedy_generation_reproduces_llama_cpp() {
             } else {
                 assert_eq!(got.tokens.len(), max);
                 let first16 = engine.tokenizer().decode(&got.tokens[..16]).unwrap();
-                assert!(expected.starts_with(&first16), "{name}: {prompt:?}\n ours: {first16:?}\n llama.cpp: {expected:?}");
+                assert!(
+                    expected.starts_with(&first16),
+                    "{name}: {prompt:?}\n ours: {first16:?}\n llama.cpp: {expected:?}"
+                );
             }
         }
     }
@@ -82,7 +85,12 @@ fn assert_same_tokens_or_rounding_tie(e: &Engine, prompt: &str, a: &[u32], b: &[
     ids.extend_from_slice(&a[..n]);
     let logits: Vec<f32> = e.logits_all(&ids).unwrap().get(ids.len() - 1).unwrap().to_vec1().unwrap();
     let gap = (logits[a[n] as usize] - logits[b[n] as usize]).abs();
-    assert!(gap < tolerance, "the runs part at token {n} ({} vs {}) with a logit gap of {gap}: not a rounding tie", a[n], b[n]);
+    assert!(
+        gap < tolerance,
+        "the runs part at token {n} ({} vs {}) with a logit gap of {gap}: not a rounding tie",
+        a[n],
+        b[n]
+    );
 }
 
 fn chat(engine: &Engine, user: &str) -> String {
@@ -118,7 +126,7 @@ fn a_batch_of_different_lengths_equals_each_prompt_alone() {
 #[test]
 fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
     let e = smollm();
-    let scheduler = polysum::scheduler::Scheduler::new(load("smollm2-135m", true), 4).unwrap();
+    let scheduler = polysum::engine::scheduler::Scheduler::new(load("smollm2-135m", true), 4).unwrap();
     let article = std::fs::read_to_string(common::fixture("news-paragraph.txt")).unwrap();
     let calls: Vec<Vec<Request>> = vec![
         vec![Request::greedy(chat(e, "Name a color."), 24)],
@@ -126,7 +134,10 @@ fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
         // A call of two rows sharing the article, as an article's EN and ES requests do.
         vec![
             Request::greedy(chat(e, &format!("Article:\n{article}\n\nSummarize the article in one sentence.")), 24),
-            Request::greedy(chat(e, &format!("Article:\n{article}\n\nList two people or groups named in the article.")), 24),
+            Request::greedy(
+                chat(e, &format!("Article:\n{article}\n\nList two people or groups named in the article.")),
+                24,
+            ),
         ],
         // Larger than the batch: it runs alone when the batch is empty, not never.
         (0..5).map(|i| Request::greedy(chat(e, &format!("Count to {}.", i + 2)), 8)).collect(),
@@ -147,7 +158,11 @@ fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(scheduler.peak_rows() >= 2, "concurrent calls must share decode steps (peak {} rows)", scheduler.peak_rows());
+    assert!(
+        scheduler.peak_rows() >= 2,
+        "concurrent calls must share decode steps (peak {} rows)",
+        scheduler.peak_rows()
+    );
     assert!(scheduler.peak_rows() <= 5);
     for (call, result) in calls.iter().zip(&results).take(4) {
         let (gens, stats) = result.as_ref().unwrap_or_else(|err| panic!("{err:#}"));
@@ -178,7 +193,11 @@ fn continuations_of_a_shared_prefix_equal_independent_runs() {
     ];
     let (together, stats) = e.generate_streaming(&requests, &mut |_, _| true).unwrap();
     let total: usize = requests.iter().map(|r| e.encode_prompt(&r.prompt).unwrap().len()).sum();
-    assert!(stats.prompt_tokens < total * 2 / 3, "the shared prefix must be computed once ({} of {total} tokens computed)", stats.prompt_tokens);
+    assert!(
+        stats.prompt_tokens < total * 2 / 3,
+        "the shared prefix must be computed once ({} of {total} tokens computed)",
+        stats.prompt_tokens
+    );
     for (req, t) in requests.iter().zip(&together) {
         let alone = e.generate(std::slice::from_ref(req)).unwrap().remove(0);
         assert_same_tokens_or_rounding_tie(e, &req.prompt, &t.tokens, &alone.tokens, 0.1);
@@ -201,11 +220,12 @@ fn streaming_pieces_add_up_to_the_text_and_stop_strings_cut() {
     let e = smollm();
     let prompt = chat(e, "Describe the ocean in two sentences.");
     let mut streamed = String::new();
-    let (g, _) = e.generate_streaming(&[Request::greedy(prompt.clone(), 40)], &mut |_, piece| {
-        streamed.push_str(piece);
-        true
-    })
-    .unwrap();
+    let (g, _) = e
+        .generate_streaming(&[Request::greedy(prompt.clone(), 40)], &mut |_, piece| {
+            streamed.push_str(piece);
+            true
+        })
+        .unwrap();
     assert_eq!(streamed, g[0].text);
     let full = &g[0].text;
     // Stop at a word from the middle of what the model writes unhindered.
@@ -213,11 +233,12 @@ fn streaming_pieces_add_up_to_the_text_and_stop_strings_cut() {
     let cut = full.find(word).unwrap();
     let stop = Request { stop_strings: vec![word.to_string()], ..Request::greedy(prompt, 40) };
     let mut streamed = String::new();
-    let (g, _) = e.generate_streaming(&[stop], &mut |_, piece| {
-        streamed.push_str(piece);
-        true
-    })
-    .unwrap();
+    let (g, _) = e
+        .generate_streaming(&[stop], &mut |_, piece| {
+            streamed.push_str(piece);
+            true
+        })
+        .unwrap();
     assert_eq!(g[0].stop_reason, StopReason::StopString);
     assert_eq!(g[0].text, full[..cut]);
     assert_eq!(streamed, g[0].text, "the stop string is never streamed");
@@ -228,7 +249,14 @@ fn sampling_is_reproducible_by_seed() {
     let e = smollm();
     let prompt = chat(e, "Write a short poem about rain.");
     let sampled = |seed| {
-        let sampling = SamplingParams { temperature: 0.9, top_k: Some(40), top_p: Some(0.95), repetition_penalty: 1.1, repetition_window: 64, seed };
+        let sampling = SamplingParams {
+            temperature: 0.9,
+            top_k: Some(40),
+            top_p: Some(0.95),
+            repetition_penalty: 1.1,
+            repetition_window: 64,
+            seed,
+        };
         e.generate(&[Request { sampling, ..Request::greedy(prompt.clone(), 24) }]).unwrap().remove(0).tokens
     };
     assert_eq!(sampled(1), sampled(1));

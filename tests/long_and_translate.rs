@@ -29,7 +29,18 @@ fn smollm2_long_article_goes_through_at_least_three_chunks() {
     std::fs::copy(common::fixture("long-article-en.txt"), input.join("macedonia.txt")).unwrap();
     let out = tmp.path().join("out");
     // 644 words (~850 tokens) in a 768-token context: it cannot be read whole.
-    let o = run_polysum(&["summarize", s(&input), "--out", s(&out), "--model", &smollm2(), "--langs", "en", "--max-context", "768"]);
+    let o = run_polysum(&[
+        "summarize",
+        s(&input),
+        "--out",
+        s(&out),
+        "--model",
+        &smollm2(),
+        "--langs",
+        "en",
+        "--max-context",
+        "768",
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let rec = read_json(&out.join("macedonia.txt.json"));
     let en = &rec["summaries"]["en"];
@@ -41,7 +52,7 @@ fn smollm2_long_article_goes_through_at_least_three_chunks() {
     assert!(!en["flags"].as_array().unwrap().iter().any(|f| f == "truncated_input"));
     // The notes of every chunk went into the summary: it is about the referendum, in English.
     let text = en["text"].as_str().unwrap();
-    assert_eq!(polysum::summarize::lang::detect(text).as_deref(), Some("en"), "{text}");
+    assert_eq!(polysum::text::lang::detect(text).as_deref(), Some("en"), "{text}");
     assert!(["macedonia", "referendum", "name", "greece"].iter().any(|w| text.to_lowercase().contains(w)), "{text}");
 
     // The same article with the model's whole context is read in one piece.
@@ -58,7 +69,8 @@ fn fake_model_map_reduce_and_strategies_are_separate_work() {
     let input = tmp.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
     let para = "The regional council voted on Tuesday to extend the tram line to the airport by 2030. ";
-    let text: String = (0..40).map(|i| format!("{}{para}\n\n", if i % 5 == 0 { "Officials added details. " } else { "" })).collect();
+    let text: String =
+        (0..40).map(|i| format!("{}{para}\n\n", if i % 5 == 0 { "Officials added details. " } else { "" })).collect();
     std::fs::write(input.join("tram.txt"), format!("Tram line to be extended\n{text}")).unwrap();
     let out = tmp.path().join("out");
     let base = ["summarize", s(&input), "--out", s(&out), "--model", "fake", "--log-format", "json"];
@@ -90,7 +102,7 @@ fn smollm2_translate_keeps_paragraphs_and_title() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/es/ilfracombe-carabina.txt");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/es/ilfracombe-carabina.txt");
     std::fs::copy(&src, input.join("carabina.txt")).unwrap();
     let source_paragraphs = std::fs::read_to_string(&src).unwrap().lines().filter(|l| !l.trim().is_empty()).count() - 1;
     let out = tmp.path().join("out");
@@ -106,16 +118,20 @@ fn smollm2_translate_keeps_paragraphs_and_title() {
     assert_eq!(t["structure"]["paragraphs"], t["structure"]["source_paragraphs"], "{t}");
     let text = t["text"].as_str().unwrap();
     assert_eq!(text.lines().filter(|l| !l.trim().is_empty()).count(), source_paragraphs, "{text}");
-    assert_eq!(polysum::summarize::lang::detect(text).as_deref(), Some("en"), "{text}");
+    assert_eq!(polysum::text::lang::detect(text).as_deref(), Some("en"), "{text}");
     // A number survives (SmolLM2 is too small to be trusted with more: names come out garbled).
     assert!(text.contains("40"), "{text}");
     let title = t["title"].as_str().unwrap();
-    assert!(!title.is_empty() && title != "Disparan varias veces a un hombre con una carabina en Ilfracombe", "{title}");
+    assert!(
+        !title.is_empty() && title != "Disparan varias veces a un hombre con una carabina en Ilfracombe",
+        "{title}"
+    );
 
     // The Markdown file: the translated title, then the same paragraphs.
     let md = std::fs::read_to_string(out.join("carabina.txt.en.md")).unwrap();
     assert!(md.starts_with(&format!("# {title}\n\n")), "{md}");
-    let body: Vec<&str> = md.split("\n\n").skip(1).filter(|p| !p.starts_with("---")).filter(|p| !p.trim().is_empty()).collect();
+    let body: Vec<&str> =
+        md.split("\n\n").skip(1).filter(|p| !p.starts_with("---")).filter(|p| !p.trim().is_empty()).collect();
     assert_eq!(body.len(), source_paragraphs, "{md}");
 
     // A rerun does nothing; a summarize run into the translation folder is refused (exit 2).
@@ -140,7 +156,9 @@ fn a_translation_in_the_wrong_language_fails_without_text() {
     assert!(t["error"].as_str().unwrap().contains("Spanish"), "{t}");
     assert_eq!(t["attempts"].as_array().unwrap().len(), 2, "retried with the other prompt: {t}");
     // Usage errors.
-    for bad in [&["translate", s(&input), "--to", "xx", "--out", s(&out)][..], &["translate", s(&input), "--to", "es"][..]] {
+    for bad in
+        [&["translate", s(&input), "--to", "xx", "--out", s(&out)][..], &["translate", s(&input), "--to", "es"][..]]
+    {
         assert_eq!(run_polysum(bad).status.code(), Some(2));
     }
 }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use polysum::backend::openai::{ChatRequest, OpenAiClient, OpenAiConfig, OpenAiError};
-use polysum::generate::{Request, StopReason};
-use polysum::sampling::SamplingParams;
+use polysum::engine::generate::{Request, StopReason};
+use polysum::engine::sampling::SamplingParams;
 use serde_json::{json, Value};
 
 /// What the server does for one request.
@@ -99,7 +99,13 @@ impl Drop for Open<'_> {
     }
 }
 
-fn handle(stream: TcpStream, hits: &AtomicUsize, seen: &Mutex<Vec<Seen>>, handler: &Handler, open: &Open) -> std::io::Result<()> {
+fn handle(
+    stream: TcpStream,
+    hits: &AtomicUsize,
+    seen: &Mutex<Vec<Seen>>,
+    handler: &Handler,
+    open: &Open,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -128,7 +134,11 @@ fn handle(stream: TcpStream, hits: &AtomicUsize, seen: &Mutex<Vec<Seen>>, handle
     std::thread::sleep(reply.delay);
     let payload = reply.body.to_string();
     let mut out = stream;
-    let mut head = format!("HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, payload.len());
+    let mut head = format!(
+        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        payload.len()
+    );
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -163,7 +173,10 @@ fn chat(user: &str, prefix: Option<&str>) -> ChatRequest {
 fn success_sends_the_chat_and_counts_usage() {
     let server = serve(|_, _| ok("Las autoridades confirmaron el cierre.", 41, 9));
     std::env::set_var("POLYSUM_TEST_KEY_OK", "sk-test-123");
-    let client = OpenAiClient::new(config(&format!("{}/v1/", server.url)).api_key_from_env(Some("POLYSUM_TEST_KEY_OK")).unwrap()).unwrap();
+    let client = OpenAiClient::new(
+        config(&format!("{}/v1/", server.url)).api_key_from_env(Some("POLYSUM_TEST_KEY_OK")).unwrap(),
+    )
+    .unwrap();
     let r = client.chat(&chat("Summarize: the article.", Some("Resumen: "))).unwrap();
     // The server continued the started answer; the client gives the whole answer and the continuation.
     assert_eq!(r.text, "Resumen: Las autoridades confirmaron el cierre.");
@@ -207,7 +220,10 @@ fn generate_runs_a_batch_and_sums_usage() {
     let (gens, stats) = client.generate(&reqs).unwrap();
     assert_eq!(gens[0].text, "The text.");
     assert_eq!(gens[1].text, "el texto.");
-    assert_eq!((gens[0].prompt_tokens, gens[0].tokens.len(), gens[1].prompt_tokens, gens[1].tokens.len()), (20, 3, 30, 4));
+    assert_eq!(
+        (gens[0].prompt_tokens, gens[0].tokens.len(), gens[1].prompt_tokens, gens[1].tokens.len()),
+        (20, 3, 30, 4)
+    );
     assert_eq!((stats.prompt_tokens, stats.generated_tokens), (50, 7));
     assert_eq!(server.hits.load(Ordering::SeqCst), 2);
 }
@@ -271,7 +287,9 @@ fn timeout_is_retried_then_a_clear_error() {
 
 #[test]
 fn client_error_fails_at_once_with_the_servers_message() {
-    let server = serve(|_, _| status(404, json!({"error": {"message": "The model `nope` does not exist.", "type": "NotFoundError"}})));
+    let server = serve(|_, _| {
+        status(404, json!({"error": {"message": "The model `nope` does not exist.", "type": "NotFoundError"}}))
+    });
     let client = OpenAiClient::new(config(&server.url)).unwrap();
     let err = client.chat(&chat("x", None)).unwrap_err();
     let msg = format!("{err:#}");

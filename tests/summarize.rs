@@ -59,7 +59,8 @@ fn read_json(p: &Path) -> Value {
 fn index(out: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(out.join("index.jsonl")).unwrap();
     assert!(text.is_empty() || text.ends_with('\n'), "index.jsonl does not end with a newline");
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad index line {l:?}: {e}"))).collect();
+    let lines: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad index line {l:?}: {e}"))).collect();
     let ids: HashSet<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), lines.len(), "duplicate ids in index.jsonl");
     lines
@@ -151,7 +152,8 @@ fn mixed_folder_with_bad_files_is_summarized_and_reported() {
         assert!(!out.join(format!("{rel}.md")).exists());
     }
     // The "../../escape" id stayed inside the output folder; nothing was written next to it.
-    let mut beside: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut beside: Vec<String> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     beside.sort();
     assert_eq!(beside, ["in", "out"]);
     assert!(!tmp.path().join("escape.json").exists() && !out.parent().unwrap().join("escape.json").exists());
@@ -179,7 +181,8 @@ fn rerun_skips_done_work_redoes_changes_and_repairs_outputs() {
     let fin: Value = serde_json::from_str(&final_line(&o)).unwrap();
     assert_eq!((fin["done"].as_u64(), fin["skipped"].as_u64(), fin["failed"].as_u64()), (Some(2), Some(0), Some(0)));
     // JSON log lines on stderr.
-    let events: Vec<Value> = String::from_utf8_lossy(&o.stderr).lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&o.stderr).lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
     assert_eq!(events.iter().filter(|e| e["event"] == "article").count(), 2);
     let first_a = read_json(&out.join("a.txt.json"));
 
@@ -190,14 +193,20 @@ fn rerun_skips_done_work_redoes_changes_and_repairs_outputs() {
     assert_eq!(read_json(&out.join("a.txt.json")), first_a, "a skipped article's file is untouched");
 
     // A changed article is redone; an output deleted by hand (or corrupted) is rebuilt from the state.
-    std::fs::write(input.join("b.txt"), "Museum gets a new director\nThe city museum named a new director on Saturday.").unwrap();
+    std::fs::write(
+        input.join("b.txt"),
+        "Museum gets a new director\nThe city museum named a new director on Saturday.",
+    )
+    .unwrap();
     std::fs::remove_file(out.join("a.txt.md")).unwrap();
     std::fs::write(out.join("a.txt.json"), "{ truncated").unwrap();
     let o = summarize(&args);
     let fin: Value = serde_json::from_str(&final_line(&o)).unwrap();
     assert_eq!((fin["done"].as_u64(), fin["skipped"].as_u64()), (Some(2), Some(0)));
-    let events: Vec<Value> = String::from_utf8_lossy(&o.stderr).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let status_of = |id: &str| events.iter().find(|e| e["event"] == "article" && e["id"] == id).map(|e| e["status"].clone());
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&o.stderr).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let status_of =
+        |id: &str| events.iter().find(|e| e["event"] == "article" && e["id"] == id).map(|e| e["status"].clone());
     assert_eq!(status_of("a.txt"), Some(Value::from("restored")));
     assert_eq!(status_of("b.txt"), Some(Value::from("ok")));
     assert_eq!(read_json(&out.join("a.txt.json"))["summaries"], first_a["summaries"]);
@@ -229,7 +238,8 @@ fn wrong_language_is_retried_and_then_recorded_as_failed() {
     assert_eq!(es["status"], "failed");
     assert_eq!(es["text"], Value::Null, "an English text is never stored as the Spanish summary");
     assert_eq!(es["lang_detected"], "en");
-    let strategies: Vec<&str> = es["attempts"].as_array().unwrap().iter().map(|a| a["strategy"].as_str().unwrap()).collect();
+    let strategies: Vec<&str> =
+        es["attempts"].as_array().unwrap().iter().map(|a| a["strategy"].as_str().unwrap()).collect();
     assert_eq!(strategies, ["translate", "base", "native"]);
     assert!(es["error"].as_str().unwrap().contains("Spanish"));
     assert!(std::fs::read_to_string(out.join("story.txt.md")).unwrap().contains("Failed:"));
@@ -271,7 +281,6 @@ fn count_json(out: &Path) -> usize {
         .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".json"))
         .count()
 }
-
 
 #[test]
 fn a_second_run_on_the_same_folder_exits_with_code_4() {
@@ -347,7 +356,11 @@ fn usage_errors_exit_2_and_config_file_is_read() {
     assert!(!out.exists(), "nothing is written on a usage error");
 
     let cfg = tmp.path().join("polysum.toml");
-    std::fs::write(&cfg, "inputs = [\"in\"]\nout = \"from-config\"\nmodel = \"fake\"\nlangs = [\"es\"]\nmax_words = 25\nquiet = true\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "inputs = [\"in\"]\nout = \"from-config\"\nmodel = \"fake\"\nlangs = [\"es\"]\nmax_words = 25\nquiet = true\n",
+    )
+    .unwrap();
     let o = bin().args(["summarize"]).current_dir(tmp.path()).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let rec = read_json(&tmp.path().join("from-config/story-0.txt.json"));
@@ -393,7 +406,11 @@ fn full_disk_is_a_clear_error_and_keeps_state_valid() {
     std::fs::create_dir(&input).unwrap();
     for i in 0..400 {
         let title = format!("Headline {i} ").repeat(20);
-        std::fs::write(input.join(format!("a{i:03}.txt")), format!("{title}\nThe council met on Tuesday about item {i}.")).unwrap();
+        std::fs::write(
+            input.join(format!("a{i:03}.txt")),
+            format!("{title}\nThe council met on Tuesday about item {i}."),
+        )
+        .unwrap();
     }
     let out = mnt.join("out");
     let o = summarize(&[s(&input), "--out", s(&out), "--model", "fake"]);
@@ -420,7 +437,7 @@ fn smollm2() -> String {
 }
 
 fn detect(text: &str) -> Option<String> {
-    polysum::summarize::lang::detect(text)
+    polysum::text::lang::detect(text)
 }
 
 /// The mixed fixture folder through the real engine (English summaries only, short, to stay fast).
@@ -429,7 +446,19 @@ fn smollm2_mixed_fixture_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let input = fixture_copy(tmp.path(), true);
     let out = tmp.path().join("out");
-    let o = summarize(&[s(&input), "--out", s(&out), "--model", &smollm2(), "--langs", "en", "--max-words", "15", "--jobs", "1"]);
+    let o = summarize(&[
+        s(&input),
+        "--out",
+        s(&out),
+        "--model",
+        &smollm2(),
+        "--langs",
+        "en",
+        "--max-words",
+        "15",
+        "--jobs",
+        "1",
+    ]);
     assert_eq!(o.status.code(), Some(3), "bad files fail, the run finishes");
     let idx = index(&out);
     assert_eq!(idx.len(), 12);
@@ -438,7 +467,11 @@ fn smollm2_mixed_fixture_folder() {
     for rec in &idx {
         let id = rec["id"].as_str().unwrap();
         if rec["error"].is_string() {
-            assert!(["binary.txt", "empty.txt", "huge.txt", "feed.jsonl/line-3"].contains(&id), "{id} rejected: {}", rec["error"]);
+            assert!(
+                ["binary.txt", "empty.txt", "huge.txt", "feed.jsonl/line-3"].contains(&id),
+                "{id} rejected: {}",
+                rec["error"]
+            );
             continue;
         }
         let en = summary(rec, "en");
@@ -463,8 +496,14 @@ fn smollm2_mixed_fixture_folder() {
     // The article that carries an instruction is summarized, not obeyed.
     let inj = read_json(&out.join("injection.txt.json"));
     let text = summary(&inj, "en")["text"].as_str().unwrap_or("").to_lowercase();
-    assert!(["garden", "school", "prize", "pupil", "vegetable", "redwood"].iter().any(|w| text.contains(w)), "not a summary of the article: {text}");
-    assert!(!text.contains("ahoy") && !text.contains("matey") && !text.contains("poem"), "followed the injected instruction: {text}");
+    assert!(
+        ["garden", "school", "prize", "pupil", "vegetable", "redwood"].iter().any(|w| text.contains(w)),
+        "not a summary of the article: {text}"
+    );
+    assert!(
+        !text.contains("ahoy") && !text.contains("matey") && !text.contains("poem"),
+        "followed the injected instruction: {text}"
+    );
 }
 
 /// A language SmolLM2 cannot write: every attempt is checked, retried, and finally recorded as failed.
@@ -502,7 +541,20 @@ fn smollm2_sigkill_then_rerun_completes() {
     let out = tmp.path().join("out");
     let model = smollm2();
     let mut child = bin()
-        .args(["summarize", s(&input), "--out", s(&out), "--model", &model, "--langs", "en", "--max-words", "10", "--jobs", "1"])
+        .args([
+            "summarize",
+            s(&input),
+            "--out",
+            s(&out),
+            "--model",
+            &model,
+            "--langs",
+            "en",
+            "--max-words",
+            "10",
+            "--jobs",
+            "1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -514,7 +566,19 @@ fn smollm2_sigkill_then_rerun_completes() {
     assert!(before < 3, "killed before the end");
     outputs_valid(&out, true);
     index(&out);
-    let o = summarize(&[s(&input), "--out", s(&out), "--model", &model, "--langs", "en", "--max-words", "10", "--jobs", "1"]);
+    let o = summarize(&[
+        s(&input),
+        "--out",
+        s(&out),
+        "--model",
+        &model,
+        "--langs",
+        "en",
+        "--max-words",
+        "10",
+        "--jobs",
+        "1",
+    ]);
     assert!(matches!(o.status.code(), Some(0) | Some(3)), "{:?}", o.status);
     assert_eq!(all_outputs_valid(&out), 3);
     let idx = index(&out);

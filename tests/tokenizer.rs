@@ -6,14 +6,17 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
-use polysum::tokenizer::Tokenizer;
+use polysum::engine::tokenizer::Tokenizer;
 
 const MODELS: [&str; 4] = ["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "gemma-3-270m"];
 
 /// The registry name of a fixture's `model_file` (e.g. "smollm2-135m-instruct-q4_1.gguf" → "smollm2-135m").
 fn cache_name(model_file: &str) -> &'static str {
     let lower = model_file.to_lowercase();
-    MODELS.into_iter().find(|m| lower.starts_with(m)).unwrap_or_else(|| panic!("fixture names an unknown model file {model_file}"))
+    MODELS
+        .into_iter()
+        .find(|m| lower.starts_with(m))
+        .unwrap_or_else(|| panic!("fixture names an unknown model file {model_file}"))
 }
 
 fn content(name: &str) -> gguf_file::Content {
@@ -88,8 +91,12 @@ fn decode_inverts_encode() {
     ];
     for m in MODELS {
         let t = tok(m);
-        let texts: Vec<String> =
-            cases().into_iter().filter(|c| c.model == m).map(|c| c.text).chain(extra.iter().map(|s| s.to_string())).collect();
+        let texts: Vec<String> = cases()
+            .into_iter()
+            .filter(|c| c.model == m)
+            .map(|c| c.text)
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect();
         for text in &texts {
             let plain = t.encode(text, false).unwrap();
             assert_eq!(&t.decode(&plain).unwrap(), text, "{m}, parse_special off");
@@ -150,7 +157,12 @@ fn qwen_1_5b_tokenizes_like_0_5b() {
     assert_eq!(a.end_of_generation_ids(), b.end_of_generation_ids());
     for c in cases() {
         for parse_special in [true, false] {
-            assert_eq!(a.encode(&c.text, parse_special).unwrap(), b.encode(&c.text, parse_special).unwrap(), "{:?}", c.text);
+            assert_eq!(
+                a.encode(&c.text, parse_special).unwrap(),
+                b.encode(&c.text, parse_special).unwrap(),
+                "{:?}",
+                c.text
+            );
         }
     }
 }
@@ -204,7 +216,8 @@ fn tokenizers_build_quickly() {
         eprintln!("{m}: from_gguf {secs:.3} s wall, {cpu} s CPU ({} tokens)", t.vocab_size());
         assert!(secs < 10.0, "{m}: {secs:.1} s to build the tokenizer");
         // An article's worth of text (about 10 kB, special tokens and HTML included).
-        let text: String = cases().iter().filter(|c| c.model == m).map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n").repeat(25);
+        let text: String =
+            cases().iter().filter(|c| c.model == m).map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n").repeat(25);
         let t0 = Instant::now();
         let ids = t.encode(&text, true).unwrap();
         let secs = t0.elapsed().as_secs_f64();

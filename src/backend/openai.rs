@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::chat::Message;
-use crate::generate::{CallStats, Generation, Request, StopReason};
-use crate::sampling::SamplingParams;
+use crate::engine::chat::Message;
+use crate::engine::generate::{CallStats, Generation, Request, StopReason};
+use crate::engine::sampling::SamplingParams;
 
 /// Marks a prompt string that carries chat messages (see [`encode_messages`]).
 const MESSAGES_MARKER: &str = "\u{1}polysum-chat-messages\u{1}";
@@ -92,7 +92,8 @@ impl OpenAiConfig {
     /// Read the API key from the environment variable `var`; an error when it is not set.
     pub fn api_key_from_env(mut self, var: Option<&str>) -> Result<Self> {
         if let Some(var) = var {
-            let key = std::env::var(var).map_err(|_| anyhow!("--api-key-env {var}: the environment variable {var} is not set"))?;
+            let key = std::env::var(var)
+                .map_err(|_| anyhow!("--api-key-env {var}: the environment variable {var} is not set"))?;
             if key.trim().is_empty() {
                 bail!("--api-key-env {var}: the environment variable {var} is empty");
             }
@@ -203,10 +204,7 @@ impl OpenAiClient {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("--endpoint {:?} is not an http:// or https:// URL", cfg.endpoint);
         }
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(cfg.connect_timeout)
-            .timeout(cfg.timeout)
-            .build();
+        let agent = ureq::AgentBuilder::new().timeout_connect(cfg.connect_timeout).timeout(cfg.timeout).build();
         Ok(Self { inflight: Semaphore::new(cfg.max_inflight), url, agent, cfg })
     }
 
@@ -262,8 +260,10 @@ impl OpenAiClient {
             };
             match outcome {
                 Ok(v) => {
-                    let mut r = parse_answer(&v, req)
-                        .map_err(|cause| OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{cause:#}") })?;
+                    let mut r = parse_answer(&v, req).map_err(|cause| OpenAiError::BadAnswer {
+                        url: self.url.clone(),
+                        detail: format!("{cause:#}"),
+                    })?;
                     r.tries = attempt + 1;
                     return Ok(r);
                 }
@@ -298,15 +298,23 @@ impl OpenAiClient {
         }
         match r.send_json(body) {
             Ok(resp) => {
-                let text = resp.into_string().map_err(|e| TryError::Retry { why: format!("reading the answer failed: {e}"), retry_after: None })?;
+                let text = resp.into_string().map_err(|e| TryError::Retry {
+                    why: format!("reading the answer failed: {e}"),
+                    retry_after: None,
+                })?;
                 serde_json::from_str(&text).map_err(|e| {
                     TryError::Fatal(
-                        OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{e}: {}", snippet(&text)) }.into(),
+                        OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{e}: {}", snippet(&text)) }
+                            .into(),
                     )
                 })
             }
             Err(ureq::Error::Status(status, resp)) => {
-                let retry_after = resp.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| *s >= 0.0).map(Duration::from_secs_f64);
+                let retry_after = resp
+                    .header("retry-after")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|s| *s >= 0.0)
+                    .map(Duration::from_secs_f64);
                 let message = server_message(&resp.into_string().unwrap_or_default());
                 if status == 429 || status >= 500 {
                     Err(TryError::Retry { why: format!("HTTP {status}: {message}"), retry_after })
@@ -355,7 +363,10 @@ impl OpenAiClient {
         } else {
             std::thread::scope(|s| {
                 let handles: Vec<_> = chats.iter().map(|c| s.spawn(move || self.chat(c))).collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a request thread panicked")))).collect()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a request thread panicked"))))
+                    .collect()
             })
         };
         let mut stats = CallStats::default();
@@ -408,7 +419,14 @@ pub fn chat_request(r: &Request) -> Result<ChatRequest> {
             }
         }
     }
-    Ok(ChatRequest { system, user, assistant_prefix: prefix, max_tokens: r.max_new_tokens, sampling: r.sampling.clone(), stop: r.stop_strings.clone() })
+    Ok(ChatRequest {
+        system,
+        user,
+        assistant_prefix: prefix,
+        max_tokens: r.max_new_tokens,
+        sampling: r.sampling.clone(),
+        stop: r.stop_strings.clone(),
+    })
 }
 
 fn parse_answer(v: &Value, req: &ChatRequest) -> Result<ChatResponse> {
@@ -537,7 +555,10 @@ mod tests {
         assert_eq!((r.prompt_tokens, r.completion_tokens, r.stop_reason), (7, 3, StopReason::Eos));
         let v = json!({"choices": [{"message": {"content": "Resumen: el gobierno"}, "finish_reason": "length"}]});
         let r = parse_answer(&v, &req(Some("Resumen: "))).unwrap();
-        assert_eq!((r.text.as_str(), r.continuation.as_str(), r.stop_reason), ("Resumen: el gobierno", "el gobierno", StopReason::MaxTokens));
+        assert_eq!(
+            (r.text.as_str(), r.continuation.as_str(), r.stop_reason),
+            ("Resumen: el gobierno", "el gobierno", StopReason::MaxTokens)
+        );
         let v = json!({"choices": [{"message": {"content": "One.</summary> extra"}, "finish_reason": "stop"}]});
         let r = parse_answer(&v, &req(None)).unwrap();
         assert_eq!((r.text.as_str(), r.stop_reason), ("One.", StopReason::StopString));
@@ -549,14 +570,20 @@ mod tests {
         let m = [Message::system("s"), Message::user("u\n\"q\""), Message::assistant("Resumen: ")];
         let r = Request::greedy(encode_messages(&m).unwrap(), 5);
         let c = chat_request(&r).unwrap();
-        assert_eq!((c.system.as_deref(), c.user.as_str(), c.assistant_prefix.as_deref()), (Some("s"), "u\n\"q\"", Some("Resumen: ")));
+        assert_eq!(
+            (c.system.as_deref(), c.user.as_str(), c.assistant_prefix.as_deref()),
+            (Some("s"), "u\n\"q\"", Some("Resumen: "))
+        );
         let c = chat_request(&Request::greedy("raw text", 5)).unwrap();
         assert_eq!((c.system, c.user.as_str(), c.assistant_prefix), (None, "raw text", None));
     }
 
     #[test]
     fn server_messages() {
-        assert_eq!(server_message(r#"{"error":{"message":"model x not found","type":"invalid_request_error"}}"#), "model x not found");
+        assert_eq!(
+            server_message(r#"{"error":{"message":"model x not found","type":"invalid_request_error"}}"#),
+            "model x not found"
+        );
         assert_eq!(server_message(r#"{"detail":"bad"}"#), "bad");
         assert_eq!(server_message("plain"), "plain");
         assert_eq!(server_message(""), "(empty body)");

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::generate::{Engine, Request};
+use crate::engine::generate::{Engine, Request};
 
 /// One text to translate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,14 +26,22 @@ const MAX_TRANSLATION_TOKENS: usize = 400;
 pub fn prompt(engine: &Engine, job: &Job) -> Result<String> {
     let (user, prefix) = match (job.from.as_str(), job.to.as_str()) {
         ("es", "en") => (
-            format!("Translate this Spanish text into English. Write only the English translation, nothing else.\n\n{}", job.text),
+            format!(
+                "Translate this Spanish text into English. Write only the English translation, nothing else.\n\n{}",
+                job.text
+            ),
             None,
         ),
         ("en", "es") => (
-            format!("Traduce este texto del inglés al español. Escribe solo la traducción al español, nada más.\n\n{}", job.text),
+            format!(
+                "Traduce este texto del inglés al español. Escribe solo la traducción al español, nada más.\n\n{}",
+                job.text
+            ),
             None,
         ),
-        (from, to) => (format!("Translate this text from {from} into {to}. Write only the translation.\n\n{}", job.text), None),
+        (from, to) => {
+            (format!("Translate this text from {from} into {to}. Write only the translation.\n\n{}", job.text), None)
+        }
     };
     engine.chat_prompt(None, &user, prefix)
 }
@@ -41,7 +49,9 @@ pub fn prompt(engine: &Engine, job: &Job) -> Result<String> {
 /// Remove what models add around a translation: a label line, surrounding quotes.
 pub fn clean(text: &str) -> String {
     let mut t = text.trim();
-    for label in ["Translation:", "English translation:", "Traducción:", "Traducción al español:", "English:", "Español:"] {
+    for label in
+        ["Translation:", "English translation:", "Traducción:", "Traducción al español:", "English:", "Español:"]
+    {
         if t.len() >= label.len() && t.is_char_boundary(label.len()) && t[..label.len()].eq_ignore_ascii_case(label) {
             t = t[label.len()..].trim_start();
         }

@@ -6,9 +6,6 @@
 //! (`report`), finds parallel stories (`pairs`), and writes a terminal table, JSON and HTML (`render`).
 
 pub mod backtranslate;
-pub mod chrf;
-pub mod names;
-pub mod numbers;
 pub mod pairs;
 pub mod record;
 pub mod render;
@@ -49,10 +46,18 @@ pub struct CompareArgs {
 pub fn main(args: CompareArgs) -> Result<i32> {
     let (records, warnings) = record::read_dir(&args.dir)?;
     if records.is_empty() {
-        bail!("no summary records in {} (expected index.jsonl or *.json written by `polysum summarize`)", args.dir.display());
+        bail!(
+            "no summary records in {} (expected index.jsonl or *.json written by `polysum summarize`)",
+            args.dir.display()
+        );
     }
-    let wants_model = !args.no_backtranslate && records.iter().any(|r| r.summary("en").is_ok() || r.summary("es").is_ok());
-    let engine = if wants_model { Some(args.model.load_engine().context("loading the model for back-translation (or pass --no-backtranslate)")?) } else { None };
+    let wants_model =
+        !args.no_backtranslate && records.iter().any(|r| r.summary("en").is_ok() || r.summary("es").is_ok());
+    let engine = if wants_model {
+        Some(args.model.load_engine().context("loading the model for back-translation (or pass --no-backtranslate)")?)
+    } else {
+        None
+    };
     let translator = engine.as_ref().map(|e| e as &dyn Translate);
     let report = build(&args.dir.display().to_string(), &records, translator, warnings, true);
 
@@ -84,7 +89,13 @@ struct Back {
 }
 
 /// Compare every record, and every parallel story among them.
-pub fn build(dir: &str, records: &[Record], translator: Option<&dyn Translate>, mut warnings: Vec<String>, progress: bool) -> Report {
+pub fn build(
+    dir: &str,
+    records: &[Record],
+    translator: Option<&dyn Translate>,
+    mut warnings: Vec<String>,
+    progress: bool,
+) -> Report {
     let mut backs = vec![Back::default(); records.len()];
     if let Some(tr) = translator {
         for (i, r) in records.iter().enumerate() {
@@ -112,7 +123,13 @@ pub fn build(dir: &str, records: &[Record], translator: Option<&dyn Translate>, 
                 Err(e) => backs[i].error = Some(format!("back-translation failed: {e:#}")),
             }
             if progress {
-                eprintln!("[{}/{}] {}: back-translated in {:.1}s", i + 1, records.len(), r.id, t0.elapsed().as_secs_f64());
+                eprintln!(
+                    "[{}/{}] {}: back-translated in {:.1}s",
+                    i + 1,
+                    records.len(),
+                    r.id,
+                    t0.elapsed().as_secs_f64()
+                );
             }
         }
     }
@@ -155,7 +172,9 @@ fn article(r: &Record, b: &Back) -> ArticleResult {
         reasons.push(e.clone());
     }
     let check = match (&en, &es) {
-        (Ok(en), Ok(es)) => Some(compare_pair(text("EN", "en", en), text("ES", "es", es), b.en_to_es.clone(), b.es_to_en.clone())),
+        (Ok(en), Ok(es)) => {
+            Some(compare_pair(text("EN", "en", en), text("ES", "es", es), b.en_to_es.clone(), b.es_to_en.clone()))
+        }
         _ => None,
     };
     if let Some(c) = &check {
@@ -191,7 +210,10 @@ fn story(p: &pairs::StoryPair, a: &Record, b: &Record, ba: &Back, bb: &Back) -> 
         match (lr.summary(ll), rr.summary(rl)) {
             (Ok(lt), Ok(rt)) => {
                 let (lbt, rbt) = if ll != rl {
-                    (if ll == "en" { lb.en_to_es.clone() } else { lb.es_to_en.clone() }, if rl == "en" { rb.en_to_es.clone() } else { rb.es_to_en.clone() })
+                    (
+                        if ll == "en" { lb.en_to_es.clone() } else { lb.es_to_en.clone() },
+                        if rl == "en" { rb.en_to_es.clone() } else { rb.es_to_en.clone() },
+                    )
                 } else {
                     (None, None)
                 };
@@ -242,7 +264,13 @@ mod tests {
         fn translate(&self, jobs: &[Job]) -> Result<Vec<String>> {
             self.calls.borrow_mut().push(jobs.to_vec());
             jobs.iter()
-                .map(|j| self.map.iter().find(|(k, _)| *k == j.text).map(|(_, v)| v.to_string()).ok_or_else(|| anyhow::anyhow!("no translation for {:?}", j.text)))
+                .map(|j| {
+                    self.map
+                        .iter()
+                        .find(|(k, _)| *k == j.text)
+                        .map(|(_, v)| v.to_string())
+                        .ok_or_else(|| anyhow::anyhow!("no translation for {:?}", j.text))
+                })
                 .collect()
         }
         fn name(&self) -> String {
@@ -260,8 +288,12 @@ mod tests {
     #[test]
     fn one_batch_per_article_and_scores_both_directions() {
         let records = vec![
-            rec(&format!(r#"{{"id":"a.en","status":"ok","source_lang":"en","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#)),
-            rec(r#"{"id":"a.es","status":"ok","source_lang":"es","summaries":{"en":{"text":null,"status":"failed","error":"model stopped"},"es":{"text":"El consejo aprobó el presupuesto.","status":"ok"}}}"#),
+            rec(&format!(
+                r#"{{"id":"a.en","status":"ok","source_lang":"en","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#
+            )),
+            rec(
+                r#"{"id":"a.es","status":"ok","source_lang":"es","summaries":{"en":{"text":null,"status":"failed","error":"model stopped"},"es":{"text":"El consejo aprobó el presupuesto.","status":"ok"}}}"#,
+            ),
         ];
         let fake = Fake {
             map: vec![
@@ -296,7 +328,11 @@ mod tests {
         assert_eq!(s.checks.len(), 2);
         assert_eq!(s.checks[0].left.label, "EN of EN article");
         assert_eq!(s.checks[0].right.label, "ES of ES article");
-        assert!(s.reasons.contains(&"EN of ES article: EN summary failed: model stopped".to_string()), "{:?}", s.reasons);
+        assert!(
+            s.reasons.contains(&"EN of ES article: EN summary failed: model stopped".to_string()),
+            "{:?}",
+            s.reasons
+        );
         assert!(s.reasons.iter().any(|x| x == "number 2026 only in EN of EN article"), "{:?}", s.reasons);
         assert_eq!(s.verdict, Verdict::Check);
         assert!(r.any_check());
@@ -313,10 +349,16 @@ mod tests {
 
     #[test]
     fn translation_failure_is_a_reason_not_a_crash() {
-        let records = vec![rec(&format!(r#"{{"id":"x","status":"ok","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#))];
+        let records = vec![rec(&format!(
+            r#"{{"id":"x","status":"ok","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#
+        ))];
         let fake = Fake { map: vec![], calls: RefCell::new(vec![]) };
         let r = build("out", &records, Some(&fake), vec![], false);
         assert_eq!(r.articles[0].verdict, Verdict::Check);
-        assert!(r.articles[0].reasons[0].starts_with("back-translation failed: no translation for"), "{:?}", r.articles[0].reasons);
+        assert!(
+            r.articles[0].reasons[0].starts_with("back-translation failed: no translation for"),
+            "{:?}",
+            r.articles[0].reasons
+        );
     }
 }

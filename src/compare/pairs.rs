@@ -2,7 +2,7 @@
 //! or by the same stem with language suffixes (`story.en.txt` and `story.es.txt` give the ids `story.en`
 //! and `story.es`).
 
-use super::record::Record;
+use crate::compare::record::Record;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +52,10 @@ pub fn find(records: &[Record], warnings: &mut Vec<String>) -> Vec<StoryPair> {
         let es: Vec<usize> = members.iter().copied().filter(|&i| lang_of(i) == Some("es")).collect();
         if en.is_empty() || es.is_empty() {
             if members.len() > 1 {
-                warnings.push(format!("story_id {sid}: {} articles but not one English and one Spanish; not paired", members.len()));
+                warnings.push(format!(
+                    "story_id {sid}: {} articles but not one English and one Spanish; not paired",
+                    members.len()
+                ));
             }
             continue;
         }
@@ -96,12 +99,22 @@ mod tests {
     use super::*;
 
     fn rec(id: &str, lang: Option<&str>, story: Option<&str>) -> Record {
-        Record { id: id.into(), source_lang: lang.map(Into::into), story_id: story.map(Into::into), ..Default::default() }
+        Record {
+            id: id.into(),
+            source_lang: lang.map(Into::into),
+            story_id: story.map(Into::into),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn pairs_by_stem_suffix() {
-        let recs = vec![rec("news/quake.en", Some("en"), None), rec("other.en", None, None), rec("news/quake.es", Some("es"), None), rec("quake.es", None, None)];
+        let recs = vec![
+            rec("news/quake.en", Some("en"), None),
+            rec("other.en", None, None),
+            rec("news/quake.es", Some("es"), None),
+            rec("quake.es", None, None),
+        ];
         let mut w = vec![];
         let p = find(&recs, &mut w);
         assert_eq!(p, vec![StoryPair { key: "news/quake".into(), by: PairedBy::Stem, en: 0, es: 2 }]);
@@ -131,7 +144,8 @@ mod tests {
 
     #[test]
     fn ambiguous_story_id_is_warned() {
-        let recs = vec![rec("x", Some("en"), Some("s")), rec("y", Some("en"), Some("s")), rec("z", Some("es"), Some("s"))];
+        let recs =
+            vec![rec("x", Some("en"), Some("s")), rec("y", Some("en"), Some("s")), rec("z", Some("es"), Some("s"))];
         let mut w = vec![];
         let p = find(&recs, &mut w);
         assert_eq!(p.len(), 1);

@@ -84,7 +84,9 @@ pub fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
                 continue;
             }
             match serde_json::from_str::<Record>(line) {
-                Ok(rec) if rec.id.is_empty() => warnings.push(format!("{}:{}: record without an id, skipped", index.display(), n + 1)),
+                Ok(rec) if rec.id.is_empty() => {
+                    warnings.push(format!("{}:{}: record without an id, skipped", index.display(), n + 1))
+                }
                 Ok(rec) => push(rec, &mut records),
                 Err(e) => warnings.push(format!("{}:{}: not a record ({e}), skipped", index.display(), n + 1)),
             }
@@ -98,7 +100,9 @@ pub fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
             .collect();
         files.sort();
         for path in files {
-            let parsed = std::fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|t| Ok(serde_json::from_str::<Record>(&t)?));
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|t| Ok(serde_json::from_str::<Record>(&t)?));
             match parsed {
                 Ok(rec) if !rec.id.is_empty() => push(rec, &mut records),
                 Ok(_) => warnings.push(format!("{}: record without an id, skipped", path.display())),
@@ -108,7 +112,10 @@ pub fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     }
     for r in &records {
         if r.schema_version > SCHEMA_VERSION {
-            warnings.push(format!("{}: schema version {} is newer than {SCHEMA_VERSION}; reading the known fields", r.id, r.schema_version));
+            warnings.push(format!(
+                "{}: schema version {} is newer than {SCHEMA_VERSION}; reading the known fields",
+                r.id, r.schema_version
+            ));
         }
     }
     Ok((records, warnings))

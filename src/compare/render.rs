@@ -4,7 +4,7 @@ use anyhow::Result;
 use minijinja::{context, AutoEscape, Environment};
 use serde::Serialize;
 
-use super::report::{segments, PairCheck, Report, Segment, Verdict};
+use crate::compare::report::{segments, PairCheck, Report, Segment, Verdict};
 
 // ---------------------------------------------------------------- terminal
 
@@ -76,7 +76,15 @@ fn pad(s: &str, width: usize) -> String {
     }
 }
 
-fn side_by_side(out: &mut String, p: &Paint, left_title: &str, left: &str, right_title: &str, right: &str, width: usize) {
+fn side_by_side(
+    out: &mut String,
+    p: &Paint,
+    left_title: &str,
+    left: &str,
+    right_title: &str,
+    right: &str,
+    width: usize,
+) {
     let col = (width.saturating_sub(3) / 2).max(20);
     let l = wrap(left, col);
     let r = wrap(right, col);
@@ -95,7 +103,9 @@ fn scores_line(c: &PairCheck) -> String {
 }
 
 fn fmt_score(c: Option<&PairCheck>, label: &str) -> String {
-    c.and_then(|c| c.scores.iter().find(|s| s.label == label)).map(|s| format!("{:.1}", s.chrf)).unwrap_or_else(|| "-".into())
+    c.and_then(|c| c.scores.iter().find(|s| s.label == label))
+        .map(|s| format!("{:.1}", s.chrf))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// The terminal report: per article the summaries side by side with the checks, then a table.
@@ -112,7 +122,15 @@ pub fn terminal(r: &Report, color: bool, width: usize) -> String {
             out.push_str(&format!("  {}", p.dim(t)));
         }
         out.push('\n');
-        side_by_side(&mut out, &p, "EN", a.en.as_deref().unwrap_or("(none)"), "ES", a.es.as_deref().unwrap_or("(none)"), width);
+        side_by_side(
+            &mut out,
+            &p,
+            "EN",
+            a.en.as_deref().unwrap_or("(none)"),
+            "ES",
+            a.es.as_deref().unwrap_or("(none)"),
+            width,
+        );
         if let Some(c) = &a.check {
             out.push_str(&format!("  {}\n", p.dim(&scores_line(c))));
         }
@@ -121,7 +139,14 @@ pub fn terminal(r: &Report, color: bool, width: usize) -> String {
         }
     }
     for s in &r.stories {
-        out.push_str(&format!("\n{} {} [{}]  {} + {}\n", p.bold("story"), p.bold(&s.key), p.verdict(s.verdict), s.en_article, s.es_article));
+        out.push_str(&format!(
+            "\n{} {} [{}]  {} + {}\n",
+            p.bold("story"),
+            p.bold(&s.key),
+            p.verdict(s.verdict),
+            s.en_article,
+            s.es_article
+        ));
         for c in &s.checks {
             out.push_str(&format!("  {} vs {}: {}\n", c.left.label, c.right.label, scores_line(c)));
         }
@@ -131,14 +156,37 @@ pub fn terminal(r: &Report, color: bool, width: usize) -> String {
     }
 
     // The table.
-    let idw = r.articles.iter().map(|a| a.id.chars().count()).chain(r.stories.iter().map(|s| s.key.chars().count())).max().unwrap_or(7).clamp(7, 40);
+    let idw = r
+        .articles
+        .iter()
+        .map(|a| a.id.chars().count())
+        .chain(r.stories.iter().map(|s| s.key.chars().count()))
+        .max()
+        .unwrap_or(7)
+        .clamp(7, 40);
     out.push_str(&format!(
         "\n{}\n",
-        p.bold(&format!("{}  {:<10}  {:>6}  {:>6}  {:>5}  {:>7}  {:>5}", pad("article", idw), "verdict", "ES→EN", "EN→ES", "ratio", "numbers", "names"))
+        p.bold(&format!(
+            "{}  {:<10}  {:>6}  {:>6}  {:>5}  {:>7}  {:>5}",
+            pad("article", idw),
+            "verdict",
+            "ES→EN",
+            "EN→ES",
+            "ratio",
+            "numbers",
+            "names"
+        ))
     ));
     for a in &r.articles {
         let c = a.check.as_ref();
-        let (nums, names) = c.map(|c| (c.numbers_only_left.len() + c.numbers_only_right.len(), c.names_only_left.len() + c.names_only_right.len())).unwrap_or((0, 0));
+        let (nums, names) = c
+            .map(|c| {
+                (
+                    c.numbers_only_left.len() + c.numbers_only_right.len(),
+                    c.names_only_left.len() + c.names_only_right.len(),
+                )
+            })
+            .unwrap_or((0, 0));
         let verdict = pad(a.verdict.as_str(), 10);
         let verdict = if a.verdict == Verdict::Check { p.wrap("1;33", &verdict) } else { p.wrap("32", &verdict) };
         out.push_str(&format!(
@@ -153,7 +201,18 @@ pub fn terminal(r: &Report, color: bool, width: usize) -> String {
         ));
     }
     if !r.stories.is_empty() {
-        out.push_str(&format!("\n{}\n", p.bold(&format!("{}  {:<10}  {:>6}  {:>6}  {:>6}  {:>6}", pad("story", idw), "verdict", "ES→EN", "EN→ES", "EN/EN", "ES/ES"))));
+        out.push_str(&format!(
+            "\n{}\n",
+            p.bold(&format!(
+                "{}  {:<10}  {:>6}  {:>6}  {:>6}  {:>6}",
+                pad("story", idw),
+                "verdict",
+                "ES→EN",
+                "EN→ES",
+                "EN/EN",
+                "ES/ES"
+            ))
+        ));
         for s in &r.stories {
             let native = s.checks.iter().find(|c| c.left.lang != c.right.lang);
             let same = |lang: &str| s.checks.iter().find(|c| c.left.lang == lang && c.right.lang == lang);
@@ -252,7 +311,7 @@ struct Chart {
 }
 
 fn html_pair(c: &PairCheck, title: String) -> HtmlPair {
-    let side = |t: &super::report::Text| HtmlSide {
+    let side = |t: &crate::compare::report::Text| HtmlSide {
         label: t.label.clone(),
         segments: segments(&t.text, &t.marks),
         back_translation: t.back_translation.clone(),
@@ -283,28 +342,42 @@ fn chart(r: &Report) -> Chart {
     let mut rows = Vec::new();
     let mut bars = Vec::new();
     let mut y = 24.0;
-    let mut add = |label: &str, anchor: String, check: bool, c: Option<&PairCheck>, rows: &mut Vec<Row>, bars: &mut Vec<Bar>| {
-        let Some(c) = c else { return };
-        if c.scores.is_empty() {
-            return;
-        }
-        rows.push(Row { y: y + row_h / 2.0, label: label.chars().take(22).collect(), anchor, check });
-        for (k, s) in c.scores.iter().enumerate() {
-            bars.push(Bar {
-                y: y + 3.0 + k as f64 * (bar_h + 2.0),
-                width: (s.chrf.clamp(0.0, 100.0) / 100.0 * plot).max(1.0),
-                value: format!("{:.0}", s.chrf),
-                class: if s.chrf < s.min { "low" } else if k == 0 { "a" } else { "b" },
-                label: s.label.clone(),
-            });
-        }
-        y += row_h;
-    };
+    let mut add =
+        |label: &str, anchor: String, check: bool, c: Option<&PairCheck>, rows: &mut Vec<Row>, bars: &mut Vec<Bar>| {
+            let Some(c) = c else { return };
+            if c.scores.is_empty() {
+                return;
+            }
+            rows.push(Row { y: y + row_h / 2.0, label: label.chars().take(22).collect(), anchor, check });
+            for (k, s) in c.scores.iter().enumerate() {
+                bars.push(Bar {
+                    y: y + 3.0 + k as f64 * (bar_h + 2.0),
+                    width: (s.chrf.clamp(0.0, 100.0) / 100.0 * plot).max(1.0),
+                    value: format!("{:.0}", s.chrf),
+                    class: if s.chrf < s.min {
+                        "low"
+                    } else if k == 0 {
+                        "a"
+                    } else {
+                        "b"
+                    },
+                    label: s.label.clone(),
+                });
+            }
+            y += row_h;
+        };
     for (i, a) in r.articles.iter().enumerate() {
         add(&a.id, anchor("a", i), a.verdict == Verdict::Check, a.check.as_ref(), &mut rows, &mut bars);
     }
     for (i, s) in r.stories.iter().enumerate() {
-        add(&format!("story {}", s.key), anchor("s", i), s.verdict == Verdict::Check, s.checks.iter().find(|c| c.left.lang != c.right.lang), &mut rows, &mut bars);
+        add(
+            &format!("story {}", s.key),
+            anchor("s", i),
+            s.verdict == Verdict::Check,
+            s.checks.iter().find(|c| c.left.lang != c.right.lang),
+            &mut rows,
+            &mut bars,
+        );
     }
     let threshold = r.thresholds.backtranslation_chrf_min;
     Chart {
@@ -338,7 +411,11 @@ pub fn html(r: &Report) -> Result<String> {
             kind: "article",
             id: a.id.clone(),
             title: a.title.clone(),
-            subtitle: Some(format!("{}{}", a.source, a.source_lang.as_deref().map(|l| format!(" · {l}")).unwrap_or_default())),
+            subtitle: Some(format!(
+                "{}{}",
+                a.source,
+                a.source_lang.as_deref().map(|l| format!(" · {l}")).unwrap_or_default()
+            )),
             verdict: a.verdict.as_str(),
             reasons: a.reasons.clone(),
             pairs,
@@ -350,7 +427,12 @@ pub fn html(r: &Report) -> Result<String> {
             kind: "story",
             id: s.key.clone(),
             title: None,
-            subtitle: Some(format!("{} + {} (paired by {})", s.en_article, s.es_article, if matches!(s.paired_by, super::pairs::PairedBy::StoryId) { "story_id" } else { "file stem" })),
+            subtitle: Some(format!(
+                "{} + {} (paired by {})",
+                s.en_article,
+                s.es_article,
+                if matches!(s.paired_by, crate::compare::pairs::PairedBy::StoryId) { "story_id" } else { "file stem" }
+            )),
             verdict: s.verdict.as_str(),
             reasons: s.reasons.clone(),
             pairs: s.checks.iter().map(|c| html_pair(c, format!("{} vs {}", c.left.label, c.right.label))).collect(),

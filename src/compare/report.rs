@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::chrf::chrf;
-use super::names;
-use super::numbers::{self, Lang};
+use crate::text::chrf::chrf;
+use crate::text::names;
+use crate::text::numbers::{self, Lang};
 
 /// Below this, a summary translated into the other language shares too little with the other summary: on
 /// the fixture summaries, two summaries of one story score 48–72 chrF, summaries of different stories 14–30.
@@ -130,10 +130,18 @@ pub fn compare_pair(mut left: Text, mut right: Text, left_bt: Option<String>, ri
         scores.push(Score { label: "chrF".into(), chrf: chrf(&right.text, &left.text), min: SAME_LANGUAGE_CHRF_MIN });
     } else {
         if let Some(bt) = &right_bt {
-            scores.push(Score { label: format!("{}→{}", rl.label(), ll.label()), chrf: chrf(bt, &left.text), min: BACKTRANSLATION_CHRF_MIN });
+            scores.push(Score {
+                label: format!("{}→{}", rl.label(), ll.label()),
+                chrf: chrf(bt, &left.text),
+                min: BACKTRANSLATION_CHRF_MIN,
+            });
         }
         if let Some(bt) = &left_bt {
-            scores.push(Score { label: format!("{}→{}", ll.label(), rl.label()), chrf: chrf(bt, &right.text), min: BACKTRANSLATION_CHRF_MIN });
+            scores.push(Score {
+                label: format!("{}→{}", ll.label(), rl.label()),
+                chrf: chrf(bt, &right.text),
+                min: BACKTRANSLATION_CHRF_MIN,
+            });
         }
     }
     for s in &scores {
@@ -153,7 +161,17 @@ pub fn compare_pair(mut left: Text, mut right: Text, left_bt: Option<String>, ri
     }
     left.marks.sort();
     right.marks.sort();
-    PairCheck { left, right, numbers_only_left, numbers_only_right, names_only_left, names_only_right, scores, length_ratio, reasons }
+    PairCheck {
+        left,
+        right,
+        numbers_only_left,
+        numbers_only_right,
+        names_only_left,
+        names_only_right,
+        scores,
+        length_ratio,
+        reasons,
+    }
 }
 
 /// A piece of a text for display: flagged (missing from the other side) or not.
@@ -206,7 +224,7 @@ pub struct ArticleResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct StoryResult {
     pub key: String,
-    pub paired_by: super::pairs::PairedBy,
+    pub paired_by: crate::compare::pairs::PairedBy,
     pub en_article: String,
     pub es_article: String,
     /// EN of EN article vs ES of ES article, then the cross-pairs EN vs EN and ES vs ES.
@@ -248,7 +266,8 @@ pub struct Report {
 
 impl Report {
     pub fn any_check(&self) -> bool {
-        self.articles.iter().any(|a| a.verdict == Verdict::Check) || self.stories.iter().any(|s| s.verdict == Verdict::Check)
+        self.articles.iter().any(|a| a.verdict == Verdict::Check)
+            || self.stories.iter().any(|s| s.verdict == Verdict::Check)
     }
 }
 
@@ -309,7 +328,12 @@ mod tests {
     fn flags_numbers_names_scores_and_length() {
         let en = "Mexico will build 14,000 homes in 2025, President Sheinbaum said.";
         let es = "México construirá 12.000 viviendas en 2025 con el apoyo del Banco Mundial y de Pemex, una empresa pública que ya ha construido miles de casas en todo el país durante la última década.";
-        let c = compare_pair(t("EN", "en", en), t("ES", "es", es), Some("x".into()), Some("Something else entirely.".into()));
+        let c = compare_pair(
+            t("EN", "en", en),
+            t("ES", "es", es),
+            Some("x".into()),
+            Some("Something else entirely.".into()),
+        );
         assert_eq!(c.numbers_only_left, vec!["14,000"]);
         assert_eq!(c.numbers_only_right, vec!["12.000"]);
         assert!(c.names_only_left.contains(&"President Sheinbaum".to_string()), "{:?}", c.names_only_left);
@@ -318,7 +342,11 @@ mod tests {
         assert!(c.reasons.contains(&"number 12.000 only in ES".to_string()));
         assert!(c.reasons.contains(&"name Pemex only in ES".to_string()), "{:?}", c.reasons);
         assert_eq!(c.scores.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(), vec!["ES→EN", "EN→ES"]);
-        assert!(c.reasons.iter().any(|r| r.starts_with("back-translation ES→EN chrF ") && r.ends_with("< 35")), "{:?}", c.reasons);
+        assert!(
+            c.reasons.iter().any(|r| r.starts_with("back-translation ES→EN chrF ") && r.ends_with("< 35")),
+            "{:?}",
+            c.reasons
+        );
         assert!(c.reasons.iter().any(|r| r.starts_with("length ratio 2.")), "{:?}", c.reasons);
         // The flagged number is marked in the text.
         let segs = segments(&c.left.text, &c.left.marks);
@@ -327,7 +355,12 @@ mod tests {
 
     #[test]
     fn same_language_scored_directly() {
-        let c = compare_pair(t("EN of EN article", "en", "The council approved the budget."), t("EN of ES article", "en", "The council approved the budget."), None, None);
+        let c = compare_pair(
+            t("EN of EN article", "en", "The council approved the budget."),
+            t("EN of ES article", "en", "The council approved the budget."),
+            None,
+            None,
+        );
         assert_eq!(c.scores.len(), 1);
         assert_eq!(c.scores[0].chrf, 100.0);
         assert!(c.reasons.is_empty());

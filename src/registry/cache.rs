@@ -10,9 +10,9 @@ use anyhow::{Context, Result};
 use fs4::fs_std::FileExt;
 use sha2::{Digest, Sha256};
 
-use super::catalog::ModelEntry;
-use super::config::Config;
-use super::error::RegistryError;
+use crate::registry::catalog::ModelEntry;
+use crate::registry::config::Config;
+use crate::registry::error::RegistryError;
 
 pub struct ModelCache {
     root: PathBuf,
@@ -20,9 +20,14 @@ pub struct ModelCache {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheStatus {
-    Cached { path: PathBuf, size: u64 },
+    Cached {
+        path: PathBuf,
+        size: u64,
+    },
     /// A download was started: bytes of temporary files in `.partial/`.
-    Partial { bytes: u64 },
+    Partial {
+        bytes: u64,
+    },
     Missing,
 }
 
@@ -85,7 +90,7 @@ impl ModelCache {
             .open(&path)
             .with_context(|| format!("opening lock file {}", path.display()))?;
         if !file.try_lock_exclusive().with_context(|| format!("locking {}", path.display()))? {
-            super::progress::note(
+            crate::registry::progress::note(
                 progress,
                 &format!("another polysum process is downloading {}; waiting for it to finish", entry.name),
             );
@@ -133,7 +138,7 @@ pub fn dir_bytes(dir: &Path) -> u64 {
 pub fn sha256_file(path: &Path, label: Option<&str>, progress: bool) -> Result<String> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut bar = label.map(|l| super::progress::Progress::start_quiet(progress, l, total));
+    let mut bar = label.map(|l| crate::registry::progress::Progress::start_quiet(progress, l, total));
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

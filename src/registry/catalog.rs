@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::error::RegistryError;
+use crate::registry::error::RegistryError;
 
 /// The registry shipped with polysum.
 pub const BUILTIN_TOML: &str = include_str!("../../models/registry.toml");
@@ -136,7 +136,11 @@ impl Registry {
                     bail!("name or alias '{n}' is used twice");
                 }
             }
-            if m.file.is_empty() || m.file.starts_with('.') || m.file.contains(['/', '\\']) || !m.file.ends_with(".gguf") {
+            if m.file.is_empty()
+                || m.file.starts_with('.')
+                || m.file.contains(['/', '\\'])
+                || !m.file.ends_with(".gguf")
+            {
                 bail!("model '{}': file '{}' must be a plain file name ending in .gguf", m.name, m.file);
             }
             if let Some(sha) = &m.sha256 {
@@ -177,9 +181,9 @@ impl Registry {
     /// The entry with this name or alias (case-insensitive).
     pub fn find(&self, name: &str) -> Option<&ModelEntry> {
         let name = name.trim();
-        self.models.iter().find(|m| {
-            m.name.eq_ignore_ascii_case(name) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
-        })
+        self.models
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case(name) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
     }
 
     /// Like [`Registry::find`], but an unknown name is an error that lists the known names.

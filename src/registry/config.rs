@@ -41,9 +41,9 @@ fn nonempty(var: &str) -> Option<String> {
 
 /// `$POLYSUM_CACHE`, else the platform cache dir + `polysum`.
 pub fn default_cache_dir() -> PathBuf {
-    nonempty("POLYSUM_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("polysum")
-    })
+    nonempty("POLYSUM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("polysum"))
 }
 
 impl Config {
@@ -67,9 +67,9 @@ impl Config {
     /// The configuration the CLI uses: `POLYSUM_CACHE`, `POLYSUM_PYPI_URL`, `HF_ENDPOINT`, `HF_HOME`, `HF_TOKEN`,
     /// `HF_HUB_OFFLINE` / `POLYSUM_OFFLINE`, `POLYSUM_CONNECT_TIMEOUT` (seconds), `POLYSUM_RETRIES`.
     pub fn from_env() -> Config {
-        let hf_home = nonempty("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
-            dirs::home_dir().unwrap_or_else(std::env::temp_dir).join(".cache").join("huggingface")
-        });
+        let hf_home = nonempty("HF_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dirs::home_dir().unwrap_or_else(std::env::temp_dir).join(".cache").join("huggingface"));
         let hf_cache_dir = hf_home.join("hub");
         let hf_token = nonempty("HF_TOKEN").or_else(|| hf_hub::Cache::new(hf_cache_dir.clone()).token());
         let connect_timeout = nonempty("POLYSUM_CONNECT_TIMEOUT")

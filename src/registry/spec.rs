@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::error::RegistryError;
+use crate::registry::error::RegistryError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpec {

@@ -3,20 +3,57 @@
 
 use std::collections::HashSet;
 
-use super::prompt::{self, Length};
+use crate::summarize::prompt::{self, Length};
 
 /// Openings of a chatty preamble line ("Sure! Here is a summary:"), lower case.
 const PREAMBLE_STARTS: &[&str] = &[
-    "sure", "certainly", "of course", "here is", "here's", "here are", "below is", "okay", "ok,", "absolutely",
-    "the following is", "this is a summary", "a summary of", "in summary", "summary of the article",
-    "claro", "¡claro", "por supuesto", "¡por supuesto", "aquí tienes", "aquí está", "aquí hay", "a continuación",
-    "este es un resumen", "resumen del artículo", "vale", "bien,", "voici", "hier ist", "ecco", "aqui está",
+    "sure",
+    "certainly",
+    "of course",
+    "here is",
+    "here's",
+    "here are",
+    "below is",
+    "okay",
+    "ok,",
+    "absolutely",
+    "the following is",
+    "this is a summary",
+    "a summary of",
+    "in summary",
+    "summary of the article",
+    "claro",
+    "¡claro",
+    "por supuesto",
+    "¡por supuesto",
+    "aquí tienes",
+    "aquí está",
+    "aquí hay",
+    "a continuación",
+    "este es un resumen",
+    "resumen del artículo",
+    "vale",
+    "bien,",
+    "voici",
+    "hier ist",
+    "ecco",
+    "aqui está",
 ];
 
 /// Sign-offs at the end ("Let me know if ..."), lower case.
 const SIGNOFF_STARTS: &[&str] = &[
-    "let me know", "i hope this", "hope this helps", "if you need", "feel free", "note:", "espero que",
-    "si necesitas", "nota:", "avísame", "(note", "(nota",
+    "let me know",
+    "i hope this",
+    "hope this helps",
+    "if you need",
+    "feel free",
+    "note:",
+    "espero que",
+    "si necesitas",
+    "nota:",
+    "avísame",
+    "(note",
+    "(nota",
 ];
 
 /// Remove preambles, sign-offs, echoed labels and wrapping quotes; join lines into one paragraph.
@@ -39,11 +76,8 @@ pub fn clean(text: &str) -> (String, bool) {
         text = text.replace(tag, " ");
     }
     let text = strip_html_tags(&text);
-    let mut lines: Vec<String> = text
-        .lines()
-        .map(|l| l.trim().trim_matches('*').trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut lines: Vec<String> =
+        text.lines().map(|l| l.trim().trim_matches('*').trim().to_string()).filter(|l| !l.is_empty()).collect();
     // Leading preamble lines, or a preamble sentence ending in ':' at the start of the first line.
     while let Some(first) = lines.first().cloned() {
         let lower = first.to_lowercase();
@@ -78,12 +112,7 @@ pub fn clean(text: &str) -> (String, bool) {
             break;
         }
     }
-    let joined = lines
-        .iter()
-        .map(|l| strip_bullet(l))
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let joined = lines.iter().map(|l| strip_bullet(l)).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
     let out = joined.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut out = strip_quotes(out.trim()).trim().to_string();
     // A label inside the quotes ("\"Summary: ...\"").
@@ -135,7 +164,11 @@ fn strip_bullet(line: &str) -> &str {
 
 fn strip_quotes(s: &str) -> &str {
     for (a, b) in [('"', '"'), ('“', '”'), ('«', '»')] {
-        if s.starts_with(a) && s.ends_with(b) && s.len() > 2 && s[a.len_utf8()..s.len() - b.len_utf8()].find(b).is_none() {
+        if s.starts_with(a)
+            && s.ends_with(b)
+            && s.len() > 2
+            && s[a.len_utf8()..s.len() - b.len_utf8()].find(b).is_none()
+        {
             return &s[a.len_utf8()..s.len() - b.len_utf8()];
         }
     }
@@ -171,7 +204,9 @@ pub fn sentences(text: &str) -> Vec<&str> {
         };
         // "Mr." / "Sr." style abbreviations: one or two letters before the dot.
         let word_len = text[start..pos].rsplit(' ').next().map(|w| w.chars().count()).unwrap_or(0);
-        let abbrev = c == '.' && word_len <= 2 && text[start..pos].rsplit(' ').next().is_some_and(|w| w.chars().next().is_some_and(char::is_uppercase));
+        let abbrev = c == '.'
+            && word_len <= 2
+            && text[start..pos].rsplit(' ').next().is_some_and(|w| w.chars().next().is_some_and(char::is_uppercase));
         if next_ok && !abbrev {
             let end = if j < chars.len() { chars[j].0 } else { text.len() };
             let s = text[start..end].trim();
@@ -300,13 +335,11 @@ const SPELLED: [&[&str]; 12] = [
 ];
 
 fn contains_word(haystack: &str, word: &str) -> bool {
-    haystack
-        .match_indices(word)
-        .any(|(i, _)| {
-            let before = haystack[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-            let after = haystack[i + word.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
-            before && after
-        })
+    haystack.match_indices(word).any(|(i, _)| {
+        let before = haystack[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let after = haystack[i + word.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        before && after
+    })
 }
 
 /// Digit runs, with `.`/`,` inside them ("1,200.5").
@@ -317,7 +350,10 @@ fn numbers(text: &str) -> Vec<String> {
     while i < chars.len() {
         if chars[i].is_ascii_digit() {
             let mut j = i;
-            while j < chars.len() && (chars[j].is_ascii_digit() || (matches!(chars[j], '.' | ',') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit())) {
+            while j < chars.len()
+                && (chars[j].is_ascii_digit()
+                    || (matches!(chars[j], '.' | ',') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit()))
+            {
                 j += 1;
             }
             out.push(chars[i..j].iter().collect());
@@ -330,7 +366,14 @@ fn numbers(text: &str) -> Vec<String> {
 }
 
 fn variants(n: &str) -> Vec<String> {
-    let swapped: String = n.chars().map(|c| match c { '.' => ',', ',' => '.', c => c }).collect();
+    let swapped: String = n
+        .chars()
+        .map(|c| match c {
+            '.' => ',',
+            ',' => '.',
+            c => c,
+        })
+        .collect();
     let bare: String = n.chars().filter(|c| c.is_ascii_digit()).collect();
     let mut v = vec![n.to_string(), swapped, bare];
     // "3.0" ≈ "3"
@@ -369,7 +412,10 @@ mod tests {
 
     #[test]
     fn splits_sentences_sensibly() {
-        assert_eq!(sentences("Prices rose 3.5 percent. Mr. Smith said so! ¿Qué pasa? Fin"), vec!["Prices rose 3.5 percent.", "Mr. Smith said so!", "¿Qué pasa?", "Fin"]);
+        assert_eq!(
+            sentences("Prices rose 3.5 percent. Mr. Smith said so! ¿Qué pasa? Fin"),
+            vec!["Prices rose 3.5 percent.", "Mr. Smith said so!", "¿Qué pasa?", "Fin"]
+        );
     }
 
     #[test]
@@ -378,7 +424,8 @@ mod tests {
         assert_eq!((f.text.as_str(), f.trimmed), ("One. Two.", true));
         let f = fit_length("A done sentence. An unfinished one that goes", Length::Sentences(3), true);
         assert_eq!((f.text.as_str(), f.dropped_unfinished), ("A done sentence.", true));
-        let f = fit_length("Short one here. Then a much longer second sentence follows it.", Length::MaxWords(5), false);
+        let f =
+            fit_length("Short one here. Then a much longer second sentence follows it.", Length::MaxWords(5), false);
         assert_eq!(f.text, "Short one here.");
         let f = fit_length("one two three four five six", Length::MaxWords(3), false);
         assert_eq!(f.text, "one two three…");
@@ -388,7 +435,10 @@ mod tests {
     #[test]
     fn recognises_an_echoed_prompt() {
         let inst = "Schreibe die Zusammenfassung auf Deutsch, in höchstens 15 Wörtern. Schreibe nur die Zusammenfassung, ohne Einleitung.";
-        assert!(echoes_instructions("Die Brücke ist offen. Schreibe die Zusammenfassung, ohne Einleitung zum Text.", "Schreibe nur die Zusammenfassung, ohne Einleitung zum Text bitte"));
+        assert!(echoes_instructions(
+            "Die Brücke ist offen. Schreibe die Zusammenfassung, ohne Einleitung zum Text.",
+            "Schreibe nur die Zusammenfassung, ohne Einleitung zum Text bitte"
+        ));
         assert!(!echoes_instructions("Die Brücke in Porthaven ist nach acht Monaten wieder offen.", inst));
     }
 

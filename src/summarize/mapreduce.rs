@@ -1,5 +1,5 @@
 //! Long articles: the text the final summary prompts read. An article that fits the context is read
-//! whole; a longer one is cut into chunks on paragraph and sentence ends (`crate::chunk`), each chunk is
+//! whole; a longer one is cut into chunks on paragraph and sentence ends (`crate::text::chunk`), each chunk is
 //! written down as short notes in the article's language (one batched call for all chunks), and the notes
 //! take the article's place — condensed again, level by level, if they still do not fit. Nothing is cut:
 //! the only truncation is the one a user asks for with `--max-input-tokens`, and it is flagged.
@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use super::generator::Generator;
-use super::guard;
-use super::input::Article;
-use super::prompt::{self, Length};
-use super::record::Tokens;
-use crate::chunk::{self, ChunkConfig};
-use crate::generate::Request;
-use crate::sampling::SamplingParams;
+use crate::backend::generator::Generator;
+use crate::engine::generate::Request;
+use crate::engine::sampling::SamplingParams;
+use crate::job::input::Article;
+use crate::job::record::Tokens;
+use crate::summarize::guard;
+use crate::summarize::prompt::{self, Length};
+use crate::text::chunk::{self, ChunkConfig};
 
 /// Words of notes per chunk: about a tenth of a chunk of a 4k context, enough for its names and numbers.
 const NOTE_WORDS: usize = 120;
@@ -59,9 +59,16 @@ pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn 
     if budget < 32 {
         bail!("the context ({} tokens) leaves no room for the article after the prompt and the summary: raise --max-context", limits.context);
     }
-    let mut out = Condensed { text: article.text.clone(), chunks: 1, levels: 1, truncated: false, tokens: Tokens::default(), seconds: 0.0 };
+    let mut out = Condensed {
+        text: article.text.clone(),
+        chunks: 1,
+        levels: 1,
+        truncated: false,
+        tokens: Tokens::default(),
+        seconds: 0.0,
+    };
     if let Some(max) = limits.max_input_tokens {
-        let (text, cut) = super::pipeline::fit_to_context(&article.text, max, gen)?;
+        let (text, cut) = crate::summarize::pipeline::fit_to_context(&article.text, max, gen)?;
         out.text = text;
         out.truncated = cut;
     }
@@ -74,7 +81,10 @@ pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn 
     };
     let chunk_budget = limits.context.saturating_sub(note_overhead);
     if chunk_budget < 64 {
-        bail!("the context ({} tokens) is too small to read the article in chunks: raise --max-context", limits.context);
+        bail!(
+            "the context ({} tokens) is too small to read the article in chunks: raise --max-context",
+            limits.context
+        );
     }
 
     let mut tokens = count(&out.text);
@@ -111,7 +121,14 @@ fn has_words(text: &str) -> bool {
 }
 
 /// One note per piece, in order; a piece the model writes nothing for, twice, is an error (it would be lost).
-fn write_notes(title: &str, pieces: &[&str], lang: &str, words: usize, gen: &dyn Generator, out: &mut Condensed) -> Result<Vec<String>> {
+fn write_notes(
+    title: &str,
+    pieces: &[&str],
+    lang: &str,
+    words: usize,
+    gen: &dyn Generator,
+    out: &mut Condensed,
+) -> Result<Vec<String>> {
     let length = Length::MaxWords(words);
     let mut notes = Vec::with_capacity(pieces.len());
     for (batch_no, batch) in pieces.chunks(CHUNKS_PER_CALL).enumerate() {
@@ -140,7 +157,15 @@ fn write_notes(title: &str, pieces: &[&str], lang: &str, words: usize, gen: &dyn
             if !has_words(&text) {
                 // A greedy path can close at once on a small model; one seeded sampled retry usually
                 // writes the notes (and the run stays reproducible).
-                let retry = Request { sampling: SamplingParams { temperature: 0.7, top_p: Some(0.9), seed: part as u64, ..request.sampling }, ..request };
+                let retry = Request {
+                    sampling: SamplingParams {
+                        temperature: 0.7,
+                        top_p: Some(0.9),
+                        seed: part as u64,
+                        ..request.sampling
+                    },
+                    ..request
+                };
                 let t = Instant::now();
                 let (again, _) = gen.generate(std::slice::from_ref(&retry))?;
                 out.seconds += t.elapsed().as_secs_f64();
@@ -149,7 +174,11 @@ fn write_notes(title: &str, pieces: &[&str], lang: &str, words: usize, gen: &dyn
                 out.tokens.generated += again.tokens.len();
                 text = guard::clean(&again.text).0;
                 if !has_words(&text) {
-                    bail!("the model wrote no notes for part {part} of {} of the article (twice; it wrote {:?})", pieces.len(), again.text);
+                    bail!(
+                        "the model wrote no notes for part {part} of {} of the article (twice; it wrote {:?})",
+                        pieces.len(),
+                        again.text
+                    );
                 }
             }
             notes.push(text);
@@ -161,11 +190,13 @@ fn write_notes(title: &str, pieces: &[&str], lang: &str, words: usize, gen: &dyn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summarize::generator::FakeGenerator;
+    use crate::backend::generator::FakeGenerator;
 
     fn article(words: usize) -> Article {
         let sentence = "The harbour authority said on Monday that the new ferry terminal will open in May. ";
-        let text: String = (0..words / 15).map(|i| if i % 4 == 3 { format!("{sentence}\n\n") } else { sentence.to_string() }).collect();
+        let text: String = (0..words / 15)
+            .map(|i| if i % 4 == 3 { format!("{sentence}\n\n") } else { sentence.to_string() })
+            .collect();
         Article {
             rel: "a.txt".into(),
             source: "a.txt".into(),

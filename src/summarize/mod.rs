@@ -5,21 +5,11 @@
 //! checked summaries (`guard`, `lang`) → files (`output`) and state (`state`), under a lock (`lock`),
 //! driven by `runner` with `progress` reporting.
 
-pub mod generator;
 pub mod guard;
-pub mod input;
-pub mod lang;
-pub mod lock;
 pub mod mapreduce;
-pub mod merge;
-pub mod output;
 pub mod pipeline;
-pub mod progress;
 pub mod prompt;
-pub mod record;
 pub mod remote;
-pub mod runner;
-pub mod state;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,17 +17,16 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use crate::backend::generator::{FakeGenerator, Generator};
+use crate::cli::config::Config;
 use crate::cli::{exit, ModelArgs};
-use crate::config::Config;
-use crate::device::DeviceSpec;
-use generator::{FakeGenerator, Generator};
-use output::Formats;
-use progress::{LogFormat, Reporter};
+use crate::engine::device::DeviceSpec;
+use crate::job::output::Formats;
+use crate::job::progress::{LogFormat, Reporter};
+use crate::job::runner::{self, ModelSource, RunOptions};
+use crate::job::{input, lock};
+use crate::text::lang;
 use prompt::Length;
-use runner::{ModelSource, RunOptions};
-
-/// polysum's own files inside the output folder (lock, state database).
-pub const META_DIR: &str = ".polysum";
 
 /// The flags every batch command shares (`summarize`, `translate`): inputs, output, model, run control.
 #[derive(Args, Debug, Clone, Default)]
@@ -143,9 +132,15 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
             return Err(usage(format!("input {} does not exist", i.display())));
         }
     }
-    let out = job.out.clone().or(config.out.clone()).ok_or_else(|| usage("--out DIR is required (or `out` in polysum.toml)"))?;
-    let langs = lang::parse_langs(&args.langs.clone().or(config.langs.clone()).unwrap_or_else(|| "en,es".into())).map_err(usage)?;
-    let formats = Formats::parse(&job.format.clone().or(config.format.clone()).unwrap_or_else(|| "json,md".into())).map_err(usage)?;
+    let out = job
+        .out
+        .clone()
+        .or(config.out.clone())
+        .ok_or_else(|| usage("--out DIR is required (or `out` in polysum.toml)"))?;
+    let langs = lang::parse_langs(&args.langs.clone().or(config.langs.clone()).unwrap_or_else(|| "en,es".into()))
+        .map_err(usage)?;
+    let formats = Formats::parse(&job.format.clone().or(config.format.clone()).unwrap_or_else(|| "json,md".into()))
+        .map_err(usage)?;
     let length = match (args.sentences, args.max_words) {
         (Some(n), _) => Length::Sentences(n),
         (None, Some(w)) => Length::MaxWords(w),
@@ -162,8 +157,10 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
         Length::MaxWords(w) if w > 500 => return Err(usage("--max-words is at most 500")),
         _ => {}
     }
-    let log_format: LogFormat = job.log_format.clone().or(config.log_format.clone()).unwrap_or_else(|| "text".into()).parse().map_err(usage)?;
-    let device: DeviceSpec = job.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
+    let log_format: LogFormat =
+        job.log_format.clone().or(config.log_format.clone()).unwrap_or_else(|| "text".into()).parse().map_err(usage)?;
+    let device: DeviceSpec =
+        job.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
     let remote = args.scale.remote().map_err(usage)?;
     let shard = args.scale.shard().map_err(usage)?;
     // A remote server batches across requests itself: keep enough articles going to fill --max-inflight.
@@ -171,7 +168,7 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
     if jobs == Some(0) {
         return Err(usage("--jobs must be at least 1"));
     }
-    // The articles in flight share one engine thread and its batch (`crate::scheduler`), so the kernels
+    // The articles in flight share one engine thread and its batch (`crate::engine::scheduler`), so the kernels
     // keep every core whatever --jobs is.
     let threads = job.threads.or(config.threads);
     let model = ModelArgs {
@@ -210,7 +207,10 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
 }
 
 /// The model's id without loading it (the GGUF file's stem, as `Engine::name` gives it), and its loader.
-fn model_source(args: &ModelArgs, remote: Option<&crate::backend::openai::OpenAiConfig>) -> Result<ModelSource<'static>> {
+fn model_source(
+    args: &ModelArgs,
+    remote: Option<&crate::backend::openai::OpenAiConfig>,
+) -> Result<ModelSource<'static>> {
     if let Some(cfg) = remote {
         let cfg = cfg.clone();
         return Ok(ModelSource {
@@ -220,19 +220,28 @@ fn model_source(args: &ModelArgs, remote: Option<&crate::backend::openai::OpenAi
     }
     // The scripted stand-in model exists for the test suite's runs of the binary; a user's `--model fake`
     // must never silently get it.
-    let fake = if std::env::var_os(FakeGenerator::ENABLE_ENV).is_some() { FakeGenerator::parse(&args.model)? } else { None };
+    let fake =
+        if std::env::var_os(FakeGenerator::ENABLE_ENV).is_some() { FakeGenerator::parse(&args.model)? } else { None };
     if let Some(fake) = fake {
-        return Ok(ModelSource { model_id: fake.model_id(), load: Box::new(move || Ok(Box::new(fake) as Box<dyn Generator>)) });
+        return Ok(ModelSource {
+            model_id: fake.model_id(),
+            load: Box::new(move || Ok(Box::new(fake) as Box<dyn Generator>)),
+        });
     }
     let resolved = crate::registry::resolve_model(&args.model)?;
-    let model_id = resolved.gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| args.model.clone());
+    let model_id =
+        resolved.gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| args.model.clone());
     let args = args.clone();
     Ok(ModelSource {
         model_id,
         load: Box::new(move || {
             let engine = args.load_engine()?;
-            let rows = if engine.device().is_cpu() { crate::scheduler::CPU_ROWS } else { crate::scheduler::GPU_ROWS };
-            Ok(Box::new(crate::scheduler::Scheduler::new(engine, rows)?) as Box<dyn Generator>)
+            let rows = if engine.device().is_cpu() {
+                crate::engine::scheduler::CPU_ROWS
+            } else {
+                crate::engine::scheduler::GPU_ROWS
+            };
+            Ok(Box::new(crate::engine::scheduler::Scheduler::new(engine, rows)?) as Box<dyn Generator>)
         }),
     })
 }

@@ -8,15 +8,15 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::generator::Generator;
-use super::guard;
-use super::input::Article;
-use super::mapreduce;
-use super::lang;
-use super::prompt::{self, Length, Prompt, Strategy, PROMPT_VERSION};
-use super::record::{Attempt, Status, SummaryRecord, Tokens};
-use crate::generate::{Generation, Request, StopReason};
-use crate::sampling::SamplingParams;
+use crate::backend::generator::Generator;
+use crate::engine::generate::{Generation, Request, StopReason};
+use crate::engine::sampling::SamplingParams;
+use crate::job::input::Article;
+use crate::job::record::{Attempt, Status, SummaryRecord, Tokens};
+use crate::summarize::guard;
+use crate::summarize::mapreduce;
+use crate::summarize::prompt::{self, Length, Prompt, Strategy, PROMPT_VERSION};
+use crate::text::lang;
 
 /// Context used when the model allows more: small models summarize worse and slower past it, and the KV
 /// cache of a batch stays small. `--max-context` changes it.
@@ -147,7 +147,10 @@ struct Accepted {
 
 enum Verdict {
     Ok(Accepted),
-    WrongLanguage { detected: Option<String>, text: String },
+    WrongLanguage {
+        detected: Option<String>,
+        text: String,
+    },
     Empty,
     /// The answer repeats the prompt's instructions instead of summarizing.
     Echo,
@@ -199,7 +202,16 @@ fn judge(g: &Generation, target: &str, length: Length, article: &str, instructio
 
 /// Run `strategies` in order for the lanes `members` that are still open, one batched call per strategy.
 #[allow(clippy::too_many_arguments)]
-fn run_phase(lanes: &mut [Lane], members: &[usize], strategies: &[Strategy], article: &Article, text: &str, length: Length, gen: &dyn Generator, out: &mut Summarized) {
+fn run_phase(
+    lanes: &mut [Lane],
+    members: &[usize],
+    strategies: &[Strategy],
+    article: &Article,
+    text: &str,
+    length: Length,
+    gen: &dyn Generator,
+    out: &mut Summarized,
+) {
     for &strategy in strategies {
         // Prompts for the lanes still open.
         let mut rows: Vec<(usize, Prompt)> = Vec::new();
@@ -213,7 +225,9 @@ fn run_phase(lanes: &mut [Lane], members: &[usize], strategies: &[Strategy], art
                 Strategy::Native => prompt::native_summary(&article.title, text, &lane.lang, length),
                 Strategy::Translate => {
                     // Prefer an accepted summary in another language; else the rejected text itself.
-                    let other = lanes.iter().find_map(|o| o.accepted.as_ref().filter(|_| o.lang != lane.lang).map(|a| a.text.clone()));
+                    let other = lanes
+                        .iter()
+                        .find_map(|o| o.accepted.as_ref().filter(|_| o.lang != lane.lang).map(|a| a.text.clone()));
                     match other.or_else(|| lane.rejected_text.clone()) {
                         Some(src) => prompt::translate(&src, &lane.lang),
                         None => continue,
@@ -246,7 +260,12 @@ fn run_phase(lanes: &mut [Lane], members: &[usize], strategies: &[Strategy], art
                 for (i, _) in &rows {
                     let lane = &mut lanes[*i];
                     lane.seconds += secs;
-                    lane.attempts.push(Attempt { strategy, outcome: "error".into(), lang_detected: None, error: Some(msg.clone()) });
+                    lane.attempts.push(Attempt {
+                        strategy,
+                        outcome: "error".into(),
+                        lang_detected: None,
+                        error: Some(msg.clone()),
+                    });
                     lane.error = Some(msg.clone());
                     lane.gave_up = true;
                 }
@@ -261,39 +280,71 @@ fn run_phase(lanes: &mut [Lane], members: &[usize], strategies: &[Strategy], art
                     match judge(g, &lane.lang, length, &article.text, &instructions_of(p)) {
                         Verdict::Ok(mut a) => {
                             if strategy != Strategy::Base {
-                                a.flags.push(if strategy == Strategy::Translate { "translated".into() } else { "retried".into() });
+                                a.flags.push(if strategy == Strategy::Translate {
+                                    "translated".into()
+                                } else {
+                                    "retried".into()
+                                });
                             }
-                            lane.attempts.push(Attempt { strategy, outcome: "ok".into(), lang_detected: Some(a.detected.clone()), error: None });
+                            lane.attempts.push(Attempt {
+                                strategy,
+                                outcome: "ok".into(),
+                                lang_detected: Some(a.detected.clone()),
+                                error: None,
+                            });
                             lane.accepted = Some(a);
                         }
                         Verdict::WrongLanguage { detected, text } => {
-                            lane.attempts.push(Attempt { strategy, outcome: "wrong_language".into(), lang_detected: detected.clone(), error: None });
+                            lane.attempts.push(Attempt {
+                                strategy,
+                                outcome: "wrong_language".into(),
+                                lang_detected: detected.clone(),
+                                error: None,
+                            });
                             lane.last_detected = detected;
                             lane.rejected_text = Some(text);
                         }
                         Verdict::Empty => {
-                            lane.attempts.push(Attempt { strategy, outcome: "empty".into(), lang_detected: None, error: None });
+                            lane.attempts.push(Attempt {
+                                strategy,
+                                outcome: "empty".into(),
+                                lang_detected: None,
+                                error: None,
+                            });
                         }
                         Verdict::Echo => {
-                            lane.attempts.push(Attempt { strategy, outcome: "echoed_prompt".into(), lang_detected: None, error: None });
+                            lane.attempts.push(Attempt {
+                                strategy,
+                                outcome: "echoed_prompt".into(),
+                                lang_detected: None,
+                                error: None,
+                            });
                         }
                     }
                 }
             }
         }
     }
-
 }
 
 /// Summarize `article` into every language of `langs`.
 pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: &dyn Generator) -> Summarized {
     let model = gen.model_id();
     let source_lang = lang::detect(&article.text).or_else(|| article.declared_lang.clone());
-    let mut out = Summarized { source_lang, truncated: false, summaries: BTreeMap::new(), generated_tokens: 0, generate_seconds: 0.0 };
+    let mut out = Summarized {
+        source_lang,
+        truncated: false,
+        summaries: BTreeMap::new(),
+        generated_tokens: 0,
+        generate_seconds: 0.0,
+    };
     let length = settings.length;
     let failed_all = |out: &mut Summarized, err: String| {
         for l in langs {
-            out.summaries.insert(l.clone(), failed_record(&model, length, err.clone(), None, vec![], Tokens::default(), 0.0, vec![]));
+            out.summaries.insert(
+                l.clone(),
+                failed_record(&model, length, err.clone(), None, vec![], Tokens::default(), 0.0, vec![]),
+            );
         }
     };
 
@@ -301,7 +352,12 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
     let notes_lang = out.source_lang.clone().filter(|l| lang::is_supported(l)).unwrap_or_else(|| langs[0].clone());
     let condensed = (|| -> Result<mapreduce::Condensed> {
         let overhead = prompt_overhead(gen, &article.title, langs, length)? + length.max_new_tokens();
-        let limits = mapreduce::Limits { context: settings.context(gen), final_overhead: overhead, max_input_tokens: settings.max_input_tokens, overlap: CHUNK_OVERLAP };
+        let limits = mapreduce::Limits {
+            context: settings.context(gen),
+            final_overhead: overhead,
+            max_input_tokens: settings.max_input_tokens,
+            overlap: CHUNK_OVERLAP,
+        };
         mapreduce::condense(article, &notes_lang, &limits, gen)
     })();
     let condensed = match condensed {
@@ -377,7 +433,16 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
                 let tried: Vec<String> = lane
                     .attempts
                     .iter()
-                    .map(|a| format!("{}→{}", serde_json::to_value(a.strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), a.lang_detected.as_deref().unwrap_or(&a.outcome)))
+                    .map(|a| {
+                        format!(
+                            "{}→{}",
+                            serde_json::to_value(a.strategy)
+                                .ok()
+                                .and_then(|v| v.as_str().map(String::from))
+                                .unwrap_or_default(),
+                            a.lang_detected.as_deref().unwrap_or(&a.outcome)
+                        )
+                    })
                     .collect();
                 let err = lane.error.unwrap_or_else(|| match &lane.last_detected {
                     Some(d) => format!(
@@ -396,7 +461,16 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
                         tried.join(", ")
                     ),
                 });
-                failed_record(&model, length, err, lane.last_detected, lane.attempts, lane.tokens, lane.seconds, base_flags)
+                failed_record(
+                    &model,
+                    length,
+                    err,
+                    lane.last_detected,
+                    lane.attempts,
+                    lane.tokens,
+                    lane.seconds,
+                    base_flags,
+                )
             }
         };
         record.chunks = condensed.chunks;
@@ -412,7 +486,16 @@ pub(crate) fn round3(x: f64) -> f64 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn failed_record(model: &str, length: Length, error: String, detected: Option<String>, attempts: Vec<Attempt>, tokens: Tokens, seconds: f64, flags: Vec<String>) -> SummaryRecord {
+fn failed_record(
+    model: &str,
+    length: Length,
+    error: String,
+    detected: Option<String>,
+    attempts: Vec<Attempt>,
+    tokens: Tokens,
+    seconds: f64,
+    flags: Vec<String>,
+) -> SummaryRecord {
     SummaryRecord {
         text: None,
         status: Status::Failed,
@@ -435,7 +518,7 @@ fn failed_record(model: &str, length: Length, error: String, detected: Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summarize::generator::FakeGenerator;
+    use crate::backend::generator::FakeGenerator;
 
     fn article(text: &str) -> Article {
         Article {
@@ -455,7 +538,8 @@ mod tests {
         vec!["en".into(), "es".into()]
     }
 
-    const TEXT: &str = "The city council approved a new budget on Tuesday afternoon after a long debate about taxes and schools.";
+    const TEXT: &str =
+        "The city council approved a new budget on Tuesday afternoon after a long debate about taxes and schools.";
 
     #[test]
     fn both_languages_ok_first_time() {
@@ -499,7 +583,12 @@ mod tests {
     fn long_articles_are_truncated_with_a_flag() {
         let g = FakeGenerator::parse("fake").unwrap().unwrap();
         let long = TEXT.repeat(200);
-        let s = summarize(&article(&long), &langs(), &Settings { max_input_tokens: Some(100), ..Settings::new(Length::MaxWords(30)) }, &g);
+        let s = summarize(
+            &article(&long),
+            &langs(),
+            &Settings { max_input_tokens: Some(100), ..Settings::new(Length::MaxWords(30)) },
+            &g,
+        );
         assert!(s.truncated);
         assert!(s.summaries["en"].flags.contains(&"truncated_input".to_string()));
         let (cut, t) = fit_to_context(&long, 100, &g).unwrap();
@@ -510,6 +599,9 @@ mod tests {
     fn generation_errors_fail_the_summaries_with_the_reason() {
         let g = FakeGenerator::parse("fake:fail").unwrap().unwrap();
         let s = summarize(&article(TEXT), &langs(), &Settings::new(Length::Sentences(3)), &g);
-        assert!(s.summaries.values().all(|r| r.status == Status::Failed && r.error.as_deref().unwrap().contains("asked to fail")));
+        assert!(s
+            .summaries
+            .values()
+            .all(|r| r.status == Status::Failed && r.error.as_deref().unwrap().contains("asked to fail")));
     }
 }

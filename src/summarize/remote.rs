@@ -6,10 +6,10 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use super::generator::Generator;
+use crate::backend::generator::Generator;
 use crate::backend::openai::{OpenAiClient, OpenAiConfig};
-use crate::backend::shard::ShardSpec;
-use crate::generate::{CallStats, Generation, Request};
+use crate::engine::generate::{CallStats, Generation, Request};
+use crate::job::shard::ShardSpec;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ScaleArgs {
@@ -59,8 +59,12 @@ impl ScaleArgs {
                 Ok(None)
             }
             "openai" => {
-                let Some(endpoint) = self.endpoint.clone() else { bail!("--backend openai needs --endpoint URL (e.g. http://127.0.0.1:8000)") };
-                let Some(model) = self.remote_model.clone() else { bail!("--backend openai needs --remote-model NAME (the model the server serves)") };
+                let Some(endpoint) = self.endpoint.clone() else {
+                    bail!("--backend openai needs --endpoint URL (e.g. http://127.0.0.1:8000)")
+                };
+                let Some(model) = self.remote_model.clone() else {
+                    bail!("--backend openai needs --remote-model NAME (the model the server serves)")
+                };
                 let mut cfg = OpenAiConfig::new(endpoint, model).api_key_from_env(self.api_key_env.as_deref())?;
                 if let Some(n) = self.max_inflight {
                     if n == 0 {

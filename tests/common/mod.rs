@@ -17,7 +17,9 @@ pub fn model_file(name: &str) -> PathBuf {
     let found = std::fs::read_dir(&dir).ok().and_then(|entries| {
         entries.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "gguf"))
     });
-    found.unwrap_or_else(|| panic!("model {name} is not in {}: run `polysum models pull {name}` (or bash .ci/run) first", dir.display()))
+    found.unwrap_or_else(|| {
+        panic!("model {name} is not in {}: run `polysum models pull {name}` (or bash .ci/run) first", dir.display())
+    })
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -57,7 +59,12 @@ pub fn polysum() -> std::process::Command {
 /// Run `polysum ARGS...`, echoing its output for a failing test's log.
 pub fn run_polysum(args: &[&str]) -> std::process::Output {
     let out = polysum().args(args).output().unwrap();
-    eprintln!("--- polysum {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    eprintln!(
+        "--- polysum {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     out
 }
 

@@ -45,7 +45,10 @@ pub fn fetch(agent: &ureq::Agent, d: &Download, retries: u32, progress: bool) ->
             Ok(()) => break,
             Err(e) if attempt < retries && e.downcast_ref::<Cut>().is_some() => {
                 attempt += 1;
-                crate::registry::progress::note(progress, &format!("{}: {e:#}; retrying ({attempt}/{retries})", d.label));
+                crate::registry::progress::note(
+                    progress,
+                    &format!("{}: {e:#}; retrying ({attempt}/{retries})", d.label),
+                );
                 std::thread::sleep(std::time::Duration::from_millis(300 * attempt as u64));
             }
             Err(e) => return Err(e),

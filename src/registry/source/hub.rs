@@ -88,8 +88,7 @@ pub fn verify_download(path: &Path, expected: Option<&str>, what: &str, remove: 
             std::fs::remove_file(path).ok();
             removed = Some(blob);
         }
-        return Err(RegistryError::ChecksumMismatch { what: what.to_string(), expected, actual, removed }
-        .into());
+        return Err(RegistryError::ChecksumMismatch { what: what.to_string(), expected, actual, removed }.into());
     }
     Ok(())
 }
@@ -117,9 +116,9 @@ pub fn probe(cfg: &Config, url: &str) -> Result<()> {
         Err(_) => bail!("no answer from {endpoint} within {:.1} s", wait.as_secs_f64()),
         Ok(Ok(_)) => Ok(()),
         Ok(Err(ureq::Error::Status(code, _))) if (300..400).contains(&code) => Ok(()),
-        Ok(Err(ureq::Error::Status(401 | 403, _))) => bail!(
-            "{url}: access denied (gated or private repository: accept its terms on the Hub and set HF_TOKEN)"
-        ),
+        Ok(Err(ureq::Error::Status(401 | 403, _))) => {
+            bail!("{url}: access denied (gated or private repository: accept its terms on the Hub and set HF_TOKEN)")
+        }
         Ok(Err(ureq::Error::Status(404, _))) => bail!("{url}: no such repository, revision or file on the Hub"),
         Ok(Err(ureq::Error::Status(code, r))) => bail!("{url}: HTTP {code} {}", r.status_text()),
         Ok(Err(ureq::Error::Transport(t))) => {

@@ -1,0 +1,126 @@
+//! `polysum.toml`: the same settings as the `summarize` flags, for cron. Flags win over the file.
+//!
+//! ```toml
+//! inputs = ["/srv/news/incoming"]
+//! out = "/srv/news/summaries"
+//! model = "qwen2.5-coder-1.5b"
+//! langs = "en,es"          # or ["en", "es"]
+//! format = "json,md"
+//! sentences = 3            # or max_words = 60
+//! strategy = "translate"   # or "direct"
+//! max_context = 4096       # lower the model's context
+//! jobs = 1
+//! quiet = true
+//! log_format = "json"
+//! ```
+//!
+//! Relative paths are taken from the folder the file is in.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub inputs: Vec<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub model: Option<String>,
+    pub device: Option<String>,
+    pub threads: Option<usize>,
+    #[serde(alias = "no-requantize")]
+    pub no_requantize: Option<bool>,
+    #[serde(default, deserialize_with = "list_or_string")]
+    pub langs: Option<String>,
+    #[serde(default, deserialize_with = "list_or_string")]
+    pub format: Option<String>,
+    pub sentences: Option<usize>,
+    #[serde(alias = "max-words")]
+    pub max_words: Option<usize>,
+    pub jobs: Option<usize>,
+    pub force: Option<bool>,
+    pub quiet: Option<bool>,
+    #[serde(alias = "log-format")]
+    pub log_format: Option<String>,
+    #[serde(alias = "max-input-tokens")]
+    pub max_input_tokens: Option<usize>,
+    #[serde(alias = "max-bytes")]
+    pub max_bytes: Option<u64>,
+    #[serde(alias = "max-context")]
+    pub max_context: Option<usize>,
+    pub strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
+}
+
+fn list_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        S(String),
+        L(Vec<String>),
+    }
+    Ok(Option::<V>::deserialize(d)?.map(|v| match v {
+        V::S(s) => s,
+        V::L(l) => l.join(","),
+    }))
+}
+
+pub const FILE_NAME: &str = "polysum.toml";
+
+impl Config {
+    pub fn parse(text: &str, base: &Path) -> Result<Config> {
+        let mut c: Config = toml::from_str(text)?;
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        c.inputs.iter_mut().for_each(fix);
+        if let Some(o) = c.out.as_mut() {
+            fix(o);
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, &base).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// The file named by `--config` (must exist), else `./polysum.toml` when there is one.
+    pub fn find(explicit: Option<&Path>) -> Result<Option<Config>> {
+        if let Some(p) = explicit {
+            if !p.is_file() {
+                bail!("config file {} does not exist", p.display());
+            }
+            return Config::load(p).map(Some);
+        }
+        let local = Path::new(FILE_NAME);
+        if local.is_file() {
+            return Config::load(local).map(Some);
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_settings_and_resolves_paths() {
+        let c = Config::parse(
+            "inputs = [\"news\", \"/abs\"]\nout = \"sum\"\nlangs = [\"en\", \"es\"]\nmax-words = 40\nquiet = true\n",
+            Path::new("/etc/polysum"),
+        )
+        .unwrap();
+        assert_eq!(c.inputs, [PathBuf::from("/etc/polysum/news"), PathBuf::from("/abs")]);
+        assert_eq!(c.out, Some(PathBuf::from("/etc/polysum/sum")));
+        assert_eq!(c.langs.as_deref(), Some("en,es"));
+        assert_eq!((c.max_words, c.quiet), (Some(40), Some(true)));
+        let err = Config::parse("outt = \"x\"", Path::new(".")).unwrap_err();
+        assert!(format!("{err:#}").contains("outt"), "{err:#}");
+    }
+}

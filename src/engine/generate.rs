@@ -1,0 +1,477 @@
+//! The engine: a loaded model with its tokenizer and chat template, and batched generation.
+//!
+//! `Engine` is `Sync`: load it once and call `generate` from many threads; every call owns its KV cache.
+//! A call takes several requests at once and runs them as one batch (rows of different lengths are padded
+//! and masked). When all requests of a call start with the same tokens (the EN and ES prompts of one
+//! article share the article), that prefix is computed once and its KV cache copied to every row.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+
+use crate::engine::chat::{ChatTemplate, Message};
+use crate::engine::kv_cache::KvCache;
+use crate::engine::model::{LoadOptions, Model};
+use crate::engine::sampling::{Sampler, SamplingParams};
+use crate::engine::tokenizer::Tokenizer;
+
+/// What to generate for one sequence.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The full prompt text, already rendered through the chat template (see `Engine::chat_prompt`).
+    pub prompt: String,
+    pub max_new_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation stops when the decoded output contains one of these; the stop string is not returned.
+    pub stop_strings: Vec<String>,
+}
+
+impl Request {
+    pub fn greedy(prompt: impl Into<String>, max_new_tokens: usize) -> Self {
+        Self { prompt: prompt.into(), max_new_tokens, sampling: SamplingParams::greedy(), stop_strings: vec![] }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// An end-of-sequence or end-of-turn token.
+    Eos,
+    StopString,
+    MaxTokens,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub stop_reason: StopReason,
+}
+
+/// Timings of one `generate` call, for tokens/s figures.
+#[derive(Debug, Clone, Default)]
+pub struct CallStats {
+    /// Prompt tokens actually computed (a shared prefix counts once).
+    pub prompt_tokens: usize,
+    pub prompt_seconds: f64,
+    /// Tokens generated, summed over the rows.
+    pub generated_tokens: usize,
+    pub decode_seconds: f64,
+}
+
+/// Streaming callback: (row, the text piece decoded at this step). Return `false` to stop that row.
+pub type OnToken<'a> = dyn FnMut(usize, &str) -> bool + 'a;
+
+pub struct Engine {
+    model: Model,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    stop_ids: Vec<u32>,
+    name: String,
+}
+
+impl Engine {
+    /// Load a GGUF file, with `tokenizer_json` overriding the tokenizer kept in the GGUF metadata.
+    pub fn load(gguf: &Path, tokenizer_json: Option<&Path>, opts: &LoadOptions) -> Result<Self> {
+        let loaded = crate::engine::model::load(gguf, opts)?;
+        let tokenizer = match tokenizer_json {
+            Some(path) => Tokenizer::from_json_file(path, Some(&loaded.metadata))?,
+            None => Tokenizer::from_gguf(&loaded.metadata)
+                .with_context(|| format!("building the tokenizer from {}", gguf.display()))?,
+        };
+        let template = ChatTemplate::from_gguf(&loaded.metadata, &tokenizer)?;
+        let stop_ids = tokenizer.end_of_generation_ids();
+        let name = gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Self { model: loaded.model, tokenizer, template, stop_ids, name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    pub fn device(&self) -> &Device {
+        self.model.device()
+    }
+
+    /// The model's trained context length (prompt plus output must fit).
+    pub fn context_length(&self) -> usize {
+        self.model.config().context_length
+    }
+
+    /// Render a system prompt, a user message and an optional started answer with the model's template.
+    pub fn chat_prompt(&self, system: Option<&str>, user: &str, assistant_prefix: Option<&str>) -> Result<String> {
+        let mut messages = Vec::new();
+        if let Some(system) = system {
+            messages.push(Message::system(system));
+        }
+        messages.push(Message::user(user));
+        let mut prompt = self.template.render(&messages, true)?;
+        if let Some(prefix) = assistant_prefix {
+            prompt.push_str(prefix);
+        }
+        Ok(prompt)
+    }
+
+    /// Prompt token ids, with the BOS token when the model wants one.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        let body = self.tokenizer.encode(prompt, true)?;
+        if let Some(bos) = self.tokenizer.bos_id().filter(|_| self.tokenizer.add_bos()) {
+            if body.first() != Some(&bos) {
+                ids.push(bos);
+            }
+        }
+        ids.extend(body);
+        Ok(ids)
+    }
+
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.tokenizer.encode(text, false)?.len())
+    }
+
+    /// Generate for every request in one batch.
+    pub fn generate(&self, requests: &[Request]) -> Result<Vec<Generation>> {
+        Ok(self.generate_streaming(requests, &mut |_, _| true)?.0)
+    }
+
+    pub fn generate_streaming(
+        &self,
+        requests: &[Request],
+        on_token: &mut OnToken<'_>,
+    ) -> Result<(Vec<Generation>, CallStats)> {
+        let prompts = requests.iter().map(|r| self.encode_prompt(&r.prompt)).collect::<Result<Vec<_>>>()?;
+        self.generate_ids(&prompts, requests, on_token)
+    }
+
+    /// Core loop over token ids (`prompts[i]` belongs to `requests[i]`).
+    pub fn generate_ids(
+        &self,
+        prompts: &[Vec<u32>],
+        requests: &[Request],
+        on_token: &mut OnToken<'_>,
+    ) -> Result<(Vec<Generation>, CallStats)> {
+        if prompts.is_empty() {
+            return Ok((vec![], CallStats::default()));
+        }
+        self.check_fits(prompts, requests)?;
+        let mut stats = CallStats::default();
+        let t0 = Instant::now();
+        let mut batch = self.prefill(prompts, requests, 0, &mut stats)?;
+        stats.prompt_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let mut done: Vec<Option<Generation>> = vec![None; prompts.len()];
+        while !batch.is_empty() {
+            for f in self.step(&mut batch, on_token)? {
+                done[f.tag] = Some(f.generation);
+            }
+        }
+        stats.decode_seconds = t1.elapsed().as_secs_f64();
+        let gens: Vec<Generation> = done.into_iter().map(|g| g.expect("every row finishes")).collect();
+        stats.generated_tokens = gens.iter().map(|g| g.tokens.len()).sum();
+        Ok((gens, stats))
+    }
+
+    /// Check that each prompt fits the context with its output.
+    pub fn check_fits(&self, prompts: &[Vec<u32>], requests: &[Request]) -> Result<()> {
+        let ctx = self.context_length();
+        for (i, (p, r)) in prompts.iter().zip(requests).enumerate() {
+            if p.is_empty() {
+                bail!("request {i}: the prompt is empty");
+            }
+            if p.len() + r.max_new_tokens > ctx {
+                bail!(
+                    "request {i}: the prompt has {} tokens and up to {} may be generated, but the model's context holds {ctx}; shorten the input or lower the output length",
+                    p.len(),
+                    r.max_new_tokens
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Compute the prompts of one call into a new batch whose rows are tagged `first_tag + i`. A prefix
+    /// shared by every row is computed once, on a single row, then copied.
+    ///
+    /// On the CPU each row's own tokens are computed on their own and the rows joined after: a prompt step
+    /// is compute-bound there, so batching rows saves nothing, while left-padding them computes the padding
+    /// and changes the order of the GEMMs' sums, so a row's output would depend on its batch. (With the
+    /// decode attention of `model::decode_attention`, a row then gives the same tokens alone or batched,
+    /// for the weight types `model::gemv` decodes at every batch size.) A GPU computes them together.
+    pub fn prefill(
+        &self,
+        prompts: &[Vec<u32>],
+        requests: &[Request],
+        first_tag: usize,
+        stats: &mut CallStats,
+    ) -> Result<Batch> {
+        let rows = prompts.len();
+        let n_layer = self.model.config().n_layer;
+        let shared = if rows > 1 { common_prefix_len(prompts) } else { 0 };
+        // Keep at least one token per row to compute, so every row gets its own first logits.
+        let shared = shared.min(prompts.iter().map(|p| p.len()).min().unwrap_or(0).saturating_sub(1));
+        let mut prefix = KvCache::new(n_layer, 1);
+        if shared > 0 {
+            self.model.forward(&[prompts[0][..shared].to_vec()], &mut prefix)?;
+            stats.prompt_tokens += shared;
+        }
+        let suffixes: Vec<Vec<u32>> = prompts.iter().map(|p| p[shared..].to_vec()).collect();
+        stats.prompt_tokens += suffixes.iter().map(|s| s.len()).sum::<usize>();
+        let (cache, logits) = if self.model.device().is_cpu() && rows > 1 {
+            let mut cache = KvCache::new(n_layer, 0);
+            let mut logits = Vec::with_capacity(rows);
+            for suffix in suffixes {
+                let mut row = prefix.fork()?;
+                logits.push(self.model.forward(&[suffix], &mut row)?);
+                cache.join(row)?;
+            }
+            (cache, Tensor::cat(&logits, 0)?)
+        } else {
+            let mut cache = if shared > 0 { prefix.broadcast_rows(rows)? } else { KvCache::new(n_layer, rows) };
+            let logits = self.model.forward(&suffixes, &mut cache)?;
+            (cache, logits)
+        };
+        let rows = requests
+            .iter()
+            .zip(prompts)
+            .enumerate()
+            .map(|(i, (r, p))| BatchRow {
+                tag: first_tag + i,
+                request: r.clone(),
+                sampler: Sampler::new(&r.sampling, i as u64),
+                history: p.clone(),
+                prompt_tokens: p.len(),
+                state: RowState::default(),
+            })
+            .collect();
+        Ok(Batch { cache, logits: Some(logits), rows })
+    }
+
+    /// One decode step: sample a token for every row, take the rows that stop out of the batch, and compute
+    /// the next logits of the others.
+    pub fn step(&self, batch: &mut Batch, on_token: &mut OnToken<'_>) -> Result<Vec<Finished>> {
+        let Some(logits) = batch.logits.take() else { return Ok(vec![]) };
+        let mut next = Vec::with_capacity(batch.rows.len());
+        let mut keep = Vec::with_capacity(batch.rows.len());
+        let mut stops = Vec::with_capacity(batch.rows.len());
+        for (i, row) in batch.rows.iter_mut().enumerate() {
+            let token = row.sampler.sample(&logits.get(i)?, &row.history)?;
+            row.history.push(token);
+            let stop = self.accept(token, row.tag, &row.request, &mut row.state, on_token)?;
+            if stop.is_none() {
+                next.push(token);
+                keep.push(i);
+            }
+            stops.push(stop);
+        }
+        let mut finished = Vec::new();
+        let mut kept = Vec::with_capacity(keep.len());
+        for (row, stop) in std::mem::take(&mut batch.rows).into_iter().zip(stops) {
+            match stop {
+                None => kept.push(row),
+                Some(stop_reason) => finished.push(Finished {
+                    tag: row.tag,
+                    generation: Generation {
+                        text: row.state.text,
+                        tokens: row.state.tokens,
+                        prompt_tokens: row.prompt_tokens,
+                        stop_reason,
+                    },
+                }),
+            }
+        }
+        batch.rows = kept;
+        if !finished.is_empty() {
+            // Finished rows leave the batch, so they cost nothing in later steps.
+            batch.cache.retain_rows(&keep)?;
+            batch.cache.trim_padding()?;
+        }
+        if !next.is_empty() {
+            batch.logits = Some(self.model.decode_step(&next, &mut batch.cache)?);
+        }
+        Ok(finished)
+    }
+
+    /// Take one sampled token into a row's output; returns why the row stops, if it does.
+    fn accept(
+        &self,
+        token: u32,
+        row: usize,
+        request: &Request,
+        st: &mut RowState,
+        on_token: &mut OnToken<'_>,
+    ) -> Result<Option<StopReason>> {
+        let stop = self.accept_inner(token, request, st)?;
+        // Stream what is final: everything once the row stops, else all but a possible stop-string start.
+        let upto =
+            if stop.is_some() { st.text.len() } else { st.text.len() - held_back(&st.text, &request.stop_strings) };
+        if upto > st.emitted && st.text.is_char_boundary(upto) && st.text.is_char_boundary(st.emitted) {
+            let keep_going = on_token(row, &st.text[st.emitted..upto]);
+            st.emitted = upto;
+            if !keep_going && stop.is_none() {
+                return Ok(Some(StopReason::StopString));
+            }
+        }
+        Ok(stop)
+    }
+
+    fn accept_inner(&self, token: u32, request: &Request, st: &mut RowState) -> Result<Option<StopReason>> {
+        if self.stop_ids.contains(&token) {
+            return Ok(Some(StopReason::Eos));
+        }
+        st.tokens.push(token);
+        let decoded = self.tokenizer.decode(&st.tokens)?;
+        // A token can end inside a UTF-8 character: wait for the rest before taking the text.
+        if !decoded.ends_with('\u{FFFD}') || st.tokens.len() >= request.max_new_tokens {
+            st.text = decoded;
+            if let Some(pos) = find_stop(&st.text, &request.stop_strings) {
+                st.text.truncate(pos);
+                return Ok(Some(StopReason::StopString));
+            }
+        }
+        if st.tokens.len() >= request.max_new_tokens {
+            return Ok(Some(StopReason::MaxTokens));
+        }
+        Ok(None)
+    }
+
+    /// Logits after every token of `ids` (teacher-forced), `[ids.len(), vocab]`.
+    pub fn logits_all(&self, ids: &[u32]) -> Result<Tensor> {
+        let mut cache = KvCache::new(self.model.config().n_layer, 1);
+        self.model.forward_all(ids, &mut cache)
+    }
+
+    /// Mean negative log-likelihood per token of `text` (perplexity = exp of it), teacher-forced.
+    pub fn perplexity(&self, text: &str) -> Result<f64> {
+        let ids = self.encode_prompt(text)?;
+        if ids.len() < 2 {
+            bail!("perplexity needs at least two tokens");
+        }
+        let logits = self.logits_all(&ids)?;
+        let logp = candle_nn::ops::log_softmax(&logits.to_dtype(candle_core::DType::F32)?, candle_core::D::Minus1)?;
+        let targets = Tensor::new(&ids[1..], logp.device())?;
+        let picked = logp.narrow(0, 0, ids.len() - 1)?.gather(&targets.unsqueeze(1)?, 1)?;
+        let nll = -(picked.sum_all()?.to_scalar::<f32>()? as f64) / (ids.len() - 1) as f64;
+        Ok(nll.exp())
+    }
+}
+
+/// Sequences decoded together. Rows come from `Engine::prefill` and leave when they stop; between steps
+/// another prefilled batch can `join`, which is how `crate::engine::scheduler` keeps one batch running across
+/// calls (continuous batching, as llama.cpp's server slots do).
+pub struct Batch {
+    cache: KvCache,
+    /// Next-token logits, `[rows, vocab]`, row i for `rows[i]`; `None` once every row has stopped.
+    logits: Option<Tensor>,
+    rows: Vec<BatchRow>,
+}
+
+struct BatchRow {
+    /// The caller's name for the row (`on_token` and `Finished` report it).
+    tag: usize,
+    request: Request,
+    sampler: Sampler,
+    /// Prompt and generated ids (repetition penalties look at both).
+    history: Vec<u32>,
+    prompt_tokens: usize,
+    state: RowState,
+}
+
+/// A row that stopped at the last step.
+pub struct Finished {
+    pub tag: usize,
+    pub generation: Generation,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Take the rows of `other` into this batch; both must be between steps.
+    pub fn join(&mut self, other: Batch) -> Result<()> {
+        if other.is_empty() {
+            return Ok(());
+        }
+        self.logits = match (self.logits.take(), other.logits) {
+            (Some(a), Some(b)) => Some(Tensor::cat(&[a, b], 0)?),
+            (None, b) if self.rows.is_empty() => b,
+            _ => bail!("a batch can only join another between steps"),
+        };
+        self.cache.join(other.cache)?;
+        self.rows.extend(other.rows);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct RowState {
+    tokens: Vec<u32>,
+    text: String,
+    /// Bytes of `text` already passed to the streaming callback.
+    emitted: usize,
+}
+
+/// How many bytes at the end of `text` could be the beginning of a stop string.
+fn held_back(text: &str, stops: &[String]) -> usize {
+    stops
+        .iter()
+        .flat_map(|s| (1..s.len()).rev().filter(move |&n| s.is_char_boundary(n)).map(move |n| &s[..n]))
+        .filter(|prefix| text.ends_with(prefix))
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0)
+}
+
+fn common_prefix_len(prompts: &[Vec<u32>]) -> usize {
+    let first = &prompts[0];
+    let mut n = first.len();
+    for p in &prompts[1..] {
+        n = n.min(first.iter().zip(p).take_while(|(a, b)| a == b).count());
+    }
+    n
+}
+
+fn find_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_prefix() {
+        assert_eq!(common_prefix_len(&[vec![1, 2, 3], vec![1, 2, 4], vec![1, 2]]), 2);
+        assert_eq!(common_prefix_len(&[vec![1, 2, 3], vec![5]]), 0);
+    }
+
+    #[test]
+    fn holds_back_partial_stop_strings() {
+        let stops = vec!["</summary>".to_string()];
+        assert_eq!(held_back("text </sum", &stops), 5);
+        assert_eq!(held_back("text", &stops), 0);
+    }
+
+    #[test]
+    fn stop_string_earliest() {
+        let stops = vec!["\n\n".to_string(), "END".to_string()];
+        assert_eq!(find_stop("abc END x\n\n", &stops), Some(4));
+        assert_eq!(find_stop("abc", &stops), None);
+    }
+}

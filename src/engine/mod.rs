@@ -1,0 +1,11 @@
+//! The inference engine: GGUF models on candle, tokenizer, chat template, sampling, KV cache, batched
+//! generation and the continuous-batching scheduler. It knows nothing about articles or jobs.
+
+pub mod chat;
+pub mod device;
+pub mod generate;
+pub mod kv_cache;
+pub mod model;
+pub mod sampling;
+pub mod scheduler;
+pub mod tokenizer;

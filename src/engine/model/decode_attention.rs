@@ -1,0 +1,177 @@
+//! Attention of decode steps on the CPU (one query per sequence), over each row's real cache slots only.
+//!
+//! Why not the masked matmuls that prompt steps use: a row joined to a batch has its slot axis left-padded
+//! to the longest row, and although masked slots add exact zeros, the padding shifts which terms the
+//! softmax and P·V reductions group together, so a sequence's numbers changed with whatever else was in
+//! its batch (enough to flip a near-tied greedy token after a few steps). Here every row's query is
+//! reduced over its own slots, in slot order, one at a time: a sequence decodes to the same bits alone or
+//! batched. It also skips the padded slots and the mask tensors, and reads each cached key and value once
+//! for all the query heads that share it.
+
+use anyhow::{ensure, Result};
+use candle_core::{DType, Storage, Tensor};
+
+/// For each row, the cache slots its decode query sees, in order: the real tokens (within `window`
+/// positions for sliding-window layers). `None` when a row's newest slot is padding (a prompt chunk in
+/// which that row has no token), which only the masked path handles.
+pub fn visible_slots(positions: &[Vec<Option<u32>>], window: Option<usize>) -> Option<Vec<Vec<u32>>> {
+    positions
+        .iter()
+        .map(|pos| {
+            let q = (*pos.last()?)?;
+            let seen = pos.iter().enumerate().filter_map(|(s, p)| {
+                let p = (*p)?;
+                (p <= q && window.is_none_or(|w| ((q - p) as usize) < w)).then_some(s as u32)
+            });
+            Some(seen.collect())
+        })
+        .collect()
+}
+
+/// `q`: `[rows, n_head, 1, head_dim]`; `k`, `v`: `[rows, n_kv_head, slots, head_dim]` f32 on the CPU (views
+/// of the cache, rows of `head_dim` contiguous); `slots[row]`: what `visible_slots` gave. Returns the
+/// attention output `[rows, 1, n_head * head_dim]`.
+pub fn forward(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], scale: f32) -> Result<Tensor> {
+    let (rows, n_head, t, d) = q.dims4()?;
+    let (_, n_kv, _, _) = k.dims4()?;
+    ensure!(t == 1 && slots.len() == rows && n_head % n_kv == 0, "decode attention takes one query per row");
+    let rep = n_head / n_kv;
+    let q = q.flatten_all()?.to_vec1::<f32>()?;
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else { anyhow::bail!("decode attention runs on the CPU") };
+    ensure!(k.dtype() == DType::F32 && v.dtype() == DType::F32, "decode attention takes an f32 cache");
+    let (kd, vd) = (kc.as_slice::<f32>()?, vc.as_slice::<f32>()?);
+    let (kst, vst) = (kl.stride(), vl.stride());
+    ensure!(kst[3] == 1 && vst[3] == 1, "cache rows must be contiguous");
+    let (k0, v0) = (kl.start_offset(), vl.start_offset());
+
+    let mut out = vec![0f32; rows * n_head * d];
+    let out_ptr = super::gemv::SendPtr(out.as_mut_ptr());
+    // One task per (row, KV head): its `rep` query heads read each key and value once.
+    candle_core::utils::barrier_pool().execute_chunked(rows * n_kv, |tasks| {
+        let out = out_ptr;
+        for task in tasks {
+            let (r, g) = (task / n_kv, task % n_kv);
+            let seen = &slots[r];
+            let n = seen.len();
+            let key = |s: u32| &kd[k0 + r * kst[0] + g * kst[1] + s as usize * kst[2]..][..d];
+            let value = |s: u32| &vd[v0 + r * vst[0] + g * vst[1] + s as usize * vst[2]..][..d];
+            let queries: Vec<Vec<f32>> = (0..rep)
+                .map(|i| q[(r * n_head + g * rep + i) * d..][..d].iter().map(|x| x * scale).collect())
+                .collect();
+            let mut scores = vec![0f32; rep * n];
+            for (j, &s) in seen.iter().enumerate() {
+                let kr = key(s);
+                for (i, qi) in queries.iter().enumerate() {
+                    scores[i * n + j] = dot(qi, kr);
+                }
+            }
+            let mut acc = vec![0f32; rep * d];
+            let mut sums = vec![0f32; rep];
+            for i in 0..rep {
+                let row = &mut scores[i * n..(i + 1) * n];
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                for p in row.iter_mut() {
+                    *p = (*p - max).exp();
+                    sums[i] += *p;
+                }
+            }
+            for (j, &s) in seen.iter().enumerate() {
+                let vr = value(s);
+                for i in 0..rep {
+                    axpy(&mut acc[i * d..(i + 1) * d], scores[i * n + j], vr);
+                }
+            }
+            for i in 0..rep {
+                let inv = 1.0 / sums[i];
+                let h = g * rep + i;
+                // SAFETY: each (row, head) output belongs to exactly one task; `out` outlives the pool call.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add((r * n_head + h) * d), d) };
+                for (o, a) in dst.iter_mut().zip(&acc[i * d..(i + 1) * d]) {
+                    *o = a * inv;
+                }
+            }
+        }
+    });
+    Ok(Tensor::from_vec(out, (rows, 1, n_head * d), k.device())?)
+}
+
+/// Eight independent lanes, summed in a fixed order: vectorizes, and gives the same bits every call.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            lanes[l] = x[l].mul_add(y[l], lanes[l]);
+        }
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = lanes;
+    ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) + tail
+}
+
+fn axpy(acc: &mut [f32], p: f32, v: &[f32]) {
+    for (a, x) in acc.iter_mut().zip(v) {
+        *a = p.mul_add(*x, *a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The masked-matmul reference for one query per row.
+    fn reference(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], scale: f64) -> Tensor {
+        let (rows, n_head, _, d) = q.dims4().unwrap();
+        let (_, n_kv, n_slots, _) = k.dims4().unwrap();
+        let rep = n_head / n_kv;
+        let mut mask = vec![-1e9f32; rows * n_slots];
+        for (r, s) in slots.iter().enumerate() {
+            for &s in s {
+                mask[r * n_slots + s as usize] = 0.0;
+            }
+        }
+        let mask = Tensor::from_vec(mask, (rows, 1, 1, n_slots), &Device::Cpu).unwrap();
+        let q = (q.reshape((rows, n_kv, rep, d)).unwrap() * scale).unwrap();
+        let scores = q.matmul(&k.t().unwrap()).unwrap().broadcast_add(&mask).unwrap();
+        let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+        probs.matmul(v).unwrap().reshape((rows, 1, n_head * d)).unwrap()
+    }
+
+    #[test]
+    fn matches_masked_attention_and_ignores_padding() {
+        let dev = Device::Cpu;
+        let (rows, n_head, n_kv, slots, d) = (2, 6, 2, 37, 20);
+        let q = Tensor::randn(0f32, 1., (rows, n_head, 1, d), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1., (rows, n_kv, slots, d), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1., (rows, n_kv, slots, d), &dev).unwrap();
+        // Row 0 sees everything; row 1 was left-padded by 9 slots and has a hole from a padded chunk.
+        let seen = vec![(0..slots as u32).collect::<Vec<_>>(), (9..slots as u32).filter(|s| *s != 20).collect()];
+        let got = forward(&q, &k, &v, &seen, 0.3).unwrap();
+        let want = reference(&q, &k, &v, &seen, 0.3);
+        let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-5, "max difference {diff}");
+
+        // Row 1 alone (its slots moved to the front, as when it is not padded) gives the same bits.
+        let idx = Tensor::new(seen[1].as_slice(), &dev).unwrap();
+        let take = |t: &Tensor| t.narrow(0, 1, 1).unwrap().index_select(&idx, 2).unwrap();
+        let alone =
+            forward(&q.narrow(0, 1, 1).unwrap(), &take(&k), &take(&v), &[(0..seen[1].len() as u32).collect()], 0.3)
+                .unwrap();
+        let batched = forward(&q, &k, &v, &seen, 0.3).unwrap().narrow(0, 1, 1).unwrap();
+        assert_eq!(
+            alone.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            batched.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+    }
+
+    #[test]
+    fn visible_slots_skip_padding_and_apply_the_window() {
+        let positions = vec![vec![Some(0), Some(1), Some(2), Some(3)], vec![None, None, Some(0), Some(1)]];
+        assert_eq!(visible_slots(&positions, None), Some(vec![vec![0, 1, 2, 3], vec![2, 3]]));
+        assert_eq!(visible_slots(&positions, Some(2)), Some(vec![vec![2, 3], vec![2, 3]]));
+        assert_eq!(visible_slots(&[vec![Some(0), None]], None), None, "a padding query is left to the masked path");
+    }
+}

@@ -1,0 +1,357 @@
+//! Models: one decoder-only transformer built from shared layers, configured per architecture.
+//!
+//! Why not candle-transformers' `quantized_*` models: in 0.11.1 they cannot batch sequences of different
+//! lengths (no padding mask; multi-row prefill fails), copy K/V per query head, expand the embedding table
+//! to f32, and gemma3 uses SiLU instead of GELU with a 131k-row rotary table per layer. Here every
+//! architecture shares `layers`; an architecture file only reads its hyperparameters into an `ArchSpec`.
+//!
+//! To add an architecture: write `src/model/<arch>.rs` with a `spec(&Gguf) -> Result<ArchSpec>` and add a
+//! line to `ARCHITECTURES`.
+
+mod decode_attention;
+mod gemm;
+mod gemma3;
+pub(crate) mod gemv;
+mod layers;
+mod llama;
+pub mod loader;
+mod qwen2;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, ensure, Result};
+use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::{DType, Device, Tensor};
+
+use crate::engine::kv_cache::KvCache;
+use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs, Visibility, Weight};
+pub use layers::{Activation, RopeStyle};
+use loader::Gguf;
+
+/// The GGUF `general.architecture` values polysum runs, and how to read each one's hyperparameters.
+const ARCHITECTURES: &[(&str, fn(&Gguf) -> Result<ArchSpec>)] =
+    &[("llama", llama::spec), ("qwen2", qwen2::spec), ("gemma3", gemma3::spec)];
+
+pub fn supported_architectures() -> Vec<&'static str> {
+    ARCHITECTURES.iter().map(|(name, _)| *name).collect()
+}
+
+/// Prompts longer than this are computed in several steps, which bounds the attention scores' memory.
+const PREFILL_CHUNK: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub device: Device,
+    /// Re-quantize Q4_1/Q5_0/Q5_1 weights to Q8_0 (fast CPU kernels). On by default on CPU.
+    pub requantize: bool,
+}
+
+impl LoadOptions {
+    pub fn new(device: Device) -> Self {
+        Self { requantize: device.is_cpu(), device }
+    }
+}
+
+/// Everything that differs between architectures. Optional weights (biases, q/k norms, Gemma's post
+/// norms) need no flag: they are used when the file has them.
+#[derive(Debug, Clone)]
+pub struct ArchSpec {
+    pub arch: String,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub hidden: usize,
+    pub context_length: usize,
+    pub rms_eps: f32,
+    pub rope_style: RopeStyle,
+    pub rope_base: f32,
+    /// Linear rope scaling: positions are multiplied by this.
+    pub rope_scale: f32,
+    pub activation: Activation,
+    /// Multiplies the token embeddings (Gemma: sqrt(hidden)).
+    pub embed_scale: Option<f32>,
+    /// Sliding-window attention: the window, which layers use it, and their rotary base.
+    pub sliding_window: Option<usize>,
+    pub local_layers: Vec<bool>,
+    pub rope_base_local: Option<f32>,
+}
+
+impl ArchSpec {
+    /// The hyperparameters every llama-like GGUF stores under `<arch>.`; architecture files adjust the rest.
+    pub fn common(g: &Gguf, arch: &str, rope_style: RopeStyle, activation: Activation) -> Result<Self> {
+        let key = |k: &str| format!("{arch}.{k}");
+        let n_head = g.u32(&key("attention.head_count"))? as usize;
+        let hidden = g.u32(&key("embedding_length"))? as usize;
+        let n_layer = g.u32(&key("block_count"))? as usize;
+        let rope_scale = match g.str(&key("rope.scaling.type")) {
+            Ok("linear") => 1.0 / g.f32_opt(&key("rope.scaling.factor")).unwrap_or(1.0),
+            _ => 1.0,
+        };
+        Ok(Self {
+            arch: arch.to_string(),
+            n_layer,
+            n_head,
+            n_kv_head: g.u32_or(&key("attention.head_count_kv"), n_head as u32) as usize,
+            head_dim: g.u32_or(&key("attention.key_length"), (hidden / n_head) as u32) as usize,
+            hidden,
+            context_length: g.u32_or(&key("context_length"), 4096) as usize,
+            rms_eps: g.f32_opt(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-6),
+            rope_style,
+            rope_base: g.f32_opt(&key("rope.freq_base")).unwrap_or(10_000.0),
+            rope_scale,
+            activation,
+            embed_scale: None,
+            sliding_window: None,
+            local_layers: vec![false; n_layer],
+            rope_base_local: None,
+        })
+    }
+}
+
+/// The token-embedding table, kept quantized: rows are dequantized as they are looked up.
+enum Embedding {
+    Quantized(Arc<QTensor>),
+    /// For tables whose row width is not a multiple of the quant block (lookup needs whole blocks).
+    Dense(Tensor),
+}
+
+impl Embedding {
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Quantized(q) => q.embedding(ids)?,
+            Self::Dense(t) => t.index_select(ids, 0)?,
+        })
+    }
+}
+
+pub struct Model {
+    spec: ArchSpec,
+    config: ModelConfig,
+    device: Device,
+    embedding: Embedding,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Weight,
+    rope_global: Rope,
+    rope_local: Option<Rope>,
+}
+
+/// What callers outside the model need to know about it.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub arch: String,
+    pub n_layer: usize,
+    pub context_length: usize,
+    pub hidden: usize,
+}
+
+pub struct Loaded {
+    pub model: Model,
+    pub metadata: gguf_file::Content,
+}
+
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+    crate::tune_allocator();
+    let gguf = Gguf::open(path, &opts.device, opts.requantize)?;
+    let arch = gguf.arch()?;
+    let Some((_, spec_fn)) = ARCHITECTURES.iter().find(|(name, _)| *name == arch) else {
+        bail!(
+            "{}: architecture {arch:?} is not supported (supported: {}); pick another model with --model",
+            path.display(),
+            supported_architectures().join(", ")
+        );
+    };
+    let spec = spec_fn(&gguf)?;
+    let model = Model::from_gguf(&gguf, spec)?;
+    Ok(Loaded { model, metadata: gguf.content })
+}
+
+impl Model {
+    fn from_gguf(g: &Gguf, spec: ArchSpec) -> Result<Self> {
+        let device = g.device().clone();
+        let eps = spec.rms_eps;
+        let norm = |name: &str| -> Result<RmsNorm> { Ok(RmsNorm::new(g.f32_tensor(name)?, eps)) };
+        let opt_norm =
+            |name: &str| -> Result<Option<RmsNorm>> { Ok(g.opt_f32_tensor(name)?.map(|w| RmsNorm::new(w, eps))) };
+        let qmm = |name: &str| -> Result<Weight> { Ok(Weight(QMatMul::from_qtensor(g.qtensor(name)?)?)) };
+        let linear = |p: &str| -> Result<Linear> {
+            Ok(Linear { weight: qmm(&format!("{p}.weight"))?, bias: g.opt_f32_tensor(&format!("{p}.bias"))? })
+        };
+
+        let embd = Arc::new(g.qtensor("token_embd.weight")?);
+        let (_, width) = embd.shape().dims2()?;
+        let embedding = if width % embd.dtype().block_size() == 0 {
+            Embedding::Quantized(embd.clone())
+        } else {
+            Embedding::Dense(embd.dequantize(&device)?)
+        };
+        // Tied output weights share the embedding's memory.
+        let lm_head =
+            if g.has_tensor("output.weight") { qmm("output.weight")? } else { Weight(QMatMul::from_arc(embd)?) };
+
+        let mut blocks = Vec::with_capacity(spec.n_layer);
+        for i in 0..spec.n_layer {
+            let p = format!("blk.{i}");
+            let attn = Attention {
+                q: linear(&format!("{p}.attn_q"))?,
+                k: linear(&format!("{p}.attn_k"))?,
+                v: linear(&format!("{p}.attn_v"))?,
+                o: linear(&format!("{p}.attn_output"))?,
+                q_norm: opt_norm(&format!("{p}.attn_q_norm.weight"))?,
+                k_norm: opt_norm(&format!("{p}.attn_k_norm.weight"))?,
+                n_head: spec.n_head,
+                n_kv_head: spec.n_kv_head,
+                head_dim: spec.head_dim,
+                scale: 1.0 / (spec.head_dim as f64).sqrt(),
+                local: spec.local_layers[i],
+            };
+            let mlp = Mlp {
+                gate: qmm(&format!("{p}.ffn_gate.weight"))?,
+                up: qmm(&format!("{p}.ffn_up.weight"))?,
+                down: qmm(&format!("{p}.ffn_down.weight"))?,
+                activation: spec.activation,
+            };
+            blocks.push(Block {
+                attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
+                attn,
+                post_attn_norm: opt_norm(&format!("{p}.post_attention_norm.weight"))?,
+                ffn_norm: norm(&format!("{p}.ffn_norm.weight"))?,
+                mlp,
+                post_ffn_norm: opt_norm(&format!("{p}.post_ffw_norm.weight"))?,
+            });
+        }
+        let rope_global =
+            Rope::new(spec.head_dim, spec.rope_base, spec.rope_scale, spec.context_length, spec.rope_style, &device)?;
+        let rope_local = match spec.rope_base_local {
+            Some(base) => Some(Rope::new(spec.head_dim, base, 1.0, spec.context_length, spec.rope_style, &device)?),
+            None => None,
+        };
+        let config = ModelConfig {
+            arch: spec.arch.clone(),
+            n_layer: spec.n_layer,
+            context_length: spec.context_length,
+            hidden: spec.hidden,
+        };
+        Ok(Self {
+            norm: norm("output_norm.weight")?,
+            spec,
+            config,
+            device,
+            embedding,
+            blocks,
+            lm_head,
+            rope_global,
+            rope_local,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn spec(&self) -> &ArchSpec {
+        &self.spec
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// One step of every row: `rows[i]` holds row i's new tokens (rows may differ in length; an empty row
+    /// gets padding only). Returns hidden states `[rows, t, hidden]`, left-padded like the cache.
+    fn step(&self, rows: &[&[u32]], cache: &mut KvCache) -> Result<Tensor> {
+        let lens: Vec<usize> = rows.iter().map(|r| r.len()).collect();
+        let t = lens.iter().copied().max().unwrap_or(0);
+        let slots = cache.push_step(&lens)?;
+        let mut tokens = Vec::with_capacity(rows.len() * t);
+        let mut positions = Vec::with_capacity(rows.len() * t);
+        for (row, slot) in rows.iter().zip(&slots) {
+            let pad = t - row.len();
+            tokens.extend(std::iter::repeat_n(0u32, pad).chain(row.iter().copied()));
+            positions.extend(slot.iter().map(|p| p.unwrap_or(0)));
+        }
+        let ids = Tensor::new(tokens.as_slice(), &self.device)?;
+        let positions = Tensor::new(positions.as_slice(), &self.device)?;
+        let mut x = self.embedding.forward(&ids)?.to_dtype(DType::F32)?.reshape((rows.len(), t, self.spec.hidden))?;
+        if let Some(s) = self.spec.embed_scale {
+            x = (x * s as f64)?;
+        }
+        let window = self.spec.sliding_window;
+        let decode_slots = (t == 1 && self.device.is_cpu())
+            .then(|| decode_attention::visible_slots(cache.positions(), None))
+            .flatten();
+        let visibility = match decode_slots {
+            Some(global) => Visibility::Slots {
+                global,
+                local: window.and_then(|w| decode_attention::visible_slots(cache.positions(), Some(w))),
+            },
+            None => Visibility::Masks {
+                global: step_mask(cache.positions(), t, None, &self.device)?,
+                local: window.map(|w| step_mask(cache.positions(), t, Some(w), &self.device)).transpose()?,
+            },
+        };
+        let inputs = StepInputs {
+            positions: &positions,
+            rope_global: &self.rope_global,
+            rope_local: self.rope_local.as_ref(),
+            visibility,
+        };
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(&x, i, &inputs, cache)?;
+        }
+        Ok(x)
+    }
+
+    fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(self.lm_head.forward(&self.norm.forward(hidden)?)?)
+    }
+
+    /// Append each row's tokens (rows may differ in length) and return the logits after each row's last
+    /// token, `[rows, vocab]`. Long inputs are computed in chunks.
+    pub fn forward(&self, rows: &[Vec<u32>], cache: &mut KvCache) -> Result<Tensor> {
+        ensure!(rows.len() == cache.rows(), "{} rows for a cache of {}", rows.len(), cache.rows());
+        let longest = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        ensure!(longest > 0, "nothing to compute");
+        // Chunks are aligned on the end of each row, so every row has a token in the last chunk.
+        let chunks = longest.div_ceil(PREFILL_CHUNK);
+        let mut hidden = None;
+        for c in 0..chunks {
+            let from_end_hi = longest - c * PREFILL_CHUNK;
+            let from_end_lo = from_end_hi.saturating_sub(PREFILL_CHUNK);
+            let pieces: Vec<&[u32]> = rows
+                .iter()
+                .map(|r| {
+                    let lo = r.len().saturating_sub(from_end_hi);
+                    let hi = r.len().saturating_sub(from_end_lo);
+                    &r[lo..hi]
+                })
+                .collect();
+            // A row with no tokens in an early chunk gets padding slots only.
+            hidden = Some(self.step(&pieces, cache)?);
+        }
+        let hidden = hidden.expect("at least one chunk");
+        let t = hidden.dim(1)?;
+        let logits = self.logits(&hidden.narrow(1, t - 1, 1)?)?;
+        Ok(logits.squeeze(1)?.to_dtype(DType::F32)?)
+    }
+
+    /// One decode step: one token per row. Returns `[rows, vocab]`.
+    pub fn decode_step(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let rows: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
+        let hidden = self.step(&rows, cache)?;
+        Ok(self.logits(&hidden)?.squeeze(1)?.to_dtype(DType::F32)?)
+    }
+
+    /// Logits at every position of one sequence, `[seq, vocab]` (for perplexity).
+    pub fn forward_all(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        ensure!(cache.rows() == 1, "forward_all takes a single-row cache");
+        let mut out = Vec::new();
+        for chunk in ids.chunks(PREFILL_CHUNK) {
+            let hidden = self.step(&[chunk], cache)?;
+            out.push(self.logits(&hidden)?.squeeze(0)?);
+        }
+        Ok(Tensor::cat(&out, 0)?.to_dtype(DType::F32)?)
+    }
+}

@@ -1,0 +1,243 @@
+//! Files in the output folder. Every write is atomic: a temporary file in the same folder, fsync, rename,
+//! fsync of the folder. A killed run leaves at most a `.polysum-tmp-*` file, which the next run removes.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::job::input::output_path;
+use crate::job::record::{ArticleRecord, Status};
+use crate::text::lang;
+
+pub const TMP_PREFIX: &str = ".polysum-tmp-";
+pub const INDEX: &str = "index.jsonl";
+
+/// Which per-article files to write (`--format json,md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub json: bool,
+    pub md: bool,
+}
+
+impl Formats {
+    pub fn parse(list: &str) -> Result<Formats> {
+        let mut f = Formats { json: false, md: false };
+        for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match part.to_ascii_lowercase().as_str() {
+                "json" => f.json = true,
+                "md" | "markdown" => f.md = true,
+                other => anyhow::bail!("unknown output format {other:?}: use json, md or json,md"),
+            }
+        }
+        if !f.json && !f.md {
+            anyhow::bail!("--format is empty: use json, md or json,md");
+        }
+        Ok(f)
+    }
+}
+
+/// Write `bytes` to `path` atomically (parents created).
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().context("output path has no folder")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .tempfile_in(parent)
+        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("renaming into {}", path.display()))?;
+    // The rename itself must reach the disk before the state says the file exists.
+    if let Ok(d) = std::fs::File::open(parent) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+pub fn record_json(record: &ArticleRecord) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(record)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Write the article's `.json` (always for a record, so failures are visible in the tree) and `.md` (when
+/// asked and the article could be read).
+pub fn write_article(dir: &Path, record: &ArticleRecord, formats: Formats) -> Result<()> {
+    if formats.json {
+        atomic_write(&output_path(dir, &record.id, ".json")?, &record_json(record)?)?;
+    }
+    if formats.md && record.error.is_none() {
+        let (suffix, body) = markdown(record);
+        atomic_write(&output_path(dir, &record.id, &suffix)?, body.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The Markdown file's suffix and text: `.md` with the summaries, or `.<lang>.md` with a translation.
+fn markdown(record: &ArticleRecord) -> (String, String) {
+    match &record.translation {
+        Some(t) => (format!(".{}.md", t.lang), render_translation_md(record, t)),
+        None => (".md".to_string(), render_md(record)),
+    }
+}
+
+/// True when the files of `record` are on disk and intact: the JSON parses and matches the record's hash
+/// and statuses, and the Markdown exists.
+pub fn outputs_intact(dir: &Path, record: &ArticleRecord, formats: Formats) -> bool {
+    let check = || -> Result<bool> {
+        if formats.json {
+            let bytes = std::fs::read(output_path(dir, &record.id, ".json")?)?;
+            let on_disk: ArticleRecord = serde_json::from_slice(&bytes)?;
+            if on_disk.sha256 != record.sha256
+                || on_disk.summaries != record.summaries
+                || on_disk.translation != record.translation
+                || on_disk.status != record.status
+            {
+                return Ok(false);
+            }
+        }
+        if formats.md && record.error.is_none() {
+            let text = std::fs::read_to_string(output_path(dir, &record.id, &markdown(record).0)?)?;
+            if !text.starts_with("# ") {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    check().unwrap_or(false)
+}
+
+/// `index.jsonl` from the given records (one compact JSON line each), atomically.
+pub fn write_index(dir: &Path, lines: &[String]) -> Result<()> {
+    let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        body.push_str(l);
+        body.push('\n');
+    }
+    atomic_write(&dir.join(INDEX), body.as_bytes())
+}
+
+/// Remove temporary files a killed run left behind (call with the lock held).
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()) {
+        if entry.file_type().is_file()
+            && entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The Markdown view of a record.
+pub fn render_md(r: &ArticleRecord) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("# {}\n\n", r.title.as_deref().filter(|t| !t.is_empty()).unwrap_or(&r.id)));
+    s.push_str(&format!("Source: `{}`", r.source));
+    if let Some(l) = &r.source_lang {
+        s.push_str(&format!(" · language: {l}"));
+    }
+    if r.truncated {
+        s.push_str(" · the article was truncated to fit the model");
+    }
+    s.push_str("\n\n");
+    for (code, sum) in &r.summaries {
+        let name = lang::native_name(code);
+        let mut heading: Vec<char> = name.chars().collect();
+        if let Some(c) = heading.first_mut() {
+            *c = c.to_uppercase().next().unwrap_or(*c);
+        }
+        s.push_str(&format!("## {} ({code})\n\n", heading.into_iter().collect::<String>()));
+        match (&sum.status, &sum.text) {
+            (Status::Ok, Some(text)) => {
+                s.push_str(text);
+                s.push_str("\n\n");
+                if !sum.unsupported_numbers.is_empty() {
+                    s.push_str(&format!(
+                        "> Check: these numbers are not in the article: {}\n\n",
+                        sum.unsupported_numbers.join(", ")
+                    ));
+                }
+            }
+            _ => s.push_str(&format!("*Failed: {}*\n\n", sum.error.as_deref().unwrap_or("unknown error"))),
+        }
+    }
+    s
+}
+
+/// The Markdown view of a translation: its title and paragraphs, then where it came from.
+pub fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::Translation) -> String {
+    let title = t.title.as_deref().or(r.title.as_deref()).filter(|s| !s.trim().is_empty()).unwrap_or(&r.id);
+    let mut s = format!("# {title}\n\n");
+    match (&t.record.status, &t.record.text) {
+        (Status::Ok, Some(text)) => {
+            for p in crate::translate::paragraphs(text).0 {
+                s.push_str(p);
+                s.push_str("\n\n");
+            }
+        }
+        _ => s.push_str(&format!("*Failed: {}*\n\n", t.record.error.as_deref().unwrap_or("unknown error"))),
+    }
+    s.push_str(&format!("---\nTranslated into {} from `{}`", lang::english_name(&t.lang), r.source));
+    if let Some(l) = &r.source_lang {
+        s.push_str(&format!(" ({})", lang::english_name(l)));
+    }
+    if !t.record.flags.is_empty() {
+        s.push_str(&format!(" · check: {}", t.record.flags.join(", ")));
+    }
+    s.push('\n');
+    s
+}
+
+/// Is this error (anywhere in its chain) "no space left on the device"?
+pub fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error() == Some(28)
+                || io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded;
+        }
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>() {
+            return f.code == rusqlite::ErrorCode::DiskFull;
+        }
+        false
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/c.json");
+        atomic_write(&p, b"one").unwrap();
+        atomic_write(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1);
+        std::fs::write(p.parent().unwrap().join(format!("{TMP_PREFIX}xyz")), b"partial").unwrap();
+        assert_eq!(remove_stale_temp_files(dir.path()), 1);
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!(Formats::parse("json,md").unwrap(), Formats { json: true, md: true });
+        assert_eq!(Formats::parse("md").unwrap(), Formats { json: false, md: true });
+        assert!(Formats::parse("pdf").is_err());
+    }
+
+    #[test]
+    fn disk_full_is_recognised_through_context() {
+        let e = anyhow::Error::from(std::io::Error::from_raw_os_error(28)).context("writing x");
+        assert!(is_disk_full(&e));
+        let e = anyhow::Error::from(std::io::Error::from_raw_os_error(13)).context("writing x");
+        assert!(!is_disk_full(&e));
+        let sq = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(13), None);
+        assert!(is_disk_full(&anyhow::Error::from(sq).context("state")));
+    }
+}

@@ -1,0 +1,161 @@
+//! The records polysum writes: one per article, in `<relpath>.json`, in `index.jsonl` and in the state
+//! database. Their JSON form is the documented, versioned schema (docs/OUTPUT.md): add fields freely,
+//! bump `SCHEMA_VERSION` when a field changes meaning or goes away.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::summarize::prompt::Strategy;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Prompt tokens of the requests behind this summary (all attempts).
+    pub prompt: usize,
+    /// Tokens generated for it (all attempts).
+    pub generated: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub strategy: Strategy,
+    /// `ok`, `wrong_language`, `empty` or `error`.
+    pub outcome: String,
+    pub lang_detected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRecord {
+    /// The summary; `null` when the status is `failed` (a text in the wrong language is never kept).
+    pub text: Option<String>,
+    pub status: Status,
+    pub error: Option<String>,
+    /// The language the detector found in the text that was accepted (or in the last rejected attempt).
+    pub lang_detected: Option<String>,
+    pub model: String,
+    pub prompt_version: String,
+    /// `s3` (3 sentences) or `w40` (40 words).
+    pub length: String,
+    pub tokens: Tokens,
+    /// Wall time of the generate calls behind this summary (a batched call counts for each of its rows).
+    pub seconds: f64,
+    pub flags: Vec<String>,
+    /// Numbers in `text` that do not occur in the article (flag `unsupported_numbers`).
+    pub unsupported_numbers: Vec<String>,
+    pub attempts: Vec<Attempt>,
+    /// Pieces of the input the model read one at a time: 1 when the article fit the context; for a
+    /// map-reduce summary the chunks of the first level; for a translation the paragraphs and pieces of
+    /// paragraphs translated.
+    #[serde(default = "one")]
+    pub chunks: usize,
+    /// Rounds of summarizing: 1 for a direct summary, 2 for chunk notes then the summary of the notes, more
+    /// when the notes themselves had to be condensed.
+    #[serde(default = "one")]
+    pub levels: usize,
+    /// Translations: how much of the source's structure came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure: Option<Structure>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Paragraph and sentence counts of a translation and its source (flag `sentence_count_mismatch` when the
+/// sentences differ by more than the check allows, `paragraph_dropped` when a paragraph came out empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Structure {
+    pub source_paragraphs: usize,
+    pub paragraphs: usize,
+    pub source_sentences: usize,
+    pub sentences: usize,
+}
+
+/// A whole-article translation (`polysum translate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Translation {
+    /// The target language.
+    pub lang: String,
+    /// The translated title (`null` when the status is `failed`).
+    pub title: Option<String>,
+    #[serde(flatten)]
+    pub record: SummaryRecord,
+}
+
+impl SummaryRecord {
+    pub fn is_ok(&self) -> bool {
+        self.status == Status::Ok && self.text.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArticleRecord {
+    pub schema_version: u32,
+    /// The output key: outputs are `<id>.json` and `<id>.md` in the output folder.
+    pub id: String,
+    /// The input file (with `:LINE` for JSON Lines).
+    pub source: String,
+    /// The `id` field of a JSON input, as given.
+    pub input_id: Option<String>,
+    /// SHA-256 of title + NUL + text (of the raw bytes for files that could not be read as articles).
+    pub sha256: Option<String>,
+    pub title: Option<String>,
+    /// Detected language of the article (ISO 639-1).
+    pub source_lang: Option<String>,
+    /// `lang` given in a JSON input.
+    pub declared_lang: Option<String>,
+    /// `story_id` given in a JSON input: language editions of one story share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story_id: Option<String>,
+    /// `ok` when every requested summary is ok.
+    pub status: Status,
+    /// Why the article could not be read (then `summaries` is empty).
+    pub error: Option<String>,
+    /// The article was longer than the model's context and was cut (flag `truncated_input` too).
+    pub truncated: bool,
+    pub warnings: Vec<String>,
+    pub summaries: BTreeMap<String, SummaryRecord>,
+    /// `polysum translate`: the article's translation (and `summaries` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<Translation>,
+    /// When this record was written, UTC, RFC 3339.
+    pub updated_at: String,
+}
+
+/// Now as RFC 3339 UTC (second precision), without a date crate.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamp_shape() {
+        let t = super::now_rfc3339();
+        assert_eq!(t.len(), 20);
+        assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T");
+    }
+}

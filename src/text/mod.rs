@@ -1,0 +1,8 @@
+//! Text utilities every task shares: language detection, chunking, numbers and names, chrF.
+//! Nothing here calls a model.
+
+pub mod chrf;
+pub mod chunk;
+pub mod lang;
+pub mod names;
+pub mod numbers;

@@ -1,0 +1,549 @@
+//! Proper names in a summary: sequences of capitalized words ("Claudia Sheinbaum", "Banco de España",
+//! "Bank of England"), except a sequence that starts a sentence, which counts only when the same sequence
+//! occurs again in the text (else "The", "Según", "Officials" would be names). A small stopword list per
+//! language removes capitalized words that are not names (articles, pronouns, months, days, titles, demonyms).
+//!
+//! Matching across languages is case- and accent-insensitive ("México" = "Mexico") and lenient: a name is
+//! present in the other text when any of its significant words occurs there as a word, or a known
+//! translation of it does ("United States" = "Estados Unidos").
+
+use crate::text::numbers::{fold_accents, Lang};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Name {
+    /// As written.
+    pub surface: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Lowercase connectors allowed inside a name between capitalized words.
+fn is_connector(lang: Lang, w: &str) -> bool {
+    match lang {
+        Lang::En => matches!(w, "of" | "de" | "del" | "von" | "van" | "al"),
+        Lang::Es => matches!(w, "de" | "del" | "la" | "las" | "los"),
+    }
+}
+
+/// Capitalized words that are not names (compared accent-folded and lowercase).
+fn is_stopword(lang: Lang, w: &str) -> bool {
+    const COMMON: &[&str] = &[
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+        "lunes",
+        "martes",
+        "miercoles",
+        "jueves",
+        "viernes",
+        "sabado",
+        "domingo",
+    ];
+    const EN: &[&str] = &[
+        "the",
+        "a",
+        "an",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "he",
+        "she",
+        "they",
+        "we",
+        "you",
+        "i",
+        "his",
+        "her",
+        "their",
+        "our",
+        "in",
+        "on",
+        "at",
+        "for",
+        "from",
+        "with",
+        "by",
+        "to",
+        "of",
+        "and",
+        "but",
+        "or",
+        "if",
+        "as",
+        "after",
+        "before",
+        "while",
+        "when",
+        "however",
+        "also",
+        "there",
+        "here",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "according",
+        "meanwhile",
+        "summary",
+        "english",
+        "spanish",
+        "british",
+        "american",
+        "european",
+        "french",
+        "german",
+        "mexican",
+        "chinese",
+        "russian",
+        "welsh",
+        "scottish",
+        "irish",
+        "italian",
+        "canadian",
+        "african",
+        "asian",
+        "muslim",
+        "christian",
+        "democrat",
+        "democrats",
+        "republican",
+        "republicans",
+    ];
+    const ES: &[&str] = &[
+        "el",
+        "la",
+        "los",
+        "las",
+        "un",
+        "una",
+        "unos",
+        "unas",
+        "este",
+        "esta",
+        "estos",
+        "estas",
+        "ese",
+        "esa",
+        "en",
+        "de",
+        "del",
+        "por",
+        "para",
+        "con",
+        "sin",
+        "segun",
+        "tras",
+        "y",
+        "o",
+        "pero",
+        "si",
+        "como",
+        "cuando",
+        "aunque",
+        "ademas",
+        "sin embargo",
+        "su",
+        "sus",
+        "se",
+        "al",
+        "lo",
+        "le",
+        "les",
+        "ellos",
+        "ellas",
+        "el",
+        "ella",
+        "sr",
+        "sra",
+        "dr",
+        "dra",
+        "resumen",
+        "tambien",
+        "mientras",
+        "durante",
+        "asimismo",
+    ];
+    let w = fold_accents(w);
+    COMMON.contains(&w.as_str())
+        || match lang {
+            Lang::En => EN.contains(&w.as_str()),
+            Lang::Es => ES.contains(&w.as_str()),
+        }
+}
+
+struct Word<'a> {
+    text: &'a str,
+    start: usize,
+    end: usize,
+    sentence_start: bool,
+    /// Only whitespace separates it from the previous word ("Co" in "O'Brien & Co" is not joined).
+    joined: bool,
+}
+
+fn words(text: &str) -> Vec<Word<'_>> {
+    let mut out = Vec::new();
+    let mut sentence_start = true;
+    let mut it = text.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        if c.is_alphanumeric() {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = it.peek() {
+                // Keep inner apostrophes and hyphens: "O'Brien", "Jean-Luc".
+                let inner = (d == '\'' || d == '’' || d == '-')
+                    && text[j + d.len_utf8()..].chars().next().is_some_and(|n| n.is_alphanumeric());
+                if d.is_alphanumeric() || inner {
+                    end = j + d.len_utf8();
+                    it.next();
+                } else {
+                    break;
+                }
+            }
+            // A possessive "'s" is not part of the name: "Peru's" → "Peru".
+            for poss in ["'s", "’s"] {
+                if text[i..end].ends_with(poss) && end - poss.len() > i {
+                    end -= poss.len();
+                }
+            }
+            let joined = out.last().is_some_and(|p: &Word| text[p.end..i].chars().all(char::is_whitespace));
+            out.push(Word { text: &text[i..end], start: i, end, sentence_start, joined });
+            sentence_start = false;
+        } else if matches!(c, '.' | '!' | '?' | '\n' | ':' | ';' | '¿' | '¡') {
+            // "Mr." and initials do not end a sentence.
+            let prev = out.last().map(|w: &Word| w.text).unwrap_or("");
+            let abbreviation = c == '.'
+                && (prev.chars().count() == 1
+                    || matches!(fold_accents(prev).as_str(), "mr" | "mrs" | "ms" | "dr" | "sr" | "sra" | "st" | "jr"));
+            if !abbreviation && c != ';' {
+                sentence_start = true;
+            }
+        }
+    }
+    out
+}
+
+fn capitalized(w: &str) -> bool {
+    let mut cs = w.chars();
+    cs.next().is_some_and(|c| c.is_uppercase()) && !w.chars().any(|c| c.is_ascii_digit())
+}
+
+/// Every proper name in `text`, in order, each once (the first occurrence).
+pub fn extract(text: &str, lang: Lang) -> Vec<Name> {
+    let ws = words(text);
+    let mut seqs: Vec<(usize, usize, bool)> = Vec::new(); // word index range, starts a sentence
+    let mut i = 0;
+    while i < ws.len() {
+        if !capitalized(ws[i].text) || (is_stopword(lang, ws[i].text) && !all_caps(ws[i].text)) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        loop {
+            if j < ws.len()
+                && ws[j].joined
+                && capitalized(ws[j].text)
+                && !ws[j].sentence_start
+                && !is_stopword(lang, ws[j].text)
+            {
+                j += 1;
+                continue;
+            }
+            // A run of connectors followed by a capitalized word: "Banco de España", "Bank of England".
+            let mut k = j;
+            while k < ws.len() && ws[k].joined && is_connector(lang, ws[k].text) && k - j < 2 {
+                k += 1;
+            }
+            if k > j
+                && k < ws.len()
+                && ws[k].joined
+                && capitalized(ws[k].text)
+                && !ws[k].sentence_start
+                && !is_stopword(lang, ws[k].text)
+            {
+                j = k + 1;
+                continue;
+            }
+            break;
+        }
+        seqs.push((i, j, ws[i].sentence_start));
+        i = j;
+    }
+    let key =
+        |a: usize, b: usize| -> String { ws[a..b].iter().map(|w| fold_accents(w.text)).collect::<Vec<_>>().join(" ") };
+    let mut out: Vec<Name> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for &(a, b, at_start) in &seqs {
+        let k = key(a, b);
+        if single_letter(&k) {
+            continue;
+        }
+        // At a sentence start, capitalization says nothing: keep it only when the sequence is repeated
+        // (anywhere, counting the sentence starts) in the text. Its later words are capitalized for a
+        // reason: "Mayor José Luis Martínez-Almeida said" keeps "José Luis Martínez-Almeida".
+        let mut a = a;
+        let mut k = k;
+        if at_start && seqs.iter().filter(|&&(x, y, _)| key(x, y) == k).count() < 2 {
+            if b - a < 2 {
+                continue;
+            }
+            a += 1;
+            k = key(a, b);
+        }
+        if seen.contains(&k) {
+            continue;
+        }
+        seen.push(k);
+        out.push(Name {
+            surface: text[ws[a].start..ws[b - 1].end].to_string(),
+            start: ws[a].start,
+            end: ws[b - 1].end,
+        });
+    }
+    out
+}
+
+fn all_caps(w: &str) -> bool {
+    w.chars().count() > 1 && w.chars().all(|c| !c.is_lowercase())
+}
+
+fn single_letter(k: &str) -> bool {
+    k.chars().count() <= 1
+}
+
+/// Names whose form differs between the languages (folded, lowercase): English, Spanish.
+const EXONYMS: &[(&str, &str)] = &[
+    ("united states", "estados unidos"),
+    ("us", "eeuu"),
+    ("us", "ee uu"),
+    ("uk", "reino unido"),
+    ("united kingdom", "reino unido"),
+    ("britain", "gran bretana"),
+    ("european union", "union europea"),
+    ("eu", "ue"),
+    ("united nations", "naciones unidas"),
+    ("un", "onu"),
+    ("nato", "otan"),
+    ("london", "londres"),
+    ("spain", "espana"),
+    ("germany", "alemania"),
+    ("france", "francia"),
+    ("england", "inglaterra"),
+    ("wales", "gales"),
+    ("scotland", "escocia"),
+    ("ireland", "irlanda"),
+    ("italy", "italia"),
+    ("china", "china"),
+    ("japan", "japon"),
+    ("russia", "rusia"),
+    ("brazil", "brasil"),
+    ("turkey", "turquia"),
+    ("new york", "nueva york"),
+    ("washington", "washington"),
+    ("white house", "casa blanca"),
+    ("congress", "congreso"),
+    ("senate", "senado"),
+    ("supreme court", "tribunal supremo"),
+    ("supreme court", "corte suprema"),
+    ("parliament", "parlamento"),
+    ("assembly", "asamblea"),
+    ("government", "gobierno"),
+    ("police", "policia"),
+];
+
+/// Words of a name that can identify it on their own (not connectors, not titles, 3+ letters or an acronym).
+fn significant_words(name: &str, lang: Lang) -> Vec<String> {
+    let raw = words(name);
+    let single = raw.len() == 1;
+    raw.iter()
+        .filter_map(|w| {
+            let f = fold_word(w.text);
+            // An acronym counts at any length ("AM" in "AMs de Wales").
+            let acronym = all_caps(w.text.strip_suffix('s').unwrap_or(w.text));
+            let keep = !f.is_empty()
+                && !is_connector(lang, &f)
+                && !is_stopword(lang, &f)
+                && !is_title(&f)
+                && (f.chars().count() >= 3 || acronym || single);
+            keep.then_some(f)
+        })
+        .collect()
+}
+
+fn is_title(w: &str) -> bool {
+    matches!(
+        w,
+        "president"
+            | "presidente"
+            | "presidenta"
+            | "minister"
+            | "ministro"
+            | "ministra"
+            | "prime"
+            | "primer"
+            | "primera"
+            | "king"
+            | "rey"
+            | "queen"
+            | "reina"
+            | "senator"
+            | "senador"
+            | "senadora"
+            | "governor"
+            | "gobernador"
+            | "gobernadora"
+            | "mayor"
+            | "alcalde"
+            | "alcaldesa"
+            | "general"
+            | "judge"
+            | "juez"
+            | "jueza"
+            | "sir"
+            | "lord"
+            | "lady"
+            | "pope"
+            | "papa"
+            | "saint"
+            | "san"
+            | "santa"
+    )
+}
+
+/// Folded words of a text, for whole-word lookups; plural acronyms lose their "s" ("AMs" → "am").
+fn folded_words(text: &str) -> Vec<String> {
+    words(text).iter().map(|w| fold_word(w.text)).collect()
+}
+
+fn fold_word(raw: &str) -> String {
+    let f = fold_accents(raw);
+    if raw.len() > 2 && raw.ends_with('s') && raw[..raw.len() - 1].chars().all(|c| c.is_uppercase()) {
+        f[..f.len() - 1].to_string()
+    } else {
+        f
+    }
+}
+
+fn contains_phrase(words: &[String], phrase: &str) -> bool {
+    let p: Vec<&str> = phrase.split(' ').collect();
+    !p.is_empty() && words.windows(p.len()).any(|w| w.iter().zip(&p).all(|(a, b)| a == b))
+}
+
+/// Whether `name` (from a text in `lang`) is present in `other` (a text in `other_lang`).
+pub fn present_in(name: &str, lang: Lang, other: &str, other_lang: Lang) -> bool {
+    let words = folded_words(other);
+    let folded = folded_words(name).join(" ");
+    if contains_phrase(&words, &folded) {
+        return true;
+    }
+    for (en, es) in EXONYMS {
+        let (mine, theirs) = match (lang, other_lang) {
+            (Lang::En, Lang::Es) => (en, es),
+            (Lang::Es, Lang::En) => (es, en),
+            _ => continue,
+        };
+        let name_words: Vec<String> = folded.split(' ').map(str::to_string).collect();
+        if contains_phrase(&name_words, mine) && contains_phrase(&words, theirs) {
+            return true;
+        }
+    }
+    significant_words(name, lang).iter().any(|w| words.iter().any(|x| x == w))
+}
+
+/// Names of `a` missing from `b`, and names of `b` missing from `a`.
+pub fn only_in(a: &str, a_lang: Lang, b: &str, b_lang: Lang) -> (Vec<Name>, Vec<Name>) {
+    let left = extract(a, a_lang).into_iter().filter(|n| !present_in(&n.surface, a_lang, b, b_lang)).collect();
+    let right = extract(b, b_lang).into_iter().filter(|n| !present_in(&n.surface, b_lang, a, a_lang)).collect();
+    (left, right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(text: &str, lang: Lang) -> Vec<String> {
+        extract(text, lang).into_iter().map(|n| n.surface).collect()
+    }
+
+    #[test]
+    fn english_names() {
+        assert_eq!(
+            names("The plan was announced by President Claudia Sheinbaum in Mexico City on Monday.", Lang::En),
+            vec!["President Claudia Sheinbaum", "Mexico City"]
+        );
+        assert_eq!(names("Officials at the Bank of England said rates would rise.", Lang::En), vec!["Bank of England"]);
+        // A sentence start is a name only when repeated.
+        assert_eq!(names("Officials said so. Prices rose.", Lang::En), Vec::<String>::new());
+        assert_eq!(names("Sheinbaum spoke. Later, Sheinbaum left.", Lang::En), vec!["Sheinbaum"]);
+        assert_eq!(names("Assembly (AMs) worry about MWPs.", Lang::En), vec!["AMs", "MWPs"]);
+        assert_eq!(
+            names("Mayor José Luis Martínez-Almeida said so, and Peru's president agreed.", Lang::En),
+            vec!["José Luis Martínez-Almeida", "Peru"]
+        );
+        assert_eq!(names("Talks with O'Brien & Co.", Lang::En), vec!["O'Brien", "Co"]);
+    }
+
+    #[test]
+    fn spanish_names() {
+        assert_eq!(
+            names("La presidenta Claudia Sheinbaum anunció el plan en la Ciudad de México el lunes.", Lang::Es),
+            vec!["Claudia Sheinbaum", "Ciudad de México"]
+        );
+        assert_eq!(names("Según el Banco de España, la economía creció.", Lang::Es), vec!["Banco de España"]);
+        assert_eq!(names("Según fuentes oficiales, nada cambió.", Lang::Es), Vec::<String>::new());
+    }
+
+    #[test]
+    fn matching_is_case_and_accent_insensitive() {
+        assert!(present_in("Mexico", Lang::En, "El gobierno de México anunció", Lang::Es));
+        assert!(present_in("México", Lang::Es, "The government of MEXICO said", Lang::En));
+        assert!(present_in("President Claudia Sheinbaum", Lang::En, "dijo Sheinbaum", Lang::Es));
+        assert!(present_in("United States", Lang::En, "los Estados Unidos", Lang::Es));
+        assert!(present_in("EEUU", Lang::Es, "the US economy", Lang::En));
+        assert!(present_in("AMs", Lang::En, "los AM galeses", Lang::Es));
+        assert!(present_in("AMs de Wales", Lang::Es, "Welsh AMs are worried", Lang::En));
+        assert!(!present_in("Consejo de Wales", Lang::Es, "the council de la", Lang::En));
+        assert!(!present_in("Sheinbaum", Lang::En, "La presidenta anunció el plan", Lang::Es));
+        assert!(!present_in("Mexico", Lang::En, "Estados Unidos anunció", Lang::Es));
+        // A title alone does not make a match.
+        assert!(!present_in("President Claudia Sheinbaum", Lang::En, "El presidente habló", Lang::Es));
+    }
+
+    #[test]
+    fn only_in_both_directions() {
+        let en = "President Sheinbaum said Mexico will build 14,000 homes with help from the World Bank.";
+        let es = "La presidenta Sheinbaum dijo que México construirá 14.000 viviendas, según Pemex.";
+        let (l, r) = only_in(en, Lang::En, es, Lang::Es);
+        assert_eq!(l.iter().map(|n| n.surface.as_str()).collect::<Vec<_>>(), vec!["World Bank"]);
+        assert_eq!(r.iter().map(|n| n.surface.as_str()).collect::<Vec<_>>(), vec!["Pemex"]);
+    }
+}

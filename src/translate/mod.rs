@@ -1,0 +1,437 @@
+//! `polysum translate INPUT... --to es|en --out DIR`: whole articles translated paragraph by paragraph,
+//! with the paragraph structure and the title kept, the output language checked, and a sentence-count
+//! check against the source (a paragraph the model skipped is caught, not shipped).
+//!
+//! It runs on the summarize machinery (`summarize::runner`): the same inputs, state, lock, atomic writes,
+//! progress and exit codes; only the per-article step differs.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::backend::generator::Generator;
+use crate::engine::generate::{Request, StopReason};
+use crate::engine::sampling::SamplingParams;
+use crate::job::input::Article;
+use crate::job::record::{Attempt, Status, Structure, SummaryRecord, Tokens, Translation};
+use crate::summarize::guard;
+use crate::summarize::pipeline::round3;
+use crate::summarize::prompt::{self, Strategy, TRANSLATE_PROMPT_VERSION};
+use crate::text::chunk::{self, ChunkConfig};
+use crate::text::lang;
+
+/// Most tokens of source text in one request: small models translate short pieces more faithfully, and a
+/// piece's answer stays well inside the context.
+const MAX_PIECE_TOKENS: usize = 400;
+/// Pieces translated in one batched call.
+const PIECES_PER_CALL: usize = 4;
+/// Pieces shorter than this many words are not language-checked (names, datelines, scores).
+const CHECK_MIN_WORDS: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub to: String,
+    /// The source language; `None` detects it.
+    pub from: Option<String>,
+    pub max_context: Option<usize>,
+}
+
+impl Settings {
+    /// The state key's length column: the same article translated into the same language is done once.
+    pub fn state_key(&self) -> String {
+        format!("translate:{}", self.from.as_deref().unwrap_or("auto"))
+    }
+}
+
+/// What `translate_article` produced.
+pub struct Translated {
+    pub source_lang: Option<String>,
+    pub translation: Translation,
+    pub generated_tokens: usize,
+    pub generate_seconds: f64,
+}
+
+/// The paragraphs of a text: blank-line separated when it has blank lines, else one per line (news feeds
+/// and NTREX put one paragraph per line).
+pub fn paragraphs(text: &str) -> (Vec<&str>, &'static str) {
+    let blank = text.lines().any(|l| l.trim().is_empty()) && text.trim().contains('\n');
+    let sep = if blank { "\n\n" } else { "\n" };
+    let parts: Vec<&str> = if blank {
+        let mut out = Vec::new();
+        let mut start: Option<usize> = None;
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            if line.trim().is_empty() {
+                if let Some(s) = start.take() {
+                    out.push(text[s..offset].trim());
+                }
+            } else if start.is_none() {
+                start = Some(offset);
+            }
+            offset += line.len();
+        }
+        if let Some(s) = start {
+            out.push(text[s..].trim());
+        }
+        out
+    } else {
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+    };
+    (parts, sep)
+}
+
+/// The article's paragraphs without its title: text and Markdown inputs carry the title as their first
+/// line, and it is translated once, as the title. `false` when the title is the whole text (a one-line
+/// article), which is then translated once, as the body.
+fn body_paragraphs(article: &Article) -> (Vec<&str>, &'static str, bool) {
+    let (paras, sep) = paragraphs(&article.text);
+    let title = article.title.trim();
+    let mut body = paras.clone();
+    let mut title_is_first_line = false;
+    if let Some(first) = body.first_mut() {
+        let (line, rest) = first.split_once('\n').unwrap_or((first, ""));
+        let line = line.trim().trim_start_matches('#').trim();
+        if !title.is_empty() && line == title {
+            *first = rest.trim();
+            title_is_first_line = true;
+        }
+    }
+    body.retain(|p| !p.is_empty() && !p.chars().all(|c| c == '=' || c == '-' || c.is_whitespace()));
+    if body.is_empty() {
+        return (paras, sep, false);
+    }
+    // A title that is not the text's first line came with the input (JSON `title`); one cut from the first
+    // line (a long first line) is part of the body.
+    let given = !title.is_empty()
+        && (title_is_first_line || !paras.first().is_some_and(|p| p.starts_with(title.trim_end_matches('…'))));
+    (body, sep, given)
+}
+
+/// The sentence-count check: per paragraph, a translation with less than half the source's sentences
+/// (of a source with at least 3) lost some; over the whole text, a ratio outside 0.75–1.33 is suspect.
+/// Returns the structure counts, and the numbers (1-based) of the paragraphs that look short.
+pub fn sentence_check(source: &[&str], translated: &[String]) -> (Structure, Vec<usize>) {
+    let count = |p: &str| guard::sentences(p).len();
+    let mut short = Vec::new();
+    let (mut src_total, mut out_total) = (0, 0);
+    for (i, src) in source.iter().enumerate() {
+        let s = count(src);
+        let o = translated.get(i).map(|t| count(t)).unwrap_or(0);
+        src_total += s;
+        out_total += o;
+        if (s >= 3 && o * 2 < s) || (s > 0 && o == 0) {
+            short.push(i + 1);
+        }
+    }
+    let structure = Structure {
+        source_paragraphs: source.len(),
+        paragraphs: translated.iter().filter(|t| !t.trim().is_empty()).count(),
+        source_sentences: src_total,
+        sentences: out_total,
+    };
+    (structure, short)
+}
+
+fn sampling() -> SamplingParams {
+    SamplingParams { repetition_penalty: 1.05, repetition_window: 64, ..SamplingParams::greedy() }
+}
+
+/// One piece of the source: the title (paragraph `None`) or part of a paragraph.
+struct Piece<'a> {
+    paragraph: Option<usize>,
+    text: &'a str,
+    tokens: usize,
+}
+
+/// The answer for one piece, once accepted or given up on.
+#[derive(Default, Clone)]
+struct PieceResult {
+    text: String,
+    ok: bool,
+    cut: bool,
+    detected: Option<String>,
+}
+
+/// Translate `article` into `settings.to`.
+pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Generator) -> Translated {
+    let to = settings.to.clone();
+    let source_lang =
+        settings.from.clone().or_else(|| lang::detect(&article.text)).or_else(|| article.declared_lang.clone());
+    let model = gen.model_id();
+    let (paras, sep, title_separate) = body_paragraphs(article);
+    let mut record = SummaryRecord {
+        text: None,
+        status: Status::Failed,
+        error: None,
+        lang_detected: None,
+        model,
+        prompt_version: TRANSLATE_PROMPT_VERSION.into(),
+        length: "full".into(),
+        tokens: Tokens::default(),
+        seconds: 0.0,
+        flags: vec![],
+        unsupported_numbers: vec![],
+        attempts: vec![],
+        chunks: 0,
+        levels: 1,
+        structure: None,
+    };
+    let mut out = Translated {
+        source_lang: source_lang.clone(),
+        translation: Translation { lang: to.clone(), title: None, record: record.clone() },
+        generated_tokens: 0,
+        generate_seconds: 0.0,
+    };
+
+    if source_lang.as_deref() == Some(to.as_str()) {
+        let texts: Vec<String> = paras.iter().map(|p| p.to_string()).collect();
+        let (structure, _) = sentence_check(&paras, &texts);
+        record.text = Some(texts.join(sep));
+        record.chunks = texts.len();
+        record.status = Status::Ok;
+        record.lang_detected = Some(to.clone());
+        record.flags.push("already_in_target_language".into());
+        record.structure = Some(structure);
+        out.translation.title = Some(article.title.clone());
+        out.translation.record = record;
+        return out;
+    }
+    let from = source_lang.clone().unwrap_or_else(|| if to == "en" { "es".into() } else { "en".into() });
+
+    let count = |s: &str| gen.count_tokens_or_estimate(s);
+    let context = crate::summarize::pipeline::usable_context(gen, settings.max_context);
+    let overhead = {
+        let p = prompt::translate("", &to);
+        count(&gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref()).unwrap_or_default()) + 40
+    };
+    // The answer takes up to twice the source's tokens.
+    let budget = (context.saturating_sub(overhead) / 3).min(MAX_PIECE_TOKENS);
+    if budget < 16 {
+        record.error =
+            Some(format!("the context ({context} tokens) is too small to translate in: raise --max-context"));
+        out.translation.record = record;
+        return out;
+    }
+
+    let mut pieces: Vec<Piece> = Vec::new();
+    if title_separate {
+        pieces.push(Piece { paragraph: None, text: article.title.trim(), tokens: count(&article.title) });
+    }
+    for (i, p) in paras.iter().enumerate() {
+        for c in chunk::chunk(p, ChunkConfig { budget, overlap: 0 }, &count) {
+            pieces.push(Piece { paragraph: Some(i), text: p[c.range].trim(), tokens: c.tokens });
+        }
+    }
+    record.chunks = pieces.iter().filter(|p| p.paragraph.is_some()).count();
+
+    let mut results = vec![PieceResult::default(); pieces.len()];
+    let t0 = Instant::now();
+    for (round, strategy) in [Strategy::Native, Strategy::Base].into_iter().enumerate() {
+        let open: Vec<usize> = (0..pieces.len()).filter(|&i| !results[i].ok).collect();
+        if open.is_empty() {
+            break;
+        }
+        let mut wrong = 0;
+        for batch in open.chunks(PIECES_PER_CALL) {
+            let requests: Result<Vec<Request>> = batch
+                .iter()
+                .map(|&i| {
+                    let p = if round == 0 {
+                        prompt::translate(pieces[i].text, &to)
+                    } else {
+                        prompt::translate_from(pieces[i].text, &from, &to)
+                    };
+                    Ok(Request {
+                        prompt: gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref())?,
+                        max_new_tokens: pieces[i].tokens * 2 + 32,
+                        sampling: sampling(),
+                        stop_strings: prompt::stop_strings(),
+                    })
+                })
+                .collect();
+            let generated = requests.and_then(|r| gen.generate(&r));
+            let gens = match generated {
+                Ok((gens, _)) => gens,
+                Err(e) => {
+                    record.error = Some(format!("generation failed: {e:#}"));
+                    record.attempts.push(Attempt {
+                        strategy,
+                        outcome: "error".into(),
+                        lang_detected: None,
+                        error: record.error.clone(),
+                    });
+                    out.translation.record = finish_failed(record, t0);
+                    return out;
+                }
+            };
+            for (&i, g) in batch.iter().zip(&gens) {
+                record.tokens.prompt += g.prompt_tokens;
+                record.tokens.generated += g.tokens.len();
+                out.generated_tokens += g.tokens.len();
+                let (text, _) = guard::clean(&g.text);
+                let words = pieces[i].text.split_whitespace().count();
+                let detected = if words >= CHECK_MIN_WORDS { lang::detect(&text) } else { Some(to.clone()) };
+                let has_text = text.chars().any(|c| c.is_alphanumeric());
+                let ok = has_text && detected.as_deref() == Some(to.as_str());
+                if !ok && has_text {
+                    wrong += 1;
+                }
+                // Keep the first attempt's text as a fallback only to report on; it is never shipped unless ok.
+                results[i] = PieceResult { text, ok, cut: g.stop_reason == StopReason::MaxTokens, detected };
+            }
+        }
+        let failed_now = open.iter().filter(|&&i| !results[i].ok).count();
+        record.attempts.push(Attempt {
+            strategy: if round == 0 { Strategy::Translate } else { strategy },
+            outcome: if failed_now == 0 {
+                "ok".into()
+            } else {
+                format!("{failed_now} of {} pieces not in {to} ({wrong} in another language)", open.len())
+            },
+            lang_detected: None,
+            error: None,
+        });
+    }
+    out.generate_seconds = t0.elapsed().as_secs_f64();
+
+    // Reassemble: pieces of a paragraph joined by a space, paragraphs by the source's separator.
+    let mut translated = vec![String::new(); paras.len()];
+    let mut title = None;
+    let mut bad: Vec<String> = Vec::new();
+    for (piece, r) in pieces.iter().zip(&results) {
+        if !r.ok {
+            let what = piece.paragraph.map_or("the title".to_string(), |p| format!("paragraph {}", p + 1));
+            bad.push(match &r.detected {
+                Some(d) if !r.text.is_empty() => format!("{what} came out in {}", lang::english_name(d)),
+                _ => format!("{what} came out empty"),
+            });
+            continue;
+        }
+        if r.cut && !record.flags.iter().any(|f| f == "piece_cut") {
+            record.flags.push("piece_cut".into());
+        }
+        match piece.paragraph {
+            None => title = Some(r.text.clone()),
+            Some(p) => {
+                let t = &mut translated[p];
+                if !t.is_empty() {
+                    t.push(' ');
+                }
+                t.push_str(&r.text);
+            }
+        }
+    }
+    let (structure, short) = sentence_check(&paras, &translated);
+    if structure.paragraphs < structure.source_paragraphs {
+        record.flags.push("paragraph_dropped".into());
+    }
+    if !short.is_empty()
+        || !(0.75..=1.34).contains(&(structure.sentences as f64 / structure.source_sentences.max(1) as f64))
+    {
+        record.flags.push("sentence_count_mismatch".into());
+    }
+    record.structure = Some(structure);
+    let text = translated.join(sep);
+    let detected = lang::detect(&text);
+    record.lang_detected = detected.clone();
+    if !bad.is_empty() {
+        record.error = Some(format!("no translation into {} for {}", lang::english_name(&to), bad.join("; ")));
+    } else if detected.as_deref() != Some(to.as_str()) {
+        record.error = Some(format!(
+            "the translation reads as {}, not {}",
+            detected.as_deref().map_or("no known language", lang::english_name),
+            lang::english_name(&to)
+        ));
+    } else {
+        record.status = Status::Ok;
+        record.text = Some(text);
+        out.translation.title = if title_separate { title } else { translated.first().cloned() };
+    }
+    record.seconds = round3(out.generate_seconds);
+    out.translation.record = record;
+    out
+}
+
+fn finish_failed(mut record: SummaryRecord, t0: Instant) -> SummaryRecord {
+    record.status = Status::Failed;
+    record.text = None;
+    record.seconds = round3(t0.elapsed().as_secs_f64());
+    record
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TranslateArgs {
+    /// The language to translate into: en, es, fr, de, it, pt, ca or nl.
+    #[arg(long)]
+    pub to: String,
+    /// The articles' language, or auto to detect it per article.
+    #[arg(long, default_value = "auto")]
+    pub from: String,
+    /// Inputs, output folder (`<relpath>.json` and `<relpath>.<lang>.md` per article), model, run control.
+    #[command(flatten)]
+    pub job: crate::summarize::JobArgs,
+}
+
+/// The `translate` subcommand; returns the exit code. Flags are checked and merged by the summarize
+/// command's resolver, so both commands read the same config file the same way.
+pub fn main(args: TranslateArgs) -> Result<i32> {
+    let to = match lang::parse_langs(&args.to) {
+        Ok(l) if l.len() == 1 => l[0].clone(),
+        Ok(_) => return usage_exit("--to takes one language"),
+        Err(e) => return usage_exit(&format!("{e:#}")),
+    };
+    let from = match args.from.as_str() {
+        "auto" => None,
+        other => match lang::parse_langs(other) {
+            Ok(l) if l.len() == 1 => Some(l[0].clone()),
+            Ok(_) => return usage_exit("--from takes one language, or auto"),
+            Err(e) => return usage_exit(&format!("{e:#}")),
+        },
+    };
+    // Never from polysum.toml: its inputs and out are the summarize job's, and translations written into
+    // a summaries folder would replace the summaries' files.
+    if args.job.inputs.is_empty() {
+        return usage_exit("no inputs: give files or folders to translate");
+    }
+    if args.job.out.is_none() {
+        return usage_exit("--out DIR is required");
+    }
+    let max_context = args.job.max_context;
+    let summarize_args =
+        crate::summarize::SummarizeArgs { job: args.job, langs: Some(to.clone()), ..Default::default() };
+    let settings = Settings { to, from, max_context };
+    crate::summarize::run_command(&summarize_args, |run| run.task = crate::job::runner::Task::Translate(settings))
+}
+
+fn usage_exit(msg: &str) -> Result<i32> {
+    eprintln!("error: {msg}");
+    Ok(crate::cli::exit::USAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paragraphs_by_blank_lines_or_by_lines() {
+        let (p, sep) = paragraphs("One. Two.\nstill one.\n\n  Three.\n\n\nFour.");
+        assert_eq!(p, ["One. Two.\nstill one.", "Three.", "Four."]);
+        assert_eq!(sep, "\n\n");
+        let (p, sep) = paragraphs("First line.\nSecond line.\n\rThird.");
+        assert_eq!((p.len(), sep), (3, "\n"));
+    }
+
+    #[test]
+    fn the_sentence_check_catches_a_dropped_paragraph_and_a_short_one() {
+        let src = ["A one. A two. A three.", "B one. B two.", "C one."];
+        let fine: Vec<String> = ["Uno. Dos. Tres.", "Uno. Dos.", "Uno."].map(String::from).to_vec();
+        let (s, short) = sentence_check(&src, &fine);
+        assert_eq!((s.source_paragraphs, s.paragraphs, s.source_sentences, s.sentences), (3, 3, 6, 6));
+        assert!(short.is_empty());
+        let dropped: Vec<String> = ["Uno, dos y tres.", "", "Uno."].map(String::from).to_vec();
+        let (s, short) = sentence_check(&src, &dropped);
+        assert_eq!(s.paragraphs, 2);
+        assert_eq!(short, [1, 2]);
+    }
+}
