@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use polysum::backend::openai::{ChatRequest, OpenAiClient, OpenAiConfig, OpenAiError};
-use polysum::engine::generate::{Request, StopReason};
-use polysum::engine::sampling::SamplingParams;
+use polysum::backend::{Prompt, Request, SamplingParams, StopReason};
 use serde_json::{json, Value};
 
 /// What the server does for one request.
@@ -214,8 +213,8 @@ fn generate_runs_a_batch_and_sums_usage() {
     });
     let client = OpenAiClient::new(config(&server.url)).unwrap();
     let reqs = vec![
-        Request::greedy(client.chat_prompt(Some("s"), "English please", None).unwrap(), 16),
-        Request::greedy(client.chat_prompt(Some("s"), "En español", Some("Resumen: ")).unwrap(), 16),
+        Request::greedy(Prompt::chat("s", "English please"), 16),
+        Request::greedy(Prompt::chat("s", "En español").with_answer_prefix(Some("Resumen: ".into())), 16),
     ];
     let (gens, stats) = client.generate(&reqs).unwrap();
     assert_eq!(gens[0].text, "The text.");
@@ -316,7 +315,7 @@ fn max_inflight_bounds_open_requests_across_threads() {
     let mut cfg = config(&server.url);
     cfg.max_inflight = 3;
     let client = OpenAiClient::new(cfg).unwrap();
-    let batch: Vec<Request> = (0..6).map(|i| Request::greedy(format!("article {i}"), 8)).collect();
+    let batch: Vec<Request> = (0..6).map(|i| Request::greedy(Prompt::Raw(format!("article {i}")), 8)).collect();
     // Two workers, each with a batch of 6: 12 requests, never more than 3 open.
     std::thread::scope(|s| {
         let a = s.spawn(|| client.generate(&batch).unwrap());

@@ -1,7 +1,132 @@
-//! Generation on engines other than the built-in one.
+//! The model as the tasks see it: one [`Generator`] trait, with a chat prompt as a typed value, and one
+//! implementation per backend.
 //!
-//! `openai`: any server that speaks the OpenAI chat-completions protocol (vLLM, llama.cpp's server,
-//! Hugging Face TGI, Ollama). `shard`: the deterministic partition of inputs for N independent runs.
+//! - `local`: the built-in engine (`crate::engine`), alone or behind its continuous-batching scheduler.
+//! - `openai`: any server that speaks the OpenAI chat-completions protocol (vLLM, llama.cpp's server,
+//!   Hugging Face TGI, Ollama).
+//! - `fake` (cargo feature `fake-model`, for the test suite): a scripted stand-in.
+//!
+//! Tasks build [`Request`]s from [`Prompt`]s; a backend renders them its own way (the model's chat template
+//! locally, a `messages` list for a server), so nothing above this module renders templates.
 
-pub mod generator;
+#[cfg(any(test, feature = "fake-model"))]
+pub mod fake;
+pub(crate) mod local;
 pub mod openai;
+
+use anyhow::Result;
+
+pub use crate::engine::generate::{CallStats, Generation, StopReason};
+pub use crate::engine::sampling::SamplingParams;
+
+/// What a model is asked: a chat (system prompt, user message, optionally the start of the answer), or
+/// raw text for a model without a chat template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    Chat { system: Option<String>, user: String, assistant_prefix: Option<String> },
+    Raw(String),
+}
+
+impl Prompt {
+    /// A chat with a system prompt and a user message.
+    pub fn chat(system: impl Into<String>, user: impl Into<String>) -> Self {
+        Prompt::Chat { system: Some(system.into()), user: user.into(), assistant_prefix: None }
+    }
+
+    /// A chat of one user message.
+    pub fn user(user: impl Into<String>) -> Self {
+        Prompt::Chat { system: None, user: user.into(), assistant_prefix: None }
+    }
+
+    /// The same chat with the answer started by `prefix` (the generation continues it).
+    pub fn with_answer_prefix(self, prefix: Option<String>) -> Self {
+        match self {
+            Prompt::Chat { system, user, .. } => Prompt::Chat { system, user, assistant_prefix: prefix },
+            raw => raw,
+        }
+    }
+}
+
+/// One generation: the prompt, how much to generate and how to sample.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub prompt: Prompt,
+    pub max_new_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation stops when the output contains one of these; the stop string is not returned.
+    pub stop_strings: Vec<String>,
+}
+
+impl Request {
+    /// A greedy request without stop strings.
+    pub fn greedy(prompt: Prompt, max_new_tokens: usize) -> Self {
+        Self { prompt, max_new_tokens, sampling: SamplingParams::greedy(), stop_strings: vec![] }
+    }
+}
+
+/// What the tasks need from a language model.
+pub trait Generator: Sync {
+    /// Identifies the model in the state key and the output (`model` field).
+    fn model_id(&self) -> String;
+    /// One batched call; the answers come in the order of `requests`. Requests that share a prompt prefix
+    /// share its computation where the backend can.
+    fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)>;
+    /// Tokens of `text` alone.
+    fn count_tokens(&self, text: &str) -> Result<usize>;
+    /// Tokens of a whole prompt as the backend sends it (template included).
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<usize>;
+    /// `count_tokens`, or two tokens a word where the tokenizer cannot say: for budgets, where an estimate
+    /// beats failing the article.
+    fn count_tokens_or_estimate(&self, text: &str) -> usize {
+        self.count_tokens(text).unwrap_or_else(|_| text.split_whitespace().count() * 2)
+    }
+    /// Prompt plus output must fit in this many tokens.
+    fn context_length(&self) -> usize;
+    /// Whether the model runs on the CPU.
+    fn is_cpu(&self) -> bool {
+        true
+    }
+    /// Articles to keep in flight when --jobs does not say: more than one pays only where concurrent calls
+    /// share work (a batching scheduler, a server).
+    fn default_jobs(&self) -> usize {
+        1
+    }
+}
+
+pub use local::LocalModel;
+
+/// Which model generates, as chosen on the command line, before anything is resolved or loaded.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The built-in engine.
+    Local(LocalModel),
+    /// A server speaking the OpenAI chat-completions protocol.
+    OpenAi(openai::OpenAiConfig),
+    /// The scripted stand-in of the test suite.
+    #[cfg(feature = "fake-model")]
+    Fake(fake::FakeGenerator),
+}
+
+impl Backend {
+    /// The model's id, as the outputs and the state key record it. For a local model this resolves the
+    /// model (pulling it into the cache when it is not there yet): call it under the output folder's lock.
+    pub fn model_id(&self) -> Result<String> {
+        match self {
+            Backend::Local(m) => m.model_id(),
+            Backend::OpenAi(cfg) => Ok(openai::remote_model_id(cfg)),
+            #[cfg(feature = "fake-model")]
+            Backend::Fake(f) => Ok(f.model_id()),
+        }
+    }
+
+    /// The model, ready to generate. A local model runs behind the continuous-batching scheduler, so
+    /// concurrent callers share decode steps.
+    pub fn load(&self) -> Result<Box<dyn Generator>> {
+        Ok(match self {
+            Backend::Local(m) => Box::new(m.load_scheduler()?),
+            Backend::OpenAi(cfg) => Box::new(openai::OpenAiClient::new(cfg.clone())?),
+            #[cfg(feature = "fake-model")]
+            Backend::Fake(f) => Box::new(f.clone()),
+        })
+    }
+}

@@ -29,12 +29,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::engine::chat::Message;
-use crate::engine::generate::{CallStats, Generation, Request, StopReason};
-use crate::engine::sampling::SamplingParams;
+use super::{CallStats, Generation, Generator, Prompt, Request, SamplingParams, StopReason};
 
-/// Marks a prompt string that carries chat messages (see [`encode_messages`]).
-const MESSAGES_MARKER: &str = "\u{1}polysum-chat-messages\u{1}";
 
 #[derive(Clone)]
 pub struct OpenAiConfig {
@@ -337,27 +333,13 @@ impl OpenAiClient {
         }
     }
 
-    /// Render a chat into the prompt string that [`OpenAiClient::generate`] takes (the `Generator`
-    /// interface passes prompts as strings; this one carries the messages, not a template's rendering).
-    pub fn chat_prompt(&self, system: Option<&str>, user: &str, assistant_prefix: Option<&str>) -> Result<String> {
-        let mut messages = Vec::new();
-        if let Some(s) = system {
-            messages.push(Message::system(s));
-        }
-        messages.push(Message::user(user));
-        if let Some(p) = assistant_prefix {
-            messages.push(Message::assistant(p));
-        }
-        encode_messages(&messages)
-    }
-
     /// Every request of the call at once (each its own HTTP request, under the client's in-flight limit),
     /// in order. Fails when any request fails for good. Texts are the continuations after a started
     /// answer, as from the built-in engine; `tokens` holds `completion_tokens` placeholder ids (the server
     /// sends no ids) so that `tokens.len()` is the server's count.
     pub fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
         let t0 = Instant::now();
-        let chats: Vec<ChatRequest> = requests.iter().map(chat_request).collect::<Result<_>>()?;
+        let chats: Vec<ChatRequest> = requests.iter().map(chat_request).collect();
         let results: Vec<Result<ChatResponse>> = if chats.len() == 1 {
             vec![self.chat(&chats[0])]
         } else {
@@ -395,38 +377,20 @@ impl OpenAiClient {
     }
 }
 
-/// The messages of a prompt string as [`OpenAiClient::chat_prompt`] writes them.
-pub fn encode_messages(messages: &[Message]) -> Result<String> {
-    let list: Vec<Value> = messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
-    Ok(format!("{MESSAGES_MARKER}{}", serde_json::to_string(&list)?))
-}
-
-/// The chat request for a prompt string: the messages it carries, or (a raw prompt) one user message.
-pub fn chat_request(r: &Request) -> Result<ChatRequest> {
-    let (mut system, mut user, mut prefix) = (None, String::new(), None);
-    match r.prompt.strip_prefix(MESSAGES_MARKER) {
-        None => user = r.prompt.clone(),
-        Some(json) => {
-            let list: Vec<Value> = serde_json::from_str(json).context("a chat prompt that does not parse")?;
-            for m in list {
-                let content = m["content"].as_str().unwrap_or_default().to_string();
-                match m["role"].as_str() {
-                    Some("system") => system = Some(content),
-                    Some("user") => user = content,
-                    Some("assistant") => prefix = Some(content),
-                    other => bail!("unexpected chat role {other:?}"),
-                }
-            }
-        }
-    }
-    Ok(ChatRequest {
+/// The chat request for a prompt: its messages, or (a raw prompt) one user message.
+pub fn chat_request(r: &Request) -> ChatRequest {
+    let (system, user, assistant_prefix) = match &r.prompt {
+        Prompt::Chat { system, user, assistant_prefix } => (system.clone(), user.clone(), assistant_prefix.clone()),
+        Prompt::Raw(text) => (None, text.clone(), None),
+    };
+    ChatRequest {
         system,
         user,
-        assistant_prefix: prefix,
+        assistant_prefix,
         max_tokens: r.max_new_tokens,
         sampling: r.sampling.clone(),
         stop: r.stop_strings.clone(),
-    })
+    }
 }
 
 fn parse_answer(v: &Value, req: &ChatRequest) -> Result<ChatResponse> {
@@ -524,6 +488,35 @@ fn jitter_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The state key's model id of a remote run.
+pub fn remote_model_id(cfg: &OpenAiConfig) -> String {
+    format!("openai:{}", cfg.model)
+}
+
+impl Generator for OpenAiClient {
+    fn model_id(&self) -> String {
+        remote_model_id(self.config())
+    }
+    fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
+        OpenAiClient::generate(self, requests)
+    }
+    /// An overestimate (see `OpenAiClient::estimate_tokens`); the counts recorded come from the server.
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(OpenAiClient::estimate_tokens(text))
+    }
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<usize> {
+        let chat = chat_request(&Request::greedy(prompt.clone(), 0));
+        let texts = [chat.system.as_deref().unwrap_or(""), &chat.user, chat.assistant_prefix.as_deref().unwrap_or("")];
+        Ok(texts.iter().map(|t| OpenAiClient::estimate_tokens(t)).sum())
+    }
+    fn context_length(&self) -> usize {
+        self.config().context_length
+    }
+    fn is_cpu(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,15 +559,18 @@ mod tests {
     }
 
     #[test]
-    fn prompt_strings_carry_messages() {
-        let m = [Message::system("s"), Message::user("u\n\"q\""), Message::assistant("Resumen: ")];
-        let r = Request::greedy(encode_messages(&m).unwrap(), 5);
-        let c = chat_request(&r).unwrap();
+    fn prompts_become_messages() {
+        let p = Prompt::Chat {
+            system: Some("s".into()),
+            user: "u\n\"q\"".into(),
+            assistant_prefix: Some("Resumen: ".into()),
+        };
+        let c = chat_request(&Request::greedy(p, 5));
         assert_eq!(
             (c.system.as_deref(), c.user.as_str(), c.assistant_prefix.as_deref()),
             (Some("s"), "u\n\"q\"", Some("Resumen: "))
         );
-        let c = chat_request(&Request::greedy("raw text", 5)).unwrap();
+        let c = chat_request(&Request::greedy(Prompt::Raw("raw text".into()), 5));
         assert_eq!((c.system, c.user.as_str(), c.assistant_prefix), (None, "raw text", None));
     }
 

@@ -1,187 +1,145 @@
-//! Command-line arguments, in one place. Each subcommand's work lives in the library.
+//! The command line: the only module that knows clap, `polysum.toml` and exit codes.
+//!
+//! `main` parses the flags (`args`), resolves them into typed options (`options`), runs the subcommand
+//! through the library, and maps how it ended to one exit code in one place (`exit_code`):
+//! 0 all done, 3 some articles failed (or `compare --fail-on-inconsistent` found a "check"), 4 another run
+//! holds the output folder, 2 usage error, 1 fatal error.
 
+mod args;
 pub mod config;
-pub mod models;
+mod generate;
+mod models;
+mod options;
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::Path;
 
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::Parser;
 
-use crate::engine::device::DeviceSpec;
-use crate::engine::generate::{Engine, Request};
-use crate::engine::model::LoadOptions;
-use crate::engine::sampling::SamplingParams;
+use args::{Cli, Command, CompareArgs, MergeArgs};
+use crate::error::UsageError;
+use crate::job::lock::LockError;
+use crate::job::progress::Reporter;
+use crate::job::task::Task;
 
-/// Exit codes shared by every subcommand.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FATAL: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const SOME_FAILED: i32 = 3;
-    pub const LOCKED: i32 = 4;
+/// How a subcommand that ran to its end went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Everything asked for was done.
+    Done,
+    /// Some articles failed (recorded as failed), or a comparison found something to check.
+    SomeFailed,
 }
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "polysum",
-    version,
-    about = "English and Spanish summaries of news articles with a local language model"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Generate text from one prompt (a debugging aid for the engine); prints speed on stderr.
-    Generate(GenerateArgs),
-    /// Summarize every article under INPUT... into --out DIR, in English and Spanish (see docs/OUTPUT.md).
-    Summarize(crate::summarize::SummarizeArgs),
-    /// Translate whole articles under INPUT... into --to LANG, paragraph by paragraph, into --out DIR.
-    Translate(crate::translate::TranslateArgs),
-    /// The model registry and cache: list, pull, verify, path, rm.
-    Models(crate::cli::models::ModelsArgs),
-    /// Compare the English and Spanish summaries that `summarize` wrote (numbers, names, back-translation).
-    Compare(crate::compare::CompareArgs),
-    /// Combine the output folders of sharded runs (`summarize --shard K/N`) into one.
-    Merge(crate::job::merge::MergeArgs),
-}
-
-/// How to load a model: shared by every subcommand that runs one.
-#[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// A registry name (see `polysum models list`), hf:ORG/REPO/FILE[@REVISION], or a path to a .gguf file.
-    #[arg(long, short = 'm', env = "POLYSUM_MODEL", default_value = crate::DEFAULT_MODEL)]
-    pub model: String,
-    /// auto, cpu, cuda, cuda:N or metal.
-    #[arg(long, default_value = "auto")]
-    pub device: DeviceSpec,
-    /// CPU threads for the model's kernels (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Keep Q4_1/Q5_0/Q5_1 tensors as they are instead of re-quantizing them to Q8_0 (which has fast CPU kernels).
-    #[arg(long)]
-    pub no_requantize: bool,
-}
-
-impl ModelArgs {
-    pub fn load_engine(&self) -> Result<Engine> {
-        crate::engine::device::set_cpu_threads(self.threads);
-        let device = self.device.open()?;
-        let resolved = crate::registry::resolve_model(&self.model)?;
-        let opts = LoadOptions { requantize: !self.no_requantize && device.is_cpu(), ..LoadOptions::new(device) };
-        Engine::load(&resolved.gguf, resolved.tokenizer_json.as_deref(), &opts)
+/// The process's exit code for how a subcommand ended.
+fn exit_code(result: &Result<Outcome>) -> i32 {
+    match result {
+        Ok(Outcome::Done) => 0,
+        Ok(Outcome::SomeFailed) => 3,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => 2,
+        Err(e) if matches!(e.downcast_ref::<LockError>(), Some(LockError::Held { .. })) => 4,
+        Err(_) => 1,
     }
 }
 
-#[derive(Args, Debug)]
-pub struct GenerateArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// The user message.
-    #[arg(long)]
-    pub prompt: String,
-    #[arg(long)]
-    pub system: Option<String>,
-    /// Text that starts the assistant's answer.
-    #[arg(long)]
-    pub prefix: Option<String>,
-    /// Send the prompt as it is, without the chat template.
-    #[arg(long)]
-    pub raw: bool,
-    #[arg(long, default_value_t = 128)]
-    pub max_tokens: usize,
-    /// Greedy decoding (same as --temperature 0).
-    #[arg(long)]
-    pub greedy: bool,
-    #[arg(long, default_value_t = 0.7)]
-    pub temperature: f64,
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    #[arg(long, default_value_t = 0.9)]
-    pub top_p: f64,
-    #[arg(long, default_value_t = 1.1)]
-    pub repetition_penalty: f32,
-    #[arg(long, default_value_t = 299792458)]
-    pub seed: u64,
-    /// Stop when this text appears (repeatable).
-    #[arg(long = "stop")]
-    pub stop: Vec<String>,
+/// What an error says to the user: its message and causes, or just the lock's message (which says who
+/// holds the folder and what to do).
+fn message(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<LockError>() {
+        Some(lock @ LockError::Held { .. }) => lock.to_string(),
+        _ => format!("{e:#}"),
+    }
 }
 
+/// Run polysum with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
             let _ = e.print();
-            return code;
+            return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            exit::FATAL
+    // A batch command reports through its reporter (text or JSON lines); before it has one, and for the
+    // other commands, errors go to stderr as plain lines.
+    let mut reporter: Option<Reporter> = None;
+    let result = run(cli, &mut reporter);
+    let code = exit_code(&result);
+    if let Err(e) = &result {
+        match &reporter {
+            Some(r) => r.error(&message(e)),
+            None => eprintln!("error: {}", message(e)),
         }
     }
+    code
 }
 
-pub fn run(cli: Cli) -> Result<i32> {
+fn run(cli: Cli, reporter: &mut Option<Reporter>) -> Result<Outcome> {
     match cli.command {
-        Command::Generate(args) => generate(args),
-        Command::Summarize(args) => crate::summarize::main(args),
-        Command::Translate(args) => crate::translate::main(args),
-        Command::Models(args) => crate::cli::models::run(args),
-        Command::Compare(args) => crate::compare::main(args),
-        Command::Merge(args) => crate::job::merge::main(args),
+        Command::Generate(args) => generate::run(&args),
+        Command::Summarize(args) => run_job(options::summarize(&args)?, reporter),
+        Command::Translate(args) => run_job(options::translate(&args)?, reporter),
+        Command::Models(args) => models::run(args),
+        Command::Compare(args) => compare(&args),
+        Command::Merge(args) => merge(&args),
     }
 }
 
-fn generate(args: GenerateArgs) -> Result<i32> {
-    let engine = args.model.load_engine()?;
-    let prompt = if args.raw {
-        args.prompt.clone()
+/// `summarize` and `translate`: one run of the batch framework.
+fn run_job<T: Task>(job: options::Job<T>, reporter: &mut Option<Reporter>) -> Result<Outcome> {
+    let r = reporter.insert(Reporter::new(job.logging.format, job.logging.quiet, std::io::stderr().is_terminal()));
+    let report = crate::job::runner::run(&job.run, &job.task, &job.backend, r)?;
+    let outcome = if report.failed > 0 { Outcome::SomeFailed } else { Outcome::Done };
+    r.finish(&report, exit_code(&Ok(outcome)));
+    Ok(outcome)
+}
+
+fn compare(args: &CompareArgs) -> Result<Outcome> {
+    let (records, warnings) = crate::compare::record::read_dir(&args.dir)?;
+    if records.is_empty() {
+        anyhow::bail!(
+            "no summary records in {} (expected index.jsonl or *.json written by `polysum summarize`)",
+            args.dir.display()
+        );
+    }
+    let generator = if !args.no_backtranslate && crate::compare::needs_model(&records) {
+        let backend = options::backend(&args.model, &config::Config::default())?;
+        Some(backend.load().context("loading the model for back-translation (or pass --no-backtranslate)")?)
     } else {
-        engine.chat_prompt(args.system.as_deref(), &args.prompt, args.prefix.as_deref())?
+        None
     };
-    let sampling = if args.greedy || args.temperature <= 0.0 {
-        SamplingParams::greedy()
-    } else {
-        SamplingParams {
-            temperature: args.temperature,
-            top_k: args.top_k,
-            top_p: Some(args.top_p).filter(|p| *p < 1.0),
-            repetition_penalty: args.repetition_penalty,
-            repetition_window: 64,
-            seed: args.seed,
+    let report = crate::compare::build(&args.dir.display().to_string(), &records, generator.as_deref(), warnings, true);
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100usize);
+    print!("{}", crate::compare::render::terminal(&report, color, width));
+    if let Some(path) = &args.json {
+        write(path, &crate::compare::render::json(&report)?)?;
+    }
+    if let Some(path) = &args.html {
+        write(path, &crate::compare::render::html(&report)?)?;
+    }
+    Ok(if args.fail_on_inconsistent && report.any_check() { Outcome::SomeFailed } else { Outcome::Done })
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn merge(args: &MergeArgs) -> Result<Outcome> {
+    for d in &args.dirs {
+        if !d.join(crate::job::META_DIR).join("state.sqlite").is_file() {
+            return Err(UsageError::wrap(format!(
+                "{} is not a polysum output folder (no {}/state.sqlite)",
+                d.display(),
+                crate::job::META_DIR
+            )));
         }
-    };
-    let request = Request { prompt, max_new_tokens: args.max_tokens, sampling, stop_strings: args.stop.clone() };
-    let mut stdout = std::io::stdout();
-    if let Some(prefix) = &args.prefix {
-        print!("{prefix}");
     }
-    let (gens, stats) = engine.generate_streaming(std::slice::from_ref(&request), &mut |_, piece| {
-        let _ = write!(stdout, "{piece}");
-        let _ = stdout.flush();
-        true
-    })?;
-    println!();
-    let g = &gens[0];
-    eprintln!(
-        "prompt: {} tokens, {:.1} tokens/s | decode: {} tokens, {:.1} tokens/s | stop: {:?}",
-        stats.prompt_tokens,
-        stats.prompt_tokens as f64 / stats.prompt_seconds.max(1e-9),
-        g.tokens.len(),
-        stats.generated_tokens as f64 / stats.decode_seconds.max(1e-9),
-        g.stop_reason
-    );
-    Ok(exit::OK)
+    let r = crate::job::merge::merge(&args.dirs, &args.out)?;
+    eprintln!("merged {} articles ({} files) from {} folders into {}", r.articles, r.files, args.dirs.len(), args.out.display());
+    Ok(Outcome::Done)
 }
-
-/// Paths given on the command line, for subcommands that read inputs.
-pub type Inputs = Vec<PathBuf>;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use indicatif::HumanBytes;
 
-use crate::cli::exit;
+use super::Outcome;
 use crate::registry::cache::{CacheStatus, ModelCache};
 use crate::registry::catalog::{Registry, SourceKind};
 use crate::registry::config::Config;
@@ -30,7 +30,7 @@ pub enum ModelsCommand {
         #[arg(required = true)]
         names: Vec<String>,
         /// Use only this kind of source.
-        #[arg(long, value_enum)]
+        #[arg(long)]
         source: Option<SourceKind>,
     },
     /// Re-hash cached models against the registry (all cached ones when no name is given).
@@ -44,13 +44,13 @@ pub enum ModelsCommand {
     },
 }
 
-pub fn run(args: ModelsArgs) -> Result<i32> {
+pub(crate) fn run(args: ModelsArgs) -> Result<Outcome> {
     let registry = Registry::from_env()?;
     let cfg = Config::from_env();
     run_with(args.command.unwrap_or(ModelsCommand::List { long: false }), &registry, &cfg)
 }
 
-pub fn run_with(command: ModelsCommand, registry: &Registry, cfg: &Config) -> Result<i32> {
+pub(crate) fn run_with(command: ModelsCommand, registry: &Registry, cfg: &Config) -> Result<Outcome> {
     match command {
         ModelsCommand::List { long } => list(registry, cfg, long),
         ModelsCommand::Pull { names, source } => pull_cmd(registry, cfg, &names, source),
@@ -60,7 +60,7 @@ pub fn run_with(command: ModelsCommand, registry: &Registry, cfg: &Config) -> Re
     }
 }
 
-fn list(registry: &Registry, cfg: &Config, long: bool) -> Result<i32> {
+fn list(registry: &Registry, cfg: &Config, long: bool) -> Result<Outcome> {
     let cache = ModelCache::new(cfg);
     let default = std::env::var("POLYSUM_MODEL").ok().filter(|s| !s.is_empty()).unwrap_or(crate::DEFAULT_MODEL.into());
     let mut rows = vec![["NAME", "SIZE", "CACHED", "SOURCES", "NOTES"].map(String::from).to_vec()];
@@ -114,10 +114,10 @@ fn list(registry: &Registry, cfg: &Config, long: bool) -> Result<i32> {
         }
     }
     println!("\ncache: {}{}", cache.root().display(), if cfg.offline { " (offline)" } else { "" });
-    Ok(exit::OK)
+    Ok(Outcome::Done)
 }
 
-fn pull_cmd(registry: &Registry, cfg: &Config, names: &[String], only: Option<SourceKind>) -> Result<i32> {
+fn pull_cmd(registry: &Registry, cfg: &Config, names: &[String], only: Option<SourceKind>) -> Result<Outcome> {
     for name in names {
         if let ModelSpec::Hub(_) = ModelSpec::parse(name)? {
             let m = crate::registry::resolve(name, registry, cfg)?;
@@ -133,10 +133,10 @@ fn pull_cmd(registry: &Registry, cfg: &Config, names: &[String], only: Option<So
         }
         println!("{}", pulled.path.display());
     }
-    Ok(exit::OK)
+    Ok(Outcome::Done)
 }
 
-fn verify(registry: &Registry, cfg: &Config, names: &[String]) -> Result<i32> {
+fn verify(registry: &Registry, cfg: &Config, names: &[String]) -> Result<Outcome> {
     let entries = if names.is_empty() {
         let cache = ModelCache::new(cfg);
         registry.models.iter().filter(|m| cache.cached(m).is_some()).collect::<Vec<_>>()
@@ -145,7 +145,7 @@ fn verify(registry: &Registry, cfg: &Config, names: &[String]) -> Result<i32> {
     };
     if entries.is_empty() {
         println!("no model is cached in {}", cfg.models_dir().display());
-        return Ok(exit::OK);
+        return Ok(Outcome::Done);
     }
     let mut failed = 0;
     for m in entries {
@@ -169,23 +169,23 @@ fn verify(registry: &Registry, cfg: &Config, names: &[String]) -> Result<i32> {
             }
         }
     }
-    Ok(if failed > 0 { exit::FATAL } else { exit::OK })
+    if failed > 0 {
+        anyhow::bail!("{failed} of the models checked cannot be used as they are (see above)");
+    }
+    Ok(Outcome::Done)
 }
 
-fn path(registry: &Registry, cfg: &Config, name: &str) -> Result<i32> {
+fn path(registry: &Registry, cfg: &Config, name: &str) -> Result<Outcome> {
     if let ModelSpec::Hub(hf) = ModelSpec::parse(name)? {
         return match crate::registry::source::hub::cached(cfg, &hf) {
             Some(p) => {
                 println!("{}", p.display());
-                Ok(exit::OK)
+                Ok(Outcome::Done)
             }
-            None => {
-                eprintln!(
-                    "error: {hf} is not in the Hugging Face cache {}: run `polysum models pull {name}`",
-                    cfg.hf_cache_dir.display()
-                );
-                Ok(exit::FATAL)
-            }
+            None => anyhow::bail!(
+                "{hf} is not in the Hugging Face cache {}: run `polysum models pull {name}`",
+                cfg.hf_cache_dir.display()
+            ),
         };
     }
     let entry = registry.get(name)?;
@@ -193,18 +193,17 @@ fn path(registry: &Registry, cfg: &Config, name: &str) -> Result<i32> {
     match cache.cached(entry) {
         Some(p) => {
             println!("{}", p.display());
-            Ok(exit::OK)
+            Ok(Outcome::Done)
         }
         None => {
             let e =
                 crate::registry::RegistryError::NotCached { name: entry.name.clone(), path: cache.final_path(entry) };
-            eprintln!("error: {e}");
-            Ok(exit::FATAL)
+            Err(e.into())
         }
     }
 }
 
-fn rm(registry: &Registry, cfg: &Config, names: &[String]) -> Result<i32> {
+fn rm(registry: &Registry, cfg: &Config, names: &[String]) -> Result<Outcome> {
     let cache = ModelCache::new(cfg);
     let entries = names.iter().map(|n| registry.get(n)).collect::<Result<Vec<_>, _>>()?;
     for m in entries {
@@ -222,5 +221,5 @@ fn rm(registry: &Registry, cfg: &Config, names: &[String]) -> Result<i32> {
             println!("{}: not cached, nothing to remove", m.name);
         }
     }
-    Ok(exit::OK)
+    Ok(Outcome::Done)
 }

@@ -11,77 +11,20 @@ pub mod record;
 pub mod render;
 pub mod report;
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
-
-use crate::cli::{exit, ModelArgs};
-use backtranslate::{Job, Translate};
+use crate::backend::Generator;
+use backtranslate::Job;
 use record::Record;
 use report::{compare_pair, ArticleResult, PairCheck, Report, StoryResult, Text, Verdict};
 
-#[derive(Args, Debug)]
-pub struct CompareArgs {
-    /// The output folder of `polysum summarize` (with index.jsonl).
-    pub dir: PathBuf,
-    /// Write a self-contained HTML report to this file.
-    #[arg(long)]
-    pub html: Option<PathBuf>,
-    /// Write the results as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Exit with status 3 when some article or story gets the verdict "check".
-    #[arg(long)]
-    pub fail_on_inconsistent: bool,
-    /// Skip the back-translation (no model is loaded).
-    #[arg(long)]
-    pub no_backtranslate: bool,
-    #[command(flatten)]
-    pub model: ModelArgs,
+/// Whether any record has a summary worth back-translating (so the model is needed).
+pub fn needs_model(records: &[Record]) -> bool {
+    records.iter().any(|r| r.summary("en").is_ok() || r.summary("es").is_ok())
 }
 
-pub fn main(args: CompareArgs) -> Result<i32> {
-    let (records, warnings) = record::read_dir(&args.dir)?;
-    if records.is_empty() {
-        bail!(
-            "no summary records in {} (expected index.jsonl or *.json written by `polysum summarize`)",
-            args.dir.display()
-        );
-    }
-    let wants_model =
-        !args.no_backtranslate && records.iter().any(|r| r.summary("en").is_ok() || r.summary("es").is_ok());
-    let engine = if wants_model {
-        Some(args.model.load_engine().context("loading the model for back-translation (or pass --no-backtranslate)")?)
-    } else {
-        None
-    };
-    let translator = engine.as_ref().map(|e| e as &dyn Translate);
-    let report = build(&args.dir.display().to_string(), &records, translator, warnings, true);
-
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100usize);
-    print!("{}", render::terminal(&report, color, width));
-    if let Some(path) = &args.json {
-        write(path, &render::json(&report)?)?;
-    }
-    if let Some(path) = &args.html {
-        write(path, &render::html(&report)?)?;
-    }
-    Ok(if args.fail_on_inconsistent && report.any_check() { exit::SOME_FAILED } else { exit::OK })
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Back-translations of one article's summaries: (EN summary → ES, ES summary → EN).
-#[derive(Default, Clone)]
+/// The back-translations of one record's summaries.
+#[derive(Debug, Clone, Default)]
 struct Back {
     en_to_es: Option<String>,
     es_to_en: Option<String>,
@@ -92,7 +35,7 @@ struct Back {
 pub fn build(
     dir: &str,
     records: &[Record],
-    translator: Option<&dyn Translate>,
+    translator: Option<&dyn Generator>,
     mut warnings: Vec<String>,
     progress: bool,
 ) -> Report {
@@ -110,7 +53,7 @@ pub fn build(
                 continue;
             }
             let t0 = Instant::now();
-            match tr.translate(&jobs) {
+            match backtranslate::translate(tr, &jobs) {
                 Ok(out) => {
                     for (job, text) in jobs.iter().zip(out) {
                         if job.from == "en" {
@@ -143,7 +86,7 @@ pub fn build(
     Report {
         dir: dir.to_string(),
         backtranslation: translator.is_some(),
-        model: translator.map(|t| t.name()),
+        model: translator.map(|t| t.model_id()),
         thresholds: report::thresholds(),
         articles,
         stories,
@@ -252,29 +195,53 @@ fn story(p: &pairs::StoryPair, a: &Record, b: &Record, ba: &Back, bb: &Back) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use crate::backend::{CallStats, Generation, Prompt, Request, StopReason};
+    use anyhow::Result;
+    use std::sync::Mutex;
 
-    /// Returns a canned translation per input text and records every batch it gets.
+    /// Returns a canned translation per input text and records every batch it gets (each request read
+    /// back into the job it was made from).
     struct Fake {
         map: Vec<(&'static str, &'static str)>,
-        calls: RefCell<Vec<Vec<Job>>>,
+        calls: Mutex<Vec<Vec<Job>>>,
     }
 
-    impl Translate for Fake {
-        fn translate(&self, jobs: &[Job]) -> Result<Vec<String>> {
-            self.calls.borrow_mut().push(jobs.to_vec());
-            jobs.iter()
+    fn job_of(r: &Request) -> Job {
+        let Prompt::Chat { user, .. } = &r.prompt else { panic!("a raw prompt") };
+        let text = user.split_once("<text>\n").and_then(|(_, rest)| rest.split_once("\n</text>")).unwrap().0;
+        let (from, to) = if user.starts_with("Traduce") { ("en", "es") } else { ("es", "en") };
+        Job { text: text.to_string(), from: from.into(), to: to.into() }
+    }
+
+    impl Generator for Fake {
+        fn model_id(&self) -> String {
+            "fake".into()
+        }
+        fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
+            let jobs: Vec<Job> = requests.iter().map(job_of).collect();
+            self.calls.lock().unwrap().push(jobs.clone());
+            let gens = jobs
+                .iter()
                 .map(|j| {
-                    self.map
+                    let text = self
+                        .map
                         .iter()
                         .find(|(k, _)| *k == j.text)
                         .map(|(_, v)| v.to_string())
-                        .ok_or_else(|| anyhow::anyhow!("no translation for {:?}", j.text))
+                        .ok_or_else(|| anyhow::anyhow!("no translation for {:?}", j.text))?;
+                    Ok(Generation { text, tokens: vec![], prompt_tokens: 0, stop_reason: StopReason::Eos })
                 })
-                .collect()
+                .collect::<Result<_>>()?;
+            Ok((gens, CallStats::default()))
         }
-        fn name(&self) -> String {
-            "fake".into()
+        fn count_tokens(&self, text: &str) -> Result<usize> {
+            Ok(text.split_whitespace().count())
+        }
+        fn count_prompt_tokens(&self, _: &Prompt) -> Result<usize> {
+            Ok(0)
+        }
+        fn context_length(&self) -> usize {
+            4096
         }
     }
 
@@ -301,10 +268,10 @@ mod tests {
                 (ES1, "The council approved the 2026 budget with sixty-five votes."),
                 ("El consejo aprobó el presupuesto.", "The council approved the budget."),
             ],
-            calls: RefCell::new(vec![]),
+            calls: Mutex::new(vec![]),
         };
         let r = build("out", &records, Some(&fake), vec![], false);
-        let calls = fake.calls.borrow();
+        let calls = fake.calls.lock().unwrap();
         assert_eq!(calls.len(), 2, "one generate call per article");
         assert_eq!(calls[0].len(), 2);
         assert_eq!((calls[0][0].from.as_str(), calls[0][1].from.as_str()), ("en", "es"));
@@ -352,7 +319,7 @@ mod tests {
         let records = vec![rec(&format!(
             r#"{{"id":"x","status":"ok","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#
         ))];
-        let fake = Fake { map: vec![], calls: RefCell::new(vec![]) };
+        let fake = Fake { map: vec![], calls: Mutex::new(vec![]) };
         let r = build("out", &records, Some(&fake), vec![], false);
         assert_eq!(r.articles[0].verdict, Verdict::Check);
         assert!(

@@ -12,63 +12,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 
-use crate::cli::exit;
 use crate::job::input::output_path;
 use crate::job::lock::Lock;
 use crate::job::output;
 use crate::job::record::{ArticleRecord, Status};
 use crate::job::state::State;
 
-#[derive(Args, Debug, Clone)]
-pub struct MergeArgs {
-    /// Output folders of `polysum summarize --shard K/N` runs.
-    #[arg(required = true)]
-    pub dirs: Vec<PathBuf>,
-    /// The folder to combine them into.
-    #[arg(long, short = 'o')]
-    pub out: PathBuf,
-}
-
 /// What a merge did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergeReport {
     pub articles: usize,
     pub files: usize,
-}
-
-pub fn main(args: MergeArgs) -> Result<i32> {
-    for d in &args.dirs {
-        if !d.join(crate::job::META_DIR).join("state.sqlite").is_file() {
-            eprintln!(
-                "error: {} is not a polysum output folder (no {}/state.sqlite)",
-                d.display(),
-                crate::job::META_DIR
-            );
-            return Ok(exit::USAGE);
-        }
-    }
-    match merge(&args.dirs, &args.out) {
-        Ok(r) => {
-            eprintln!(
-                "merged {} articles ({} files) from {} folders into {}",
-                r.articles,
-                r.files,
-                args.dirs.len(),
-                args.out.display()
-            );
-            Ok(exit::OK)
-        }
-        Err(e) => {
-            if let Some(crate::job::lock::LockError::Held { .. }) = e.downcast_ref::<crate::job::lock::LockError>() {
-                eprintln!("error: {e:#}");
-                return Ok(exit::LOCKED);
-            }
-            eprintln!("error: {e:#}");
-            Ok(exit::FATAL)
-        }
-    }
 }
 
 fn records_of(dir: &Path) -> Result<Vec<ArticleRecord>> {

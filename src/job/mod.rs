@@ -10,6 +10,7 @@ pub mod record;
 pub mod runner;
 pub mod shard;
 pub mod state;
+pub mod task;
 
 /// polysum's own files inside the output folder (lock, state database).
 pub const META_DIR: &str = ".polysum";

@@ -174,7 +174,7 @@ pub fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::Translat
     let mut s = format!("# {title}\n\n");
     match (&t.record.status, &t.record.text) {
         (Status::Ok, Some(text)) => {
-            for p in crate::translate::paragraphs(text).0 {
+            for p in crate::text::split::paragraphs(text).0 {
                 s.push_str(p);
                 s.push_str("\n\n");
             }
@@ -186,7 +186,7 @@ pub fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::Translat
         s.push_str(&format!(" ({})", lang::english_name(l)));
     }
     if !t.record.flags.is_empty() {
-        s.push_str(&format!(" · check: {}", t.record.flags.join(", ")));
+        s.push_str(&format!(" · check: {}", t.record.flags.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", ")));
     }
     s.push('\n');
     s

@@ -6,9 +6,110 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::summarize::prompt::Strategy;
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Which prompt an attempt used, strongest last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Shared English system prompt, fenced article, instruction naming the target language.
+    Base,
+    /// Everything in the target language, and the answer started with its word for "Summary:".
+    Native,
+    /// Translate a text (a summary in another language, the rejected attempt, or an article's piece).
+    Translate,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    WrongLanguage,
+    Empty,
+    /// The answer repeated the prompt's instructions.
+    EchoedPrompt,
+    Error,
+    /// A translation round in which some pieces still failed: how many, in words.
+    #[serde(untagged)]
+    PiecesFailed(String),
+}
+
+/// Something worth knowing about a result that is still ok.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// A chatty introduction or sign-off was removed.
+    PreambleRemoved,
+    /// Cut to the asked length.
+    Trimmed,
+    /// An unfinished last sentence was dropped.
+    DroppedUnfinished,
+    /// The summary has numbers the article does not (`unsupported_numbers` lists them).
+    UnsupportedNumbers,
+    /// The article was cut to `--max-input-tokens`.
+    TruncatedInput,
+    /// Made by translating the summary in another language.
+    Translated,
+    /// Came from a retry with a stronger prompt.
+    Retried,
+    /// The article was already in the target language: copied, not translated.
+    AlreadyInTargetLanguage,
+    /// A piece's translation hit its token limit.
+    PieceCut,
+    /// A paragraph came out empty.
+    ParagraphDropped,
+    /// The translation's sentence count is far from the source's.
+    SentenceCountMismatch,
+}
+
+impl Strategy {
+    /// The name the records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Base => "base",
+            Strategy::Native => "native",
+            Strategy::Translate => "translate",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Ok => "ok",
+            Outcome::WrongLanguage => "wrong_language",
+            Outcome::Empty => "empty",
+            Outcome::EchoedPrompt => "echoed_prompt",
+            Outcome::Error => "error",
+            Outcome::PiecesFailed(what) => what,
+        })
+    }
+}
+
+impl std::fmt::Display for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Flag::PreambleRemoved => "preamble_removed",
+            Flag::Trimmed => "trimmed",
+            Flag::DroppedUnfinished => "dropped_unfinished",
+            Flag::UnsupportedNumbers => "unsupported_numbers",
+            Flag::TruncatedInput => "truncated_input",
+            Flag::Translated => "translated",
+            Flag::Retried => "retried",
+            Flag::AlreadyInTargetLanguage => "already_in_target_language",
+            Flag::PieceCut => "piece_cut",
+            Flag::ParagraphDropped => "paragraph_dropped",
+            Flag::SentenceCountMismatch => "sentence_count_mismatch",
+        })
+    }
+}
+
+/// Seconds as recorded: to the millisecond.
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,8 +129,7 @@ pub struct Tokens {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     pub strategy: Strategy,
-    /// `ok`, `wrong_language`, `empty` or `error`.
-    pub outcome: String,
+    pub outcome: Outcome,
     pub lang_detected: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -50,7 +150,7 @@ pub struct SummaryRecord {
     pub tokens: Tokens,
     /// Wall time of the generate calls behind this summary (a batched call counts for each of its rows).
     pub seconds: f64,
-    pub flags: Vec<String>,
+    pub flags: Vec<Flag>,
     /// Numbers in `text` that do not occur in the article (flag `unsupported_numbers`).
     pub unsupported_numbers: Vec<String>,
     pub attempts: Vec<Attempt>,

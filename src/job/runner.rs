@@ -1,12 +1,12 @@
-//! A whole run over an output folder: lock, plan (what is new, changed, or already done), generate in
-//! parallel with one shared model, write outputs, record state, rebuild index.jsonl.
+//! A whole run over an output folder: lock, plan (what is new, changed, or already done), execute (generate
+//! in parallel with one shared model), write outputs, record state, rebuild index.jsonl.
 //!
 //! Order of writes for an article: its `.json`/`.md` files (atomic), then its state rows (one
 //! transaction), then (now and then, and at the end) `index.jsonl` from the state. A kill between any two
 //! steps leaves valid files, and the next run redoes only what the state does not record.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,70 +14,83 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 
-use crate::backend::generator::Generator;
+use crate::backend::{Backend, Generator};
+use crate::error::UsageError;
 use crate::job::input::{self, Article, Item, Rejected};
 use crate::job::lock::Lock;
 use crate::job::output::{self, Formats};
 use crate::job::progress::{ArticleEvent, Reporter, RunReport};
-use crate::job::record::{now_rfc3339, ArticleRecord, Status, SummaryRecord, Translation, SCHEMA_VERSION};
+use crate::job::record::{now_rfc3339, ArticleRecord, Flag, Status, SCHEMA_VERSION};
+use crate::job::shard::ShardSpec;
 use crate::job::state::{Key, State};
-use crate::summarize::pipeline::{self, Settings};
-use crate::summarize::prompt::{PROMPT_VERSION, TRANSLATE_PROMPT_VERSION};
+use crate::job::task::{Cache, Results, Task};
 
+/// What a run reads, where it writes, and how.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub inputs: Vec<PathBuf>,
     pub out: PathBuf,
-    pub langs: Vec<String>,
-    pub task: Task,
     pub formats: Formats,
+    /// Redo every article, even those already done.
     pub force: bool,
     /// Articles in flight at once; `None`: the generator's `default_jobs`.
     pub jobs: Option<usize>,
+    /// Input files larger than this are rejected.
     pub max_bytes: u64,
-    /// `--shard K/N`: only the articles whose content hash falls in shard K (`crate::job::shard`).
-    pub shard: Option<crate::job::shard::ShardSpec>,
+    /// `--shard K/N`: only the articles whose content hash falls in shard K.
+    pub shard: Option<ShardSpec>,
 }
 
-/// What a run makes of each article.
-#[derive(Debug, Clone)]
-pub enum Task {
-    /// Summaries in every language of `RunOptions::langs`.
-    Summarize(Settings),
-    /// A translation into `Settings::to` (`polysum translate`; `langs` is `[to]`).
-    Translate(crate::translate::Settings),
+/// An error that ends the run because the disk is full. Article problems never end a run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DiskFull(pub String);
+
+/// An article that needs the model, with what the state already holds for it.
+struct Work {
+    article: Article,
+    cached: Results,
 }
 
-impl Task {
-    fn name(&self) -> &'static str {
-        match self {
-            Task::Summarize(_) => "summarize",
-            Task::Translate(_) => "translate",
+/// Run `task` over `opts.inputs` into `opts.out`. The output folder's lock is taken first, so a run that
+/// finds another one working gives up at once (`LockError::Held`), before the model is resolved or pulled.
+/// Errors: `LockError`, `UsageError` (a folder of another task's outputs), `DiskFull`, or anything else
+/// fatal; article-level problems are counted in the report instead.
+pub fn run(opts: &RunOptions, task: &dyn Task, backend: &Backend, reporter: &Reporter) -> Result<RunReport> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating the output folder {}", opts.out.display()))?;
+    let _lock = Lock::acquire(&opts.out)?;
+    check_task_kind(&opts.out, task)?;
+    let result = (|| {
+        let mut state = State::open(&opts.out)?;
+        let model_id = backend.model_id()?;
+        let mut report = RunReport::default();
+        let work = plan(opts, task, &model_id, &mut state, &mut report, reporter)?;
+        if !work.is_empty() {
+            reporter.info(&format!("{} articles to {}; loading the model {model_id}", work.len(), task.kind().name()));
+            let gen = backend.load()?;
+            execute(opts, task, &model_id, gen.as_ref(), work, state, &mut report, reporter)?;
         }
-    }
-
-    fn prompt_version(&self) -> &'static str {
-        match self {
-            Task::Summarize(_) => PROMPT_VERSION,
-            Task::Translate(_) => TRANSLATE_PROMPT_VERSION,
+        report.wall_seconds = t0.elapsed().as_secs_f64();
+        Ok(report)
+    })();
+    result.map_err(|e| {
+        if output::is_disk_full(&e) {
+            anyhow::Error::new(DiskFull(format!(
+                "no space left on the device while writing to {} ({e:#}). Results finished so far are kept and \
+valid: free some space and run again to finish the rest",
+                opts.out.display()
+            )))
+        } else {
+            e
         }
-    }
-
-    /// The state key's `length` column: everything besides model and prompt that changes the output.
-    fn state_key(&self) -> String {
-        match self {
-            Task::Summarize(s) => {
-                let ctx = s.max_context.map(|c| format!("@{c}")).unwrap_or_default();
-                format!("{}{}{ctx}", s.length.key(), s.strategy.key_suffix())
-            }
-            Task::Translate(t) => t.state_key(),
-        }
-    }
+    })
 }
 
 /// A folder holds the outputs of one kind of task: a translation's `<relpath>.json` would replace the
 /// summary's. The first run records its kind in `.polysum/task`; later runs of another kind are refused.
-fn check_task_kind(out: &std::path::Path, task: &Task) -> Result<()> {
+fn check_task_kind(out: &Path, task: &dyn Task) -> Result<()> {
+    let name = task.kind().name();
     let meta = out.join(crate::job::META_DIR);
     let marker = meta.join("task");
     let recorded = match std::fs::read_to_string(&marker) {
@@ -87,77 +100,35 @@ fn check_task_kind(out: &std::path::Path, task: &Task) -> Result<()> {
         Err(_) => None,
     };
     match recorded {
-        Some(kind) if kind != task.name() => Err(anyhow::Error::new(crate::summarize::UsageError(format!(
-            "{} holds the outputs of `polysum {kind}`: write the {} outputs to another folder",
-            out.display(),
-            task.name()
+        Some(kind) if kind != name => Err(anyhow::Error::new(UsageError(format!(
+            "{} holds the outputs of `polysum {kind}`: write the {name} outputs to another folder",
+            out.display()
         )))),
         Some(_) if marker.exists() => Ok(()),
         _ => {
             std::fs::create_dir_all(&meta)?;
-            output::atomic_write(&marker, format!("{}\n", task.name()).as_bytes())
+            output::atomic_write(&marker, format!("{name}\n").as_bytes())
         }
     }
 }
 
-/// How the model is obtained: its id is needed before loading (to find finished work), and loading
-/// happens only when there is something to generate.
-pub struct ModelSource<'a> {
-    pub model_id: String,
-    pub load: Box<dyn FnOnce() -> Result<Box<dyn Generator + 'a>> + 'a>,
-}
-
-/// An error that ends the run (output folder or state unusable, disk full). Article problems never are.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DiskFull(pub String);
-
-struct Work {
-    article: Article,
-    /// Languages to generate.
-    todo: Vec<String>,
-    /// Summaries reused from the state.
-    cached: BTreeMap<String, SummaryRecord>,
-}
-
-/// Run over `opts.inputs` into `opts.out`. Errors: `LockError` (another run holds the folder), `DiskFull`,
-/// or anything else fatal; article-level problems are counted in the report instead.
-pub fn run(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter) -> Result<RunReport> {
-    let t0 = Instant::now();
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating the output folder {}", opts.out.display()))?;
-    let _lock = Lock::acquire(&opts.out)?;
-    check_task_kind(&opts.out, &opts.task)?;
-    let result = run_locked(opts, model, reporter, t0);
-    result.map_err(|e| {
-        if output::is_disk_full(&e) {
-            anyhow::Error::new(DiskFull(format!(
-                "no space left on the device while writing to {} ({e:#}). Results finished so far are kept and valid: \
-free some space and run again to finish the rest",
-                opts.out.display()
-            )))
-        } else {
-            e
-        }
-    })
-}
-
-fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0: Instant) -> Result<RunReport> {
+/// Read every input and settle what needs no model: rejected inputs are recorded, finished articles skipped
+/// (or their missing outputs rebuilt from the state), and `index.jsonl` written. Returns what is left.
+fn plan(
+    opts: &RunOptions,
+    task: &dyn Task,
+    model_id: &str,
+    state: &mut State,
+    report: &mut RunReport,
+    reporter: &Reporter,
+) -> Result<Vec<Work>> {
     let out = opts.out.as_path();
-    let stale = output::remove_stale_temp_files(out);
-    if stale > 0 {
-        reporter.info(&format!("removed {stale} temporary files left by an interrupted run"));
-    }
-    let mut state = State::open(out)?;
-    let mut report = RunReport::default();
-
     let (sources, ignored) = input::discover(&opts.inputs, Some(out))?;
     for ig in &ignored {
         reporter.warn(&format!("skipping {}: {}", ig.path.display(), ig.reason));
     }
     report.ignored = ignored.len();
-
-    // Plan: read every source, settle what needs no model now.
-    let length_key = opts.task.state_key();
+    let settings_key = task.settings_key();
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut work: Vec<Work> = Vec::new();
     for src in &sources {
@@ -171,82 +142,52 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
                 }),
                 other => other,
             };
+            let (rel, source, sha) = match &item {
+                Ok(a) => (&a.rel, &a.source, Some(a.sha256.as_str())),
+                Err(r) => (&r.rel, &r.source, r.sha256.as_deref()),
+            };
+            seen.insert(rel.clone(), source.clone());
             // Every shard reads every input (so duplicate names are found the same way in each), and keeps
             // only its own articles.
-            let (rel, sha) = match &item {
-                Ok(a) => (a.rel.as_str(), Some(a.sha256.as_str())),
-                Err(r) => (r.rel.as_str(), r.sha256.as_deref()),
-            };
             if opts.shard.is_some_and(|sh| !sh.owns_record(sha, rel)) {
-                let (rel, source) = match &item {
-                    Ok(a) => (a.rel.clone(), a.source.clone()),
-                    Err(r) => (r.rel.clone(), r.source.clone()),
-                };
-                seen.insert(rel, source);
                 report.other_shards += 1;
                 continue;
             }
             match item {
-                Err(rej) => {
-                    seen.insert(rej.rel.clone(), rej.source.clone());
-                    let record = rejected_record(&rej);
+                Err(rejected) => {
+                    let record = rejected_record(&rejected);
                     let stored = state.article(&record.id)?;
                     let unchanged = stored.as_ref().is_some_and(|s| same_content(s, &record))
                         && output::outputs_intact(out, &record, opts.formats);
                     if !unchanged {
                         output::write_article(out, &record, opts.formats)?;
-                        state.commit(&record, &length_key)?;
+                        state.commit(&record, &settings_key)?;
                     }
                     report.failed += 1;
-                    reporter.article(
-                        &ArticleEvent {
-                            id: record.id.clone(),
-                            status: "failed",
-                            langs: vec![],
-                            error: record.error.clone(),
-                            seconds: 0.0,
-                            generated_tokens: 0,
-                        },
-                        false,
-                    );
+                    reporter.article(&event(&record, "failed", 0.0, 0), false);
                 }
                 Ok(article) => {
-                    seen.insert(article.rel.clone(), article.source.clone());
                     for w in &article.warnings {
                         reporter.warn(&format!("{}: {w}", article.source));
                     }
                     let key = Key {
                         sha256: &article.sha256,
-                        model: &model.model_id,
-                        prompt_version: opts.task.prompt_version(),
-                        length: &length_key,
+                        model: model_id,
+                        prompt_version: task.prompt_version(),
+                        length: &settings_key,
                     };
-                    let mut cached = BTreeMap::new();
-                    let mut cached_translation: Option<Translation> = None;
-                    if !opts.force {
-                        match &opts.task {
-                            Task::Summarize(_) => {
-                                for l in &opts.langs {
-                                    if let Some(s) = state.cached(&key, l)? {
-                                        cached.insert(l.clone(), s);
-                                    }
-                                }
-                            }
-                            Task::Translate(t) => cached_translation = state.cached(&key, &t.to)?,
-                        }
-                    }
-                    let todo: Vec<String> = opts.langs.iter().filter(|l| !cached.contains_key(*l)).cloned().collect();
-                    let finished = match opts.task {
-                        Task::Summarize(_) => todo.is_empty(),
-                        Task::Translate(_) => cached_translation.is_some(),
+                    let (cached, finished) = if opts.force {
+                        (Results::default(), false)
+                    } else {
+                        task.cached(&Cache { state, key })?
                     };
                     if !finished {
-                        work.push(Work { article, todo, cached });
+                        work.push(Work { article, cached });
                         continue;
                     }
                     // Everything is in the state: skip, or rebuild missing/corrupt outputs without the model.
                     let stored = state.article(&article.rel)?;
-                    let fresh = build_record(&article, None, None, cached, cached_translation);
+                    let fresh = build_record(&article, cached);
                     let intact = stored
                         .as_ref()
                         .is_some_and(|s| same_content(s, &fresh) && output::outputs_intact(out, s, opts.formats));
@@ -254,7 +195,7 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
                         report.skipped += 1;
                     } else {
                         output::write_article(out, &fresh, opts.formats)?;
-                        state.commit(&fresh, &length_key)?;
+                        state.commit(&fresh, &settings_key)?;
                         report.done += 1;
                         reporter.article(&event(&fresh, "restored", 0.0, 0), false);
                     }
@@ -262,17 +203,27 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
             }
         }
     }
-    let index_lines = state.index_lines()?;
-    output::write_index(out, &index_lines)?;
+    output::write_index(out, &state.index_lines()?)?;
+    Ok(work)
+}
 
-    if work.is_empty() {
-        report.wall_seconds = t0.elapsed().as_secs_f64();
-        return Ok(report);
-    }
-
-    reporter.info(&format!("{} articles to {}; loading the model {}", work.len(), opts.task.name(), model.model_id));
-    let gen = (model.load)()?;
+/// Run the model over `work`, `--jobs` articles in flight, each article's outputs and state written as
+/// soon as it is done. The index is rewritten now and then, and always at the end, even on an error.
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    opts: &RunOptions,
+    task: &dyn Task,
+    model_id: &str,
+    gen: &dyn Generator,
+    work: Vec<Work>,
+    state: State,
+    report: &mut RunReport,
+    reporter: &Reporter,
+) -> Result<()> {
+    let out = opts.out.as_path();
+    let settings_key = task.settings_key();
     let jobs = opts.jobs.unwrap_or_else(|| gen.default_jobs()).max(1);
+    debug_assert_eq!(model_id, gen.model_id());
     reporter.start_work(work.len());
     let t_work = Instant::now();
 
@@ -284,25 +235,13 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
 
     let do_one = |w: &Work| -> Result<()> {
         let t = Instant::now();
-        let (record, generated_tokens) = match &opts.task {
-            Task::Summarize(settings) => {
-                let s = pipeline::summarize(&w.article, &w.todo, settings, gen.as_ref());
-                let mut summaries = w.cached.clone();
-                summaries.extend(s.summaries);
-                (build_record(&w.article, s.source_lang, Some(s.truncated), summaries, None), s.generated_tokens)
-            }
-            Task::Translate(settings) => {
-                let t = crate::translate::translate_article(&w.article, settings, gen.as_ref());
-                (
-                    build_record(&w.article, t.source_lang, None, BTreeMap::new(), Some(t.translation)),
-                    t.generated_tokens,
-                )
-            }
-        };
+        let results = task.run(&w.article, w.cached.clone(), gen);
+        let generated_tokens = results.generated_tokens;
+        let record = build_record(&w.article, results);
         output::write_article(out, &record, opts.formats)?;
         {
             let mut st = state.lock().unwrap();
-            st.commit(&record, &length_key)?;
+            st.commit(&record, &settings_key)?;
             let mut last = last_index.lock().unwrap();
             if last.elapsed() >= Duration::from_secs(2) {
                 output::write_index(out, &st.index_lines()?)?;
@@ -352,15 +291,12 @@ fn run_locked(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter, t0
     report.failed += failed;
     report.generated_tokens = tokens;
     report.generate_wall_seconds = t_work.elapsed().as_secs_f64();
-    // The index always ends the run matching the state, even when the run stops on an error.
     let st = state.into_inner().unwrap();
     let index = st.index_lines().and_then(|lines| output::write_index(out, &lines));
     if let Some(e) = fatal.into_inner().unwrap() {
         return Err(e);
     }
-    index?;
-    report.wall_seconds = t0.elapsed().as_secs_f64();
-    Ok(report)
+    index
 }
 
 fn event(r: &ArticleRecord, status: &'static str, seconds: f64, tokens: usize) -> ArticleEvent {
@@ -386,15 +322,9 @@ fn same_content(a: &ArticleRecord, b: &ArticleRecord) -> bool {
     *a == b
 }
 
-fn build_record(
-    a: &Article,
-    source_lang: Option<String>,
-    truncated: Option<bool>,
-    summaries: BTreeMap<String, SummaryRecord>,
-    translation: Option<Translation>,
-) -> ArticleRecord {
-    let truncated =
-        truncated.unwrap_or(false) || summaries.values().any(|s| s.flags.iter().any(|f| f == "truncated_input"));
+fn build_record(a: &Article, results: Results) -> ArticleRecord {
+    let Results { source_lang, truncated, summaries, translation, .. } = results;
+    let truncated = truncated || summaries.values().any(|s| s.flags.contains(&Flag::TruncatedInput));
     let source_lang = source_lang.or_else(|| crate::text::lang::detect(&a.text)).or_else(|| a.declared_lang.clone());
     let status = match &translation {
         Some(t) => t.record.status,

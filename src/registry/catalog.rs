@@ -71,10 +71,22 @@ fn default_revision() -> String {
     "main".to_string()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Where a model file can come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     Hub,
     Pypi,
+}
+
+impl std::str::FromStr for SourceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hub" => Ok(SourceKind::Hub),
+            "pypi" => Ok(SourceKind::Pypi),
+            other => Err(format!("unknown source {other:?}: use hub or pypi")),
+        }
+    }
 }
 
 impl Source {

@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use crate::backend::generator::Generator;
-use crate::engine::generate::Request;
-use crate::engine::sampling::SamplingParams;
+use crate::backend::Generator;
+use crate::backend::Request;
+use crate::backend::SamplingParams;
 use crate::job::input::Article;
 use crate::job::record::Tokens;
-use crate::summarize::guard;
 use crate::summarize::prompt::{self, Length};
 use crate::text::chunk::{self, ChunkConfig};
+use crate::text::clean;
 
 /// Words of notes per chunk: about a tenth of a chunk of a 4k context, enough for its names and numbers.
 const NOTE_WORDS: usize = 120;
@@ -77,7 +77,7 @@ pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn 
     let note_length = Length::MaxWords(NOTE_WORDS);
     let note_overhead = {
         let p = prompt::chunk_notes(&article.title, "", notes_lang, 99, 99, NOTE_WORDS);
-        count(&gen.chat_prompt(Some(&p.system), &p.user, None)?) + note_length.max_new_tokens() + 8
+        gen.count_prompt_tokens(&p.chat())? + note_length.max_new_tokens() + 8
     };
     let chunk_budget = limits.context.saturating_sub(note_overhead);
     if chunk_budget < 64 {
@@ -139,7 +139,7 @@ fn write_notes(
                 let part = batch_no * CHUNKS_PER_CALL + k + 1;
                 let p = prompt::chunk_notes(title, piece, lang, part, pieces.len(), words);
                 Ok(Request {
-                    prompt: gen.chat_prompt(Some(&p.system), &p.user, None)?,
+                    prompt: p.chat(),
                     max_new_tokens: length.max_new_tokens(),
                     sampling: note_sampling(),
                     stop_strings: prompt::stop_strings(),
@@ -153,7 +153,7 @@ fn write_notes(
             out.tokens.prompt += g.prompt_tokens;
             out.tokens.generated += g.tokens.len();
             let part = batch_no * CHUNKS_PER_CALL + k + 1;
-            let mut text = guard::clean(&g.text).0;
+            let mut text = clean::clean(&g.text, &prompt::answer_labels()).0;
             if !has_words(&text) {
                 // A greedy path can close at once on a small model; one seeded sampled retry usually
                 // writes the notes (and the run stays reproducible).
@@ -172,7 +172,7 @@ fn write_notes(
                 let again = again.into_iter().next().ok_or_else(|| anyhow::anyhow!("the model returned no output"))?;
                 out.tokens.prompt += again.prompt_tokens;
                 out.tokens.generated += again.tokens.len();
-                text = guard::clean(&again.text).0;
+                text = clean::clean(&again.text, &prompt::answer_labels()).0;
                 if !has_words(&text) {
                     bail!(
                         "the model wrote no notes for part {part} of {} of the article (twice; it wrote {:?})",
@@ -190,7 +190,7 @@ fn write_notes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::generator::FakeGenerator;
+    use crate::backend::fake::FakeGenerator;
 
     fn article(words: usize) -> Article {
         let sentence = "The harbour authority said on Monday that the new ferry terminal will open in May. ";

@@ -8,15 +8,15 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::backend::generator::Generator;
-use crate::engine::generate::{Generation, Request, StopReason};
-use crate::engine::sampling::SamplingParams;
+use crate::backend::Generator;
+use crate::backend::{Generation, Request, StopReason};
+use crate::backend::SamplingParams;
 use crate::job::input::Article;
-use crate::job::record::{Attempt, Status, SummaryRecord, Tokens};
+use crate::job::record::{round3, Attempt, Flag, Outcome, Status, Strategy, SummaryRecord, Tokens};
 use crate::summarize::guard;
 use crate::summarize::mapreduce;
-use crate::summarize::prompt::{self, Length, Prompt, Strategy, PROMPT_VERSION};
-use crate::text::lang;
+use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
+use crate::text::{clean, lang};
 
 /// Context used when the model allows more: small models summarize worse and slower past it, and the KV
 /// cache of a batch stays small. `--max-context` changes it.
@@ -25,7 +25,7 @@ pub const DEFAULT_MAX_CONTEXT: usize = 8192;
 pub const CHUNK_OVERLAP: usize = 64;
 
 /// How the summaries in languages other than the article's are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SummaryStrategy {
     /// Every summary is written from the article.
@@ -35,6 +35,17 @@ pub enum SummaryStrategy {
     /// `direct`, at the same speed and language correctness (docs/LONG-ARTICLES.md).
     #[default]
     Translate,
+}
+
+impl std::str::FromStr for SummaryStrategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "direct" => Ok(SummaryStrategy::Direct),
+            "translate" => Ok(SummaryStrategy::Translate),
+            other => Err(format!("invalid strategy {other:?}: use translate or direct")),
+        }
+    }
 }
 
 impl SummaryStrategy {
@@ -117,8 +128,7 @@ fn prompt_overhead(gen: &dyn Generator, title: &str, langs: &[String], length: L
     let mut most = 0;
     for l in langs {
         for p in [prompt::base(title, "", l, length), prompt::native_summary(title, "", l, length)] {
-            let rendered = gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref())?;
-            most = most.max(gen.count_tokens(&rendered)?);
+            most = most.max(gen.count_prompt_tokens(&p.chat())?);
         }
     }
     Ok(most + 8)
@@ -141,7 +151,7 @@ struct Lane {
 struct Accepted {
     text: String,
     detected: String,
-    flags: Vec<String>,
+    flags: Vec<Flag>,
     numbers: Vec<String>,
 }
 
@@ -170,7 +180,7 @@ fn instructions_of(p: &Prompt) -> String {
 }
 
 fn judge(g: &Generation, target: &str, length: Length, article: &str, instructions: &str) -> Verdict {
-    let (cleaned, removed) = guard::clean(&g.text);
+    let (cleaned, removed) = clean::clean(&g.text, &prompt::answer_labels());
     let fitted = guard::fit_length(&cleaned, length, g.stop_reason == StopReason::MaxTokens);
     let text = fitted.text;
     if text.chars().filter(|c| c.is_alphabetic()).count() < 3 {
@@ -185,17 +195,17 @@ fn judge(g: &Generation, target: &str, length: Length, article: &str, instructio
     }
     let mut flags = Vec::new();
     if removed {
-        flags.push("preamble_removed".to_string());
+        flags.push(Flag::PreambleRemoved);
     }
     if fitted.trimmed {
-        flags.push("trimmed".to_string());
+        flags.push(Flag::Trimmed);
     }
     if fitted.dropped_unfinished {
-        flags.push("dropped_unfinished".to_string());
+        flags.push(Flag::DroppedUnfinished);
     }
     let numbers = guard::unsupported_numbers(&text, article);
     if !numbers.is_empty() {
-        flags.push("unsupported_numbers".to_string());
+        flags.push(Flag::UnsupportedNumbers);
     }
     Verdict::Ok(Accepted { text, detected: detected.unwrap_or_default(), flags, numbers })
 }
@@ -229,7 +239,7 @@ fn run_phase(
                         .iter()
                         .find_map(|o| o.accepted.as_ref().filter(|_| o.lang != lane.lang).map(|a| a.text.clone()));
                     match other.or_else(|| lane.rejected_text.clone()) {
-                        Some(src) => prompt::translate(&src, &lane.lang),
+                        Some(src) => crate::prompt::translate(&src, &lane.lang),
                         None => continue,
                     }
                 }
@@ -243,7 +253,7 @@ fn run_phase(
             .iter()
             .map(|(_, p)| {
                 Ok(Request {
-                    prompt: gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref())?,
+                    prompt: p.chat(),
                     max_new_tokens: length.max_new_tokens(),
                     sampling: sampling(),
                     stop_strings: prompt::stop_strings(),
@@ -262,7 +272,7 @@ fn run_phase(
                     lane.seconds += secs;
                     lane.attempts.push(Attempt {
                         strategy,
-                        outcome: "error".into(),
+                        outcome: Outcome::Error,
                         lang_detected: None,
                         error: Some(msg.clone()),
                     });
@@ -281,14 +291,14 @@ fn run_phase(
                         Verdict::Ok(mut a) => {
                             if strategy != Strategy::Base {
                                 a.flags.push(if strategy == Strategy::Translate {
-                                    "translated".into()
+                                    Flag::Translated
                                 } else {
-                                    "retried".into()
+                                    Flag::Retried
                                 });
                             }
                             lane.attempts.push(Attempt {
                                 strategy,
-                                outcome: "ok".into(),
+                                outcome: Outcome::Ok,
                                 lang_detected: Some(a.detected.clone()),
                                 error: None,
                             });
@@ -297,7 +307,7 @@ fn run_phase(
                         Verdict::WrongLanguage { detected, text } => {
                             lane.attempts.push(Attempt {
                                 strategy,
-                                outcome: "wrong_language".into(),
+                                outcome: Outcome::WrongLanguage,
                                 lang_detected: detected.clone(),
                                 error: None,
                             });
@@ -307,7 +317,7 @@ fn run_phase(
                         Verdict::Empty => {
                             lane.attempts.push(Attempt {
                                 strategy,
-                                outcome: "empty".into(),
+                                outcome: Outcome::Empty,
                                 lang_detected: None,
                                 error: None,
                             });
@@ -315,7 +325,7 @@ fn run_phase(
                         Verdict::Echo => {
                             lane.attempts.push(Attempt {
                                 strategy,
-                                outcome: "echoed_prompt".into(),
+                                outcome: Outcome::EchoedPrompt,
                                 lang_detected: None,
                                 error: None,
                             });
@@ -405,7 +415,7 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
     for lane in lanes {
         let mut base_flags = Vec::new();
         if out.truncated {
-            base_flags.push("truncated_input".to_string());
+            base_flags.push(Flag::TruncatedInput);
         }
         let mut record = match lane.accepted {
             Some(a) => {
@@ -436,11 +446,8 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
                     .map(|a| {
                         format!(
                             "{}→{}",
-                            serde_json::to_value(a.strategy)
-                                .ok()
-                                .and_then(|v| v.as_str().map(String::from))
-                                .unwrap_or_default(),
-                            a.lang_detected.as_deref().unwrap_or(&a.outcome)
+                            a.strategy.as_str(),
+                            a.lang_detected.clone().unwrap_or_else(|| a.outcome.to_string())
                         )
                     })
                     .collect();
@@ -480,10 +487,6 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
     out
 }
 
-/// Seconds as the records keep them (milliseconds).
-pub(crate) fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
 
 #[allow(clippy::too_many_arguments)]
 fn failed_record(
@@ -494,7 +497,7 @@ fn failed_record(
     attempts: Vec<Attempt>,
     tokens: Tokens,
     seconds: f64,
-    flags: Vec<String>,
+    flags: Vec<Flag>,
 ) -> SummaryRecord {
     SummaryRecord {
         text: None,
@@ -518,7 +521,7 @@ fn failed_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::generator::FakeGenerator;
+    use crate::backend::fake::FakeGenerator;
 
     fn article(text: &str) -> Article {
         Article {
@@ -575,7 +578,7 @@ mod tests {
         let es = &s.summaries["es"];
         assert_eq!(es.status, Status::Ok, "{es:?}");
         assert_eq!(es.attempts.len(), 2);
-        assert!(es.flags.contains(&"retried".to_string()) && es.flags.contains(&"preamble_removed".to_string()));
+        assert!(es.flags.contains(&Flag::Retried) && es.flags.contains(&Flag::PreambleRemoved));
         assert!(!es.text.as_ref().unwrap().contains("Sure"));
     }
 
@@ -590,7 +593,7 @@ mod tests {
             &g,
         );
         assert!(s.truncated);
-        assert!(s.summaries["en"].flags.contains(&"truncated_input".to_string()));
+        assert!(s.summaries["en"].flags.contains(&Flag::TruncatedInput));
         let (cut, t) = fit_to_context(&long, 100, &g).unwrap();
         assert!(t && cut.split_whitespace().count() <= 100 && cut.split_whitespace().count() > 50);
     }

@@ -10,6 +10,8 @@ use std::ops::Range;
 
 use unicode_segmentation::UnicodeSegmentation;
 
+use crate::text::split;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkConfig {
     /// Most tokens in one chunk.
@@ -82,7 +84,7 @@ pub fn chunk(text: &str, cfg: ChunkConfig, count: &dyn Fn(&str) -> usize) -> Vec
 /// Consecutive units covering all of `text`, each within `budget` tokens where a word boundary allows.
 fn units(text: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<Unit> {
     let mut out = Vec::new();
-    for para in split_keep(text, paragraph_ends(text)) {
+    for para in split::paragraph_ranges(text) {
         split_unit(text, para, Boundary::Paragraph, Boundary::Paragraph, budget, count, &mut out);
     }
     out
@@ -112,7 +114,7 @@ fn split_unit(
     };
     let piece = &text[range.clone()];
     let pieces: Vec<(usize, usize)> = if inner == Boundary::Sentence {
-        piece.split_sentence_bound_indices().map(|(i, p)| (i, p.len())).collect()
+        split::sentence_ranges(piece).into_iter().map(|r| (r.start, r.len())).collect()
     } else {
         piece.split_word_bound_indices().map(|(i, p)| (i, p.len())).collect()
     };
@@ -121,51 +123,6 @@ fn split_unit(
         let start = range.start + i;
         split_unit(text, start..start + len, inner, if k == last { ends_on } else { inner }, budget, count, out);
     }
-}
-
-/// Byte offsets just after each paragraph break (a blank line, with the whitespace around it).
-fn paragraph_ends(text: &str) -> Vec<usize> {
-    let bytes = text.as_bytes();
-    let mut ends = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\n' {
-            // A run of whitespace holding two or more newlines separates paragraphs.
-            let mut j = i;
-            let mut newlines = 0;
-            while j < bytes.len() && (bytes[j] as char).is_ascii_whitespace() {
-                newlines += usize::from(bytes[j] == b'\n');
-                j += 1;
-            }
-            if newlines >= 2 && j < bytes.len() {
-                ends.push(j);
-            }
-            i = j.max(i + 1);
-        } else {
-            i += 1;
-        }
-    }
-    ends
-}
-
-fn split_keep(text: &str, ends: Vec<usize>) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for e in ends {
-        if e > start {
-            out.push(start..e);
-            start = e;
-        }
-    }
-    if start < text.len() {
-        out.push(start..text.len());
-    }
-    out
-}
-
-/// Paragraphs of a text (blank-line separated), trimmed, empty ones dropped.
-pub fn paragraphs(text: &str) -> Vec<&str> {
-    split_keep(text, paragraph_ends(text)).into_iter().map(|r| text[r].trim()).filter(|p| !p.is_empty()).collect()
 }
 
 #[cfg(test)]
@@ -260,12 +217,6 @@ mod tests {
             // Whole sentences are repeated, never a fragment.
             assert!(shared.trim_end().ends_with('.'));
         }
-    }
-
-    #[test]
-    fn paragraphs_are_trimmed_and_non_empty() {
-        assert_eq!(paragraphs("A b.\n\n\n  C d.  \n \nE."), vec!["A b.", "C d.", "E."]);
-        assert_eq!(paragraphs("single"), vec!["single"]);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 pub mod chrf;
 pub mod chunk;
+pub mod clean;
 pub mod lang;
 pub mod names;
 pub mod numbers;
+pub mod split;

@@ -8,18 +8,20 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::Args;
 
-use crate::backend::generator::Generator;
-use crate::engine::generate::{Request, StopReason};
-use crate::engine::sampling::SamplingParams;
+use crate::backend::Generator;
+use crate::job::task::{Cache, Results, Task, TaskKind};
+use crate::backend::{Request, StopReason};
+use crate::backend::SamplingParams;
 use crate::job::input::Article;
-use crate::job::record::{Attempt, Status, Structure, SummaryRecord, Tokens, Translation};
-use crate::summarize::guard;
-use crate::summarize::pipeline::round3;
-use crate::summarize::prompt::{self, Strategy, TRANSLATE_PROMPT_VERSION};
+use crate::job::record::{round3, Attempt, Flag, Outcome, Status, Strategy, Structure, SummaryRecord, Tokens, Translation};
+use crate::prompt;
 use crate::text::chunk::{self, ChunkConfig};
-use crate::text::lang;
+use crate::text::{clean, lang, split};
+
+/// Bump whenever a translation prompt changes: it is part of the state key, so a new version redoes the
+/// translations.
+pub const TRANSLATE_PROMPT_VERSION: &str = "tr-1";
 
 /// Most tokens of source text in one request: small models translate short pieces more faithfully, and a
 /// piece's answer stays well inside the context.
@@ -29,18 +31,43 @@ const PIECES_PER_CALL: usize = 4;
 /// Pieces shorter than this many words are not language-checked (names, datelines, scores).
 const CHECK_MIN_WORDS: usize = 5;
 
+/// Whole articles translated into `to`.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Translate {
     pub to: String,
     /// The source language; `None` detects it.
     pub from: Option<String>,
     pub max_context: Option<usize>,
 }
 
-impl Settings {
-    /// The state key's length column: the same article translated into the same language is done once.
-    pub fn state_key(&self) -> String {
+impl Task for Translate {
+    fn kind(&self) -> TaskKind {
+        TaskKind::Translate
+    }
+
+    fn prompt_version(&self) -> &'static str {
+        TRANSLATE_PROMPT_VERSION
+    }
+
+    /// The same article translated into the same language is done once.
+    fn settings_key(&self) -> String {
         format!("translate:{}", self.from.as_deref().unwrap_or("auto"))
+    }
+
+    fn cached(&self, cache: &Cache<'_>) -> Result<(Results, bool)> {
+        let translation = cache.get::<Translation>(&self.to)?;
+        let finished = translation.is_some();
+        Ok((Results { translation, ..Results::default() }, finished))
+    }
+
+    fn run(&self, article: &Article, _cached: Results, gen: &dyn Generator) -> Results {
+        let t = translate_article(article, self, gen);
+        Results {
+            source_lang: t.source_lang,
+            translation: Some(t.translation),
+            generated_tokens: t.generated_tokens,
+            ..Results::default()
+        }
     }
 }
 
@@ -52,40 +79,11 @@ pub struct Translated {
     pub generate_seconds: f64,
 }
 
-/// The paragraphs of a text: blank-line separated when it has blank lines, else one per line (news feeds
-/// and NTREX put one paragraph per line).
-pub fn paragraphs(text: &str) -> (Vec<&str>, &'static str) {
-    let blank = text.lines().any(|l| l.trim().is_empty()) && text.trim().contains('\n');
-    let sep = if blank { "\n\n" } else { "\n" };
-    let parts: Vec<&str> = if blank {
-        let mut out = Vec::new();
-        let mut start: Option<usize> = None;
-        let mut offset = 0;
-        for line in text.split_inclusive('\n') {
-            if line.trim().is_empty() {
-                if let Some(s) = start.take() {
-                    out.push(text[s..offset].trim());
-                }
-            } else if start.is_none() {
-                start = Some(offset);
-            }
-            offset += line.len();
-        }
-        if let Some(s) = start {
-            out.push(text[s..].trim());
-        }
-        out
-    } else {
-        text.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
-    };
-    (parts, sep)
-}
-
 /// The article's paragraphs without its title: text and Markdown inputs carry the title as their first
 /// line, and it is translated once, as the title. `false` when the title is the whole text (a one-line
 /// article), which is then translated once, as the body.
 fn body_paragraphs(article: &Article) -> (Vec<&str>, &'static str, bool) {
-    let (paras, sep) = paragraphs(&article.text);
+    let (paras, sep) = split::paragraphs(&article.text);
     let title = article.title.trim();
     let mut body = paras.clone();
     let mut title_is_first_line = false;
@@ -112,7 +110,7 @@ fn body_paragraphs(article: &Article) -> (Vec<&str>, &'static str, bool) {
 /// (of a source with at least 3) lost some; over the whole text, a ratio outside 0.75–1.33 is suspect.
 /// Returns the structure counts, and the numbers (1-based) of the paragraphs that look short.
 pub fn sentence_check(source: &[&str], translated: &[String]) -> (Structure, Vec<usize>) {
-    let count = |p: &str| guard::sentences(p).len();
+    let count = |p: &str| split::sentences(p).len();
     let mut short = Vec::new();
     let (mut src_total, mut out_total) = (0, 0);
     for (i, src) in source.iter().enumerate() {
@@ -154,7 +152,7 @@ struct PieceResult {
 }
 
 /// Translate `article` into `settings.to`.
-pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Generator) -> Translated {
+pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Generator) -> Translated {
     let to = settings.to.clone();
     let source_lang =
         settings.from.clone().or_else(|| lang::detect(&article.text)).or_else(|| article.declared_lang.clone());
@@ -191,7 +189,7 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
         record.chunks = texts.len();
         record.status = Status::Ok;
         record.lang_detected = Some(to.clone());
-        record.flags.push("already_in_target_language".into());
+        record.flags.push(Flag::AlreadyInTargetLanguage);
         record.structure = Some(structure);
         out.translation.title = Some(article.title.clone());
         out.translation.record = record;
@@ -203,7 +201,7 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
     let context = crate::summarize::pipeline::usable_context(gen, settings.max_context);
     let overhead = {
         let p = prompt::translate("", &to);
-        count(&gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref()).unwrap_or_default()) + 40
+        gen.count_prompt_tokens(&p.chat()).unwrap_or(0) + 40
     };
     // The answer takes up to twice the source's tokens.
     let budget = (context.saturating_sub(overhead) / 3).min(MAX_PIECE_TOKENS);
@@ -243,7 +241,7 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
                         prompt::translate_from(pieces[i].text, &from, &to)
                     };
                     Ok(Request {
-                        prompt: gen.chat_prompt(Some(&p.system), &p.user, p.assistant_prefix.as_deref())?,
+                        prompt: p.chat(),
                         max_new_tokens: pieces[i].tokens * 2 + 32,
                         sampling: sampling(),
                         stop_strings: prompt::stop_strings(),
@@ -257,7 +255,7 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
                     record.error = Some(format!("generation failed: {e:#}"));
                     record.attempts.push(Attempt {
                         strategy,
-                        outcome: "error".into(),
+                        outcome: Outcome::Error,
                         lang_detected: None,
                         error: record.error.clone(),
                     });
@@ -269,7 +267,7 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
                 record.tokens.prompt += g.prompt_tokens;
                 record.tokens.generated += g.tokens.len();
                 out.generated_tokens += g.tokens.len();
-                let (text, _) = guard::clean(&g.text);
+                let (text, _) = clean::clean(&g.text, &prompt::translation_labels());
                 let words = pieces[i].text.split_whitespace().count();
                 let detected = if words >= CHECK_MIN_WORDS { lang::detect(&text) } else { Some(to.clone()) };
                 let has_text = text.chars().any(|c| c.is_alphanumeric());
@@ -285,9 +283,9 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
         record.attempts.push(Attempt {
             strategy: if round == 0 { Strategy::Translate } else { strategy },
             outcome: if failed_now == 0 {
-                "ok".into()
+                Outcome::Ok
             } else {
-                format!("{failed_now} of {} pieces not in {to} ({wrong} in another language)", open.len())
+                Outcome::PiecesFailed(format!("{failed_now} of {} pieces not in {to} ({wrong} in another language)", open.len()))
             },
             lang_detected: None,
             error: None,
@@ -308,8 +306,8 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
             });
             continue;
         }
-        if r.cut && !record.flags.iter().any(|f| f == "piece_cut") {
-            record.flags.push("piece_cut".into());
+        if r.cut && !record.flags.contains(&Flag::PieceCut) {
+            record.flags.push(Flag::PieceCut);
         }
         match piece.paragraph {
             None => title = Some(r.text.clone()),
@@ -324,12 +322,12 @@ pub fn translate_article(article: &Article, settings: &Settings, gen: &dyn Gener
     }
     let (structure, short) = sentence_check(&paras, &translated);
     if structure.paragraphs < structure.source_paragraphs {
-        record.flags.push("paragraph_dropped".into());
+        record.flags.push(Flag::ParagraphDropped);
     }
     if !short.is_empty()
         || !(0.75..=1.34).contains(&(structure.sentences as f64 / structure.source_sentences.max(1) as f64))
     {
-        record.flags.push("sentence_count_mismatch".into());
+        record.flags.push(Flag::SentenceCountMismatch);
     }
     record.structure = Some(structure);
     let text = translated.join(sep);
@@ -360,67 +358,9 @@ fn finish_failed(mut record: SummaryRecord, t0: Instant) -> SummaryRecord {
     record
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct TranslateArgs {
-    /// The language to translate into: en, es, fr, de, it, pt, ca or nl.
-    #[arg(long)]
-    pub to: String,
-    /// The articles' language, or auto to detect it per article.
-    #[arg(long, default_value = "auto")]
-    pub from: String,
-    /// Inputs, output folder (`<relpath>.json` and `<relpath>.<lang>.md` per article), model, run control.
-    #[command(flatten)]
-    pub job: crate::summarize::JobArgs,
-}
-
-/// The `translate` subcommand; returns the exit code. Flags are checked and merged by the summarize
-/// command's resolver, so both commands read the same config file the same way.
-pub fn main(args: TranslateArgs) -> Result<i32> {
-    let to = match lang::parse_langs(&args.to) {
-        Ok(l) if l.len() == 1 => l[0].clone(),
-        Ok(_) => return usage_exit("--to takes one language"),
-        Err(e) => return usage_exit(&format!("{e:#}")),
-    };
-    let from = match args.from.as_str() {
-        "auto" => None,
-        other => match lang::parse_langs(other) {
-            Ok(l) if l.len() == 1 => Some(l[0].clone()),
-            Ok(_) => return usage_exit("--from takes one language, or auto"),
-            Err(e) => return usage_exit(&format!("{e:#}")),
-        },
-    };
-    // Never from polysum.toml: its inputs and out are the summarize job's, and translations written into
-    // a summaries folder would replace the summaries' files.
-    if args.job.inputs.is_empty() {
-        return usage_exit("no inputs: give files or folders to translate");
-    }
-    if args.job.out.is_none() {
-        return usage_exit("--out DIR is required");
-    }
-    let max_context = args.job.max_context;
-    let summarize_args =
-        crate::summarize::SummarizeArgs { job: args.job, langs: Some(to.clone()), ..Default::default() };
-    let settings = Settings { to, from, max_context };
-    crate::summarize::run_command(&summarize_args, |run| run.task = crate::job::runner::Task::Translate(settings))
-}
-
-fn usage_exit(msg: &str) -> Result<i32> {
-    eprintln!("error: {msg}");
-    Ok(crate::cli::exit::USAGE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paragraphs_by_blank_lines_or_by_lines() {
-        let (p, sep) = paragraphs("One. Two.\nstill one.\n\n  Three.\n\n\nFour.");
-        assert_eq!(p, ["One. Two.\nstill one.", "Three.", "Four."]);
-        assert_eq!(sep, "\n\n");
-        let (p, sep) = paragraphs("First line.\nSecond line.\n\rThird.");
-        assert_eq!((p.len(), sep), (3, "\n"));
-    }
 
     #[test]
     fn the_sentence_check_catches_a_dropped_paragraph_and_a_short_one() {

@@ -1,0 +1,126 @@
+//! A scripted stand-in for the model, for tests of everything around it (state, lock, kill, retries,
+//! language checks). Built only with the cargo feature `fake-model`, which the test suite enables: a
+//! release binary never has it, so a user's `--model fake` is never silently answered by it.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use super::{CallStats, Generation, Generator, Prompt, StopReason};
+
+/// The prompt as one text, the way a chat template would lay it out.
+fn render(prompt: &Prompt) -> String {
+    match prompt {
+        Prompt::Chat { system, user, assistant_prefix } => format!(
+            "<system>{}</system>\n<user>{user}</user>\n<assistant>{}",
+            system.as_deref().unwrap_or(""),
+            assistant_prefix.as_deref().unwrap_or("")
+        ),
+        Prompt::Raw(text) => text.clone(),
+    }
+}
+
+/// A fake model for tests, chosen with `--model fake[:OPTIONS]` (comma-separated options):
+/// `english` answers in English whatever the target; `native-es` answers English to the first prompt and
+/// Spanish once the prompt itself is in Spanish; `chatty` adds "Sure! Here is a summary:";
+/// `delay=MS` sleeps per call; `fail` makes every call an error; `ctx=N` sets the context length.
+/// It counts one token per word.
+#[derive(Debug, Clone, Default)]
+pub struct FakeGenerator {
+    pub english_only: bool,
+    pub spanish_when_native: bool,
+    pub chatty: bool,
+    pub delay_ms: u64,
+    pub fail: bool,
+    pub context: usize,
+}
+
+impl FakeGenerator {
+    /// The environment variable the test suite sets to use the fake model: even a build with the feature
+    /// answers `--model fake` with it only when asked this way.
+    pub const ENABLE_ENV: &'static str = "POLYSUM_TEST_FAKE_MODEL";
+
+    /// The fake model a `--model` value names (`fake` or `fake:OPTIONS`), `None` for any other value.
+    pub fn parse(spec: &str) -> Result<Option<FakeGenerator>> {
+        let Some(rest) = spec.strip_prefix("fake") else { return Ok(None) };
+        let rest = match rest.strip_prefix(':') {
+            Some(r) => r,
+            None if rest.is_empty() => "",
+            None => return Ok(None),
+        };
+        let mut g = FakeGenerator { context: 4096, ..Default::default() };
+        for opt in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match opt.split_once('=') {
+                None if opt == "english" => g.english_only = true,
+                None if opt == "native-es" => g.spanish_when_native = true,
+                None if opt == "chatty" => g.chatty = true,
+                None if opt == "fail" => g.fail = true,
+                Some(("delay", ms)) => g.delay_ms = ms.parse()?,
+                Some(("ctx", n)) => g.context = n.parse()?,
+                _ => bail!("unknown fake model option {opt:?}"),
+            }
+        }
+        Ok(Some(g))
+    }
+
+    fn answer(&self, prompt: &str) -> String {
+        // The instruction follows the fenced text; look there for the target language.
+        let end = ["</article>", "</text>"].iter().filter_map(|t| prompt.rfind(t).map(|p| p + t.len())).max();
+        let tail = end.map(|p| &prompt[p..]).unwrap_or(prompt);
+        let wants_spanish = tail.contains("Spanish") || tail.contains("español");
+        let prompt_is_spanish = prompt.contains("Eres un");
+        let spanish = wants_spanish && !self.english_only && (!self.spanish_when_native || prompt_is_spanish);
+        let body = if spanish {
+            "El artículo cuenta los hechos principales de la noticia. Las autoridades dieron los detalles el martes por la tarde."
+        } else {
+            "The article reports the main facts of the story. Officials gave the details on Tuesday afternoon."
+        };
+        if self.chatty {
+            format!("Sure! Here is a summary of the article:\n\n{body}\n\nLet me know if you need anything else.")
+        } else {
+            body.to_string()
+        }
+    }
+}
+
+impl Generator for FakeGenerator {
+    fn model_id(&self) -> String {
+        "fake".into()
+    }
+    fn generate(&self, requests: &[super::Request]) -> Result<(Vec<Generation>, CallStats)> {
+        let t = Instant::now();
+        if self.delay_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(self.delay_ms));
+        }
+        if self.fail {
+            bail!("the fake model was asked to fail");
+        }
+        let mut stats = CallStats::default();
+        let gens: Vec<Generation> = requests
+            .iter()
+            .map(|r| {
+                let prompt = render(&r.prompt);
+                let prompt_tokens = prompt.split_whitespace().count();
+                if prompt_tokens + r.max_new_tokens > self.context {
+                    bail!("the prompt has {prompt_tokens} tokens, more than the fake context of {}", self.context);
+                }
+                let text = self.answer(&prompt);
+                let n = text.split_whitespace().count();
+                stats.prompt_tokens += prompt_tokens;
+                stats.generated_tokens += n;
+                Ok(Generation { text, tokens: (0..n as u32).collect(), prompt_tokens, stop_reason: StopReason::Eos })
+            })
+            .collect::<Result<_>>()?;
+        stats.decode_seconds = t.elapsed().as_secs_f64();
+        Ok((gens, stats))
+    }
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(text.split_whitespace().count())
+    }
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<usize> {
+        Ok(render(prompt).split_whitespace().count())
+    }
+    fn context_length(&self) -> usize {
+        self.context
+    }
+}

@@ -1,0 +1,130 @@
+//! The built-in engine as a [`Generator`]: prompts rendered with the model's own chat template.
+
+use anyhow::Result;
+
+use super::{CallStats, Generation, Generator, Prompt, Request};
+use crate::engine::device::{self, DeviceSpec};
+use crate::engine::generate::{self, Engine};
+use crate::engine::model::LoadOptions;
+use crate::engine::scheduler::{self, Scheduler};
+
+/// A model for the built-in engine: where it comes from and how to run it.
+#[derive(Debug, Clone)]
+pub struct LocalModel {
+    /// A registry name, `hf:ORG/REPO/FILE[@REVISION]`, or a path to a `.gguf` file.
+    pub spec: String,
+    pub device: DeviceSpec,
+    /// CPU threads for the kernels; `None`: every core.
+    pub threads: Option<usize>,
+    /// Re-quantize tensor types without a fast CPU kernel (Q4_1/Q5_0/Q5_1) to Q8_0 at load, on a CPU.
+    pub requantize: bool,
+}
+
+impl LocalModel {
+    /// The model's id: its GGUF file's stem, as `Engine::name` gives it. Resolves (and may pull) the model.
+    pub fn model_id(&self) -> Result<String> {
+        let resolved = crate::registry::resolve_model(&self.spec)?;
+        Ok(resolved.gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| self.spec.clone()))
+    }
+
+    /// The engine alone, for one caller at a time.
+    pub fn load_engine(&self) -> Result<Engine> {
+        device::set_cpu_threads(self.threads);
+        let device = self.device.open()?;
+        let resolved = crate::registry::resolve_model(&self.spec)?;
+        let opts = LoadOptions { requantize: self.requantize && device.is_cpu(), ..LoadOptions::new(device) };
+        Engine::load(&resolved.gguf, resolved.tokenizer_json.as_deref(), &opts)
+    }
+
+    /// The engine behind the continuous-batching scheduler, with as many rows as the device suits.
+    pub fn load_scheduler(&self) -> Result<Scheduler> {
+        let engine = self.load_engine()?;
+        let rows = if engine.device().is_cpu() { scheduler::CPU_ROWS } else { scheduler::GPU_ROWS };
+        Scheduler::new(engine, rows)
+    }
+}
+
+/// The prompt text the engine reads.
+fn render(engine: &Engine, prompt: &Prompt) -> Result<String> {
+    match prompt {
+        Prompt::Chat { system, user, assistant_prefix } => {
+            engine.chat_prompt(system.as_deref(), user, assistant_prefix.as_deref())
+        }
+        Prompt::Raw(text) => Ok(text.clone()),
+    }
+}
+
+fn engine_requests(engine: &Engine, requests: &[Request]) -> Result<Vec<generate::Request>> {
+    requests
+        .iter()
+        .map(|r| {
+            Ok(generate::Request {
+                prompt: render(engine, &r.prompt)?,
+                max_new_tokens: r.max_new_tokens,
+                sampling: r.sampling.clone(),
+                stop_strings: r.stop_strings.clone(),
+            })
+        })
+        .collect()
+}
+
+impl Generator for Scheduler {
+    fn model_id(&self) -> String {
+        self.engine().name().to_string()
+    }
+    fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
+        Scheduler::generate(self, &engine_requests(self.engine(), requests)?)
+    }
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.engine().count_tokens(text)
+    }
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<usize> {
+        Ok(self.engine().encode_prompt(&render(self.engine(), prompt)?)?.len())
+    }
+    fn context_length(&self) -> usize {
+        self.engine().context_length()
+    }
+    fn is_cpu(&self) -> bool {
+        self.engine().device().is_cpu()
+    }
+    /// On a GPU, half the batch's rows: a call has one or two rows most of the time (an article's EN and
+    /// ES requests), so the batch stays full while each article waits on its own steps. On a CPU one
+    /// article at a time: a one-row step on `model::gemv` is as fast per token as a two-row step, and each
+    /// prefill stalls the other rows' decode (docs/BENCHMARKS.md has the measurement).
+    fn default_jobs(&self) -> usize {
+        if self.is_cpu() {
+            1
+        } else {
+            (self.max_rows() / 2).max(1)
+        }
+    }
+}
+
+impl Generator for Engine {
+    fn model_id(&self) -> String {
+        self.name().to_string()
+    }
+    fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
+        self.generate_streaming(&engine_requests(self, requests)?, &mut |_, _| true)
+    }
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        Engine::count_tokens(self, text)
+    }
+    fn count_prompt_tokens(&self, prompt: &Prompt) -> Result<usize> {
+        Ok(self.encode_prompt(&render(self, prompt)?)?.len())
+    }
+    fn context_length(&self) -> usize {
+        Engine::context_length(self)
+    }
+    fn is_cpu(&self) -> bool {
+        self.device().is_cpu()
+    }
+    /// Each call runs alone on a bare engine: two articles keep a GPU busier, a CPU gains nothing.
+    fn default_jobs(&self) -> usize {
+        if self.is_cpu() {
+            1
+        } else {
+            2
+        }
+    }
+}

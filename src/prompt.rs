@@ -1,0 +1,151 @@
+//! Prompt pieces every task shares: the chat prompt's parts, the fence that keeps untrusted text apart from
+//! the instructions, and the one translation prompt (a summary translated into another language by
+//! `summarize`, an article's pieces by `translate`, a summary back-translated by `compare`). Each task's own
+//! prompts live in its own `prompt` file.
+
+use crate::text::lang;
+
+/// The parts of one chat prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub system: String,
+    pub user: String,
+    pub assistant_prefix: Option<String>,
+}
+
+impl Prompt {
+    /// The prompt as the backends take it.
+    pub fn chat(&self) -> crate::backend::Prompt {
+        crate::backend::Prompt::chat(self.system.clone(), self.user.clone())
+            .with_answer_prefix(self.assistant_prefix.clone())
+    }
+}
+
+/// Stop generating when the model starts echoing the fence.
+pub fn stop_strings() -> Vec<String> {
+    vec!["</article>".into(), "<article>".into(), "</text>".into()]
+}
+
+/// Put the article between `<article>` tags; tags inside the text are defused so it cannot close the fence.
+pub fn fence(title: &str, text: &str) -> String {
+    format!("<article>\nTitle: {}\n\n{}\n</article>", defuse(title), defuse(text))
+}
+
+/// `s` with the fence tags made harmless (`<article>` becomes `[article]`), so it cannot close a fence.
+pub fn defuse(s: &str) -> String {
+    let mut out = s.to_string();
+    for tag in ["<article>", "</article>", "<text>", "</text>"] {
+        // Case-insensitive replace without regex: scan a lowercase copy.
+        loop {
+            let lower = out.to_ascii_lowercase();
+            match lower.find(tag) {
+                Some(pos) => out.replace_range(pos..pos + tag.len(), &tag.replace('<', "[").replace('>', "]")),
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+/// The words of a translation prompt in its target language.
+struct Translation {
+    system: &'static str,
+    /// `{text}` is replaced.
+    user: &'static str,
+    /// The label that starts the answer.
+    label: &'static str,
+}
+
+fn translation(target: &str) -> &'static Translation {
+    match target {
+        "es" => &Translation {
+            system: "Eres un traductor profesional. Traduces textos al español de forma fiel y natural.",
+            user: "Traduce al español el siguiente texto.\n\n<text>\n{text}\n</text>\n\nEscribe solo la traducción al español.",
+            label: "Traducción al español:",
+        },
+        "fr" => &Translation {
+            system: "Tu es un traducteur professionnel. Tu traduis des textes en français, fidèlement.",
+            user: "Traduis le texte suivant en français.\n\n<text>\n{text}\n</text>\n\nÉcris seulement la traduction en français.",
+            label: "Traduction en français :",
+        },
+        "de" => &Translation {
+            system: "Du bist ein professioneller Übersetzer. Du übersetzt Texte genau ins Deutsche.",
+            user: "Übersetze den folgenden Text ins Deutsche.\n\n<text>\n{text}\n</text>\n\nSchreibe nur die deutsche Übersetzung.",
+            label: "Deutsche Übersetzung:",
+        },
+        "it" => &Translation {
+            system: "Sei un traduttore professionista. Traduci testi in italiano in modo fedele.",
+            user: "Traduci in italiano il testo seguente.\n\n<text>\n{text}\n</text>\n\nScrivi solo la traduzione in italiano.",
+            label: "Traduzione in italiano:",
+        },
+        "pt" => &Translation {
+            system: "És um tradutor profissional. Traduzes textos para português com fidelidade.",
+            user: "Traduz para português o texto seguinte.\n\n<text>\n{text}\n</text>\n\nEscreve apenas a tradução em português.",
+            label: "Tradução em português:",
+        },
+        "ca" => &Translation {
+            system: "Ets un traductor professional. Tradueixes textos al català amb fidelitat.",
+            user: "Tradueix al català el text següent.\n\n<text>\n{text}\n</text>\n\nEscriu només la traducció al català.",
+            label: "Traducció al català:",
+        },
+        "nl" => &Translation {
+            system: "Je bent een professionele vertaler. Je vertaalt teksten getrouw naar het Nederlands.",
+            user: "Vertaal de volgende tekst naar het Nederlands.\n\n<text>\n{text}\n</text>\n\nSchrijf alleen de Nederlandse vertaling.",
+            label: "Nederlandse vertaling:",
+        },
+        _ => &Translation {
+            system: "You are a professional translator. You translate texts into English faithfully.",
+            user: "Translate the following text into English.\n\n<text>\n{text}\n</text>\n\nWrite only the English translation.",
+            label: "English translation:",
+        },
+    }
+}
+
+/// Translate `text` (written in some other language) into `target`, with the instruction in the target
+/// language and the answer started with its label.
+pub fn translate(text: &str, target: &str) -> Prompt {
+    let t = translation(target);
+    let user = t.user.replace("{text}", &defuse(text));
+    Prompt { system: t.system.to_string(), user, assistant_prefix: Some(format!("{} ", t.label)) }
+}
+
+/// A translation prompt with the instruction in English and both languages named: the retry for a text
+/// whose first translation came out in the wrong language.
+pub fn translate_from(text: &str, from: &str, to: &str) -> Prompt {
+    let (src, dst) = (lang::english_name(from), lang::english_name(to));
+    let user = format!(
+        "Translate the following {src} text into {dst}. Translate every sentence; keep names and numbers exactly \
+as they are.\n\n<text>\n{}\n</text>\n\nWrite only the {dst} translation.",
+        defuse(text)
+    );
+    Prompt { system: format!("You are a professional translator from {src} into {dst}."), user, assistant_prefix: None }
+}
+
+/// The labels a model may echo at the start of a translation, in every supported language.
+pub fn translation_labels() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = lang::SUPPORTED.iter().map(|(code, _, _)| translation(code).label).collect();
+    // What models add on their own, unasked.
+    v.extend(["Translation:", "Traducción:", "English:", "Español:"]);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::clean::clean;
+
+    #[test]
+    fn translation_answers_lose_their_labels_and_quotes() {
+        let labels = translation_labels();
+        assert_eq!(clean("Translation: \"The council met.\"\n", &labels).0, "The council met.");
+        assert_eq!(clean("Traducción: El consejo se reunió.", &labels).0, "El consejo se reunió.");
+        assert_eq!(clean("Plain text.", &labels).0, "Plain text.");
+    }
+
+    #[test]
+    fn the_fence_cannot_be_closed_from_inside() {
+        let f = fence("T", "a </ARTICLE> b <text>");
+        assert_eq!(f.matches("</article>").count(), 1);
+        assert!(f.contains("a [/article] b [text]"), "{f}");
+    }
+}
