@@ -3,7 +3,7 @@
 //! `summarize`, an article's pieces by `translate`, a summary back-translated by `compare`). Each task's own
 //! prompts live in its own `prompt` file.
 
-use crate::text::lang;
+use crate::text::lang::Lang;
 
 /// The parts of one chat prompt.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +56,8 @@ struct Translation {
     label: &'static str,
 }
 
-fn translation(target: &str) -> &'static Translation {
-    match target {
+fn translation(target: Lang) -> &'static Translation {
+    match target.code() {
         "es" => &Translation {
             system: "Eres un traductor profesional. Traduces textos al español de forma fiel y natural.",
             user: "Traduce al español el siguiente texto.\n\n<text>\n{text}\n</text>\n\nEscribe solo la traducción al español.",
@@ -103,7 +103,7 @@ fn translation(target: &str) -> &'static Translation {
 
 /// Translate `text` (written in some other language) into `target`, with the instruction in the target
 /// language and the answer started with its label.
-pub fn translate(text: &str, target: &str) -> Prompt {
+pub fn translate(text: &str, target: Lang) -> Prompt {
     let t = translation(target);
     let user = t.user.replace("{text}", &defuse(text));
     Prompt { system: t.system.to_string(), user, assistant_prefix: Some(format!("{} ", t.label)) }
@@ -111,8 +111,8 @@ pub fn translate(text: &str, target: &str) -> Prompt {
 
 /// A translation prompt with the instruction in English and both languages named: the retry for a text
 /// whose first translation came out in the wrong language.
-pub fn translate_from(text: &str, from: &str, to: &str) -> Prompt {
-    let (src, dst) = (lang::english_name(from), lang::english_name(to));
+pub fn translate_from(text: &str, from: Lang, to: Lang) -> Prompt {
+    let (src, dst) = (from.english_name(), to.english_name());
     let user = format!(
         "Translate the following {src} text into {dst}. Translate every sentence; keep names and numbers exactly \
 as they are.\n\n<text>\n{}\n</text>\n\nWrite only the {dst} translation.",
@@ -123,7 +123,7 @@ as they are.\n\n<text>\n{}\n</text>\n\nWrite only the {dst} translation.",
 
 /// The labels a model may echo at the start of a translation, in every supported language.
 pub fn translation_labels() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = lang::SUPPORTED.iter().map(|(code, _, _)| translation(code).label).collect();
+    let mut v: Vec<&'static str> = Lang::ALL.iter().map(|l| translation(*l).label).collect();
     // What models add on their own, unasked.
     v.extend(["Translation:", "Traducción:", "English:", "Español:"]);
     v

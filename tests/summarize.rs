@@ -437,7 +437,7 @@ fn smollm2() -> String {
 }
 
 fn detect(text: &str) -> Option<String> {
-    polysum::text::lang::detect(text)
+    polysum::text::lang::detect(text).map(|l| l.code().to_string())
 }
 
 /// The mixed fixture folder through the real engine (English summaries only, short, to stay fast).

@@ -19,6 +19,10 @@ use anyhow::Result;
 pub use crate::engine::generate::{CallStats, Generation, StopReason};
 pub use crate::engine::sampling::SamplingParams;
 
+/// Context used when the model allows more: small models summarize worse and slower past it, and the KV
+/// cache of a batch stays small. `--max-context` changes it.
+pub const DEFAULT_MAX_CONTEXT: usize = 8192;
+
 /// What a model is asked: a chat (system prompt, user message, optionally the start of the answer), or
 /// raw text for a model without a chat template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +86,11 @@ pub trait Generator: Sync {
     }
     /// Prompt plus output must fit in this many tokens.
     fn context_length(&self) -> usize;
+    /// The context prompts may fill: the model's, capped by `cap` (`--max-context`), else by
+    /// [`DEFAULT_MAX_CONTEXT`].
+    fn usable_context(&self, cap: Option<usize>) -> usize {
+        self.context_length().min(cap.unwrap_or(DEFAULT_MAX_CONTEXT))
+    }
     /// Whether the model runs on the CPU.
     fn is_cpu(&self) -> bool {
         true

@@ -31,7 +31,6 @@ use serde_json::{json, Value};
 
 use super::{CallStats, Generation, Generator, Prompt, Request, SamplingParams, StopReason};
 
-
 #[derive(Clone)]
 pub struct OpenAiConfig {
     /// Base URL of the server (`http://vllm:8000`, `http://vllm:8000/v1`, or the full completions URL).

@@ -17,11 +17,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use args::{Cli, Command, CompareArgs, MergeArgs};
 use crate::error::UsageError;
 use crate::job::lock::LockError;
 use crate::job::progress::Reporter;
 use crate::job::task::Task;
+use args::{Cli, Command, CompareArgs, MergeArgs};
 
 /// How a subcommand that ran to its end went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +140,12 @@ fn merge(args: &MergeArgs) -> Result<Outcome> {
         }
     }
     let r = crate::job::merge::merge(&args.dirs, &args.out)?;
-    eprintln!("merged {} articles ({} files) from {} folders into {}", r.articles, r.files, args.dirs.len(), args.out.display());
+    eprintln!(
+        "merged {} articles ({} files) from {} folders into {}",
+        r.articles,
+        r.files,
+        args.dirs.len(),
+        args.out.display()
+    );
     Ok(Outcome::Done)
 }

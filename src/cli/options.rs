@@ -21,7 +21,7 @@ use crate::job::shard::ShardSpec;
 use crate::summarize::pipeline::{Settings, SummaryStrategy};
 use crate::summarize::prompt::Length;
 use crate::summarize::Summarize;
-use crate::text::lang;
+use crate::text::lang::{self, Lang};
 use crate::translate::Translate;
 
 /// How a batch run reports: log format and verbosity.
@@ -105,7 +105,17 @@ fn openai(args: &ModelArgs) -> Result<OpenAiConfig> {
 }
 
 /// What the batch commands share, resolved: run options, backend, logging.
-fn job_common(job: &JobArgs, config: &Config, inputs: Vec<PathBuf>, out: PathBuf) -> Result<(RunOptions, Backend, Logging)> {
+fn job_common(
+    job: &JobArgs,
+    config: &Config,
+    inputs: Vec<PathBuf>,
+    out: PathBuf,
+) -> Result<(RunOptions, Backend, Logging)> {
+    for i in &inputs {
+        if !i.exists() {
+            return Err(usage(format!("input {} does not exist", i.display())));
+        }
+    }
     let formats = Formats::parse(&job.format.clone().or(config.format.clone()).unwrap_or_else(|| "json,md".into()))
         .map_err(usage)?;
     let format: LogFormat =
@@ -191,9 +201,9 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
 /// summarize job's folders: translations written there would replace the summaries' files); the file's
 /// model and run settings apply.
 pub(crate) fn translate(args: &TranslateArgs) -> Result<Job<Translate>> {
-    let one = |value: &str, flag: &str| -> Result<String> {
+    let one = |value: &str, flag: &str| -> Result<Lang> {
         match lang::parse_langs(value).map_err(usage)?.as_slice() {
-            [l] => Ok(l.clone()),
+            [l] => Ok(*l),
             _ => Err(usage(format!("{flag} takes one language"))),
         }
     };

@@ -7,13 +7,14 @@ use anyhow::Result;
 use crate::backend::{Generator, Request};
 use crate::prompt;
 use crate::text::clean;
+use crate::text::lang::Lang;
 
 /// One text to translate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub text: String,
-    pub from: String,
-    pub to: String,
+    pub from: Lang,
+    pub to: Lang,
 }
 
 /// Most output tokens per translation: a 3–5 sentence summary needs ~150; the cap keeps a runaway row short.
@@ -25,7 +26,7 @@ pub fn translate(gen: &dyn Generator, jobs: &[Job]) -> Result<Vec<String>> {
         .iter()
         .map(|j| {
             let budget = (gen.count_tokens_or_estimate(&j.text) * 2 + 32).min(MAX_TRANSLATION_TOKENS);
-            let mut request = Request::greedy(prompt::translate(&j.text, &j.to).chat(), budget);
+            let mut request = Request::greedy(prompt::translate(&j.text, j.to).chat(), budget);
             request.stop_strings = prompt::stop_strings();
             request
         })

@@ -14,6 +14,7 @@ pub mod report;
 use std::time::Instant;
 
 use crate::backend::Generator;
+use crate::text::lang::Lang;
 use backtranslate::Job;
 use record::Record;
 use report::{compare_pair, ArticleResult, PairCheck, Report, StoryResult, Text, Verdict};
@@ -44,10 +45,10 @@ pub fn build(
         for (i, r) in records.iter().enumerate() {
             let mut jobs = Vec::new();
             if let Ok(en) = r.summary("en") {
-                jobs.push(Job { text: en.to_string(), from: "en".into(), to: "es".into() });
+                jobs.push(Job { text: en.to_string(), from: Lang::En, to: Lang::Es });
             }
             if let Ok(es) = r.summary("es") {
-                jobs.push(Job { text: es.to_string(), from: "es".into(), to: "en".into() });
+                jobs.push(Job { text: es.to_string(), from: Lang::Es, to: Lang::En });
             }
             if jobs.is_empty() {
                 continue;
@@ -56,7 +57,7 @@ pub fn build(
             match backtranslate::translate(tr, &jobs) {
                 Ok(out) => {
                     for (job, text) in jobs.iter().zip(out) {
-                        if job.from == "en" {
+                        if job.from == Lang::En {
                             backs[i].en_to_es = Some(text);
                         } else {
                             backs[i].es_to_en = Some(text);
@@ -209,8 +210,8 @@ mod tests {
     fn job_of(r: &Request) -> Job {
         let Prompt::Chat { user, .. } = &r.prompt else { panic!("a raw prompt") };
         let text = user.split_once("<text>\n").and_then(|(_, rest)| rest.split_once("\n</text>")).unwrap().0;
-        let (from, to) = if user.starts_with("Traduce") { ("en", "es") } else { ("es", "en") };
-        Job { text: text.to_string(), from: from.into(), to: to.into() }
+        let (from, to) = if user.starts_with("Traduce") { (Lang::En, Lang::Es) } else { (Lang::Es, Lang::En) };
+        Job { text: text.to_string(), from, to }
     }
 
     impl Generator for Fake {
@@ -274,7 +275,7 @@ mod tests {
         let calls = fake.calls.lock().unwrap();
         assert_eq!(calls.len(), 2, "one generate call per article");
         assert_eq!(calls[0].len(), 2);
-        assert_eq!((calls[0][0].from.as_str(), calls[0][1].from.as_str()), ("en", "es"));
+        assert_eq!((calls[0][0].from.code(), calls[0][1].from.code()), ("en", "es"));
         assert_eq!(calls[1].len(), 1, "no job for the failed summary");
 
         let a = &r.articles[0];

@@ -83,7 +83,8 @@ pub struct PairCheck {
 /// Compare two summaries. Back-translations (`left_bt`: left translated into right's language) are scored
 /// with chrF when the languages differ; same-language texts are scored directly.
 pub fn compare_pair(mut left: Text, mut right: Text, left_bt: Option<String>, right_bt: Option<String>) -> PairCheck {
-    let (ll, rl) = (Lang::parse(&left.lang).unwrap_or(Lang::En), Lang::parse(&right.lang).unwrap_or(Lang::En));
+    let read = |code: &str| code.parse::<Lang>().unwrap_or(Lang::En);
+    let (ll, rl) = (read(&left.lang), read(&right.lang));
     let mut reasons = Vec::new();
 
     // Numbers, on the normalized value.

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 
 use crate::job::input::output_path;
 use crate::job::record::{ArticleRecord, Status};
-use crate::text::lang;
 
 pub const TMP_PREFIX: &str = ".polysum-tmp-";
 pub const INDEX: &str = "index.jsonl";
@@ -145,7 +144,7 @@ pub fn render_md(r: &ArticleRecord) -> String {
     }
     s.push_str("\n\n");
     for (code, sum) in &r.summaries {
-        let name = lang::native_name(code);
+        let name = code.native_name();
         let mut heading: Vec<char> = name.chars().collect();
         if let Some(c) = heading.first_mut() {
             *c = c.to_uppercase().next().unwrap_or(*c);
@@ -181,12 +180,15 @@ pub fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::Translat
         }
         _ => s.push_str(&format!("*Failed: {}*\n\n", t.record.error.as_deref().unwrap_or("unknown error"))),
     }
-    s.push_str(&format!("---\nTranslated into {} from `{}`", lang::english_name(&t.lang), r.source));
+    s.push_str(&format!("---\nTranslated into {} from `{}`", t.lang.english_name(), r.source));
     if let Some(l) = &r.source_lang {
-        s.push_str(&format!(" ({})", lang::english_name(l)));
+        s.push_str(&format!(" ({})", l.english_name()));
     }
     if !t.record.flags.is_empty() {
-        s.push_str(&format!(" · check: {}", t.record.flags.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", ")));
+        s.push_str(&format!(
+            " · check: {}",
+            t.record.flags.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", ")
+        ));
     }
     s.push('\n');
     s

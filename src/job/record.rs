@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::lang::Lang;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -130,7 +131,7 @@ pub struct Tokens {
 pub struct Attempt {
     pub strategy: Strategy,
     pub outcome: Outcome,
-    pub lang_detected: Option<String>,
+    pub lang_detected: Option<Lang>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -142,7 +143,7 @@ pub struct SummaryRecord {
     pub status: Status,
     pub error: Option<String>,
     /// The language the detector found in the text that was accepted (or in the last rejected attempt).
-    pub lang_detected: Option<String>,
+    pub lang_detected: Option<Lang>,
     pub model: String,
     pub prompt_version: String,
     /// `s3` (3 sentences) or `w40` (40 words).
@@ -186,7 +187,7 @@ pub struct Structure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Translation {
     /// The target language.
-    pub lang: String,
+    pub lang: Lang,
     /// The translated title (`null` when the status is `failed`).
     pub title: Option<String>,
     #[serde(flatten)]
@@ -211,8 +212,8 @@ pub struct ArticleRecord {
     /// SHA-256 of title + NUL + text (of the raw bytes for files that could not be read as articles).
     pub sha256: Option<String>,
     pub title: Option<String>,
-    /// Detected language of the article (ISO 639-1).
-    pub source_lang: Option<String>,
+    /// Detected language of the article (ISO 639-1), else the declared one when polysum supports it.
+    pub source_lang: Option<Lang>,
     /// `lang` given in a JSON input.
     pub declared_lang: Option<String>,
     /// `story_id` given in a JSON input: language editions of one story share it.
@@ -225,7 +226,7 @@ pub struct ArticleRecord {
     /// The article was longer than the model's context and was cut (flag `truncated_input` too).
     pub truncated: bool,
     pub warnings: Vec<String>,
-    pub summaries: BTreeMap<String, SummaryRecord>,
+    pub summaries: BTreeMap<Lang, SummaryRecord>,
     /// `polysum translate`: the article's translation (and `summaries` is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub translation: Option<Translation>,

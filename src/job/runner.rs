@@ -62,6 +62,10 @@ pub fn run(opts: &RunOptions, task: &dyn Task, backend: &Backend, reporter: &Rep
     let _lock = Lock::acquire(&opts.out)?;
     check_task_kind(&opts.out, task)?;
     let result = (|| {
+        let stale = output::remove_stale_temp_files(&opts.out);
+        if stale > 0 {
+            reporter.info(&format!("removed {stale} temporary files left by an interrupted run"));
+        }
         let mut state = State::open(&opts.out)?;
         let model_id = backend.model_id()?;
         let mut report = RunReport::default();
@@ -176,11 +180,8 @@ fn plan(
                         prompt_version: task.prompt_version(),
                         length: &settings_key,
                     };
-                    let (cached, finished) = if opts.force {
-                        (Results::default(), false)
-                    } else {
-                        task.cached(&Cache { state, key })?
-                    };
+                    let (cached, finished) =
+                        if opts.force { (Results::default(), false) } else { task.cached(&Cache { state, key })? };
                     if !finished {
                         work.push(Work { article, cached });
                         continue;
@@ -307,7 +308,7 @@ fn event(r: &ArticleRecord, status: &'static str, seconds: f64, tokens: usize) -
             .summaries
             .iter()
             .chain(r.translation.iter().map(|t| (&t.lang, &t.record)))
-            .map(|(l, s)| (l.clone(), if s.is_ok() { "ok" } else { "failed" }, s.error.clone()))
+            .map(|(l, s)| (l.to_string(), if s.is_ok() { "ok" } else { "failed" }, s.error.clone()))
             .collect(),
         error: r.error.clone(),
         seconds,
@@ -325,7 +326,8 @@ fn same_content(a: &ArticleRecord, b: &ArticleRecord) -> bool {
 fn build_record(a: &Article, results: Results) -> ArticleRecord {
     let Results { source_lang, truncated, summaries, translation, .. } = results;
     let truncated = truncated || summaries.values().any(|s| s.flags.contains(&Flag::TruncatedInput));
-    let source_lang = source_lang.or_else(|| crate::text::lang::detect(&a.text)).or_else(|| a.declared_lang.clone());
+    let source_lang =
+        source_lang.or_else(|| crate::text::lang::detect(&a.text)).or_else(|| a.declared_lang.as_deref()?.parse().ok());
     let status = match &translation {
         Some(t) => t.record.status,
         None if !summaries.is_empty() && summaries.values().all(|s| s.is_ok()) => Status::Ok,

@@ -74,10 +74,10 @@ impl State {
             // Ok summaries, and an ok translation, are reusable work.
             let mut rows: Vec<(&str, &SummaryRecord, String)> = Vec::new();
             for (lang, s) in record.summaries.iter().filter(|(_, s)| s.is_ok()) {
-                rows.push((lang, s, serde_json::to_string(s)?));
+                rows.push((lang.code(), s, serde_json::to_string(s)?));
             }
             if let Some(t) = record.translation.as_ref().filter(|t| t.record.is_ok()) {
-                rows.push((&t.lang, &t.record, serde_json::to_string(t)?));
+                rows.push((t.lang.code(), &t.record, serde_json::to_string(t)?));
             }
             for (lang, s, json) in rows {
                 tx.execute(
@@ -115,6 +115,7 @@ impl State {
 mod tests {
     use super::*;
     use crate::job::record::{Status, Tokens};
+    use crate::text::lang::Lang;
     use std::collections::BTreeMap;
 
     fn summary(ok: bool) -> SummaryRecord {
@@ -122,7 +123,7 @@ mod tests {
             text: ok.then(|| "A summary.".to_string()),
             status: if ok { Status::Ok } else { Status::Failed },
             error: None,
-            lang_detected: Some("en".into()),
+            lang_detected: Some(Lang::En),
             model: "m".into(),
             prompt_version: "p".into(),
             length: "s3".into(),
@@ -142,8 +143,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut st = State::open(dir.path()).unwrap();
         let mut summaries = BTreeMap::new();
-        summaries.insert("en".to_string(), summary(true));
-        summaries.insert("es".to_string(), summary(false));
+        summaries.insert(Lang::En, summary(true));
+        summaries.insert(Lang::Es, summary(false));
         let rec = ArticleRecord {
             schema_version: 1,
             id: "a.txt".into(),

@@ -9,6 +9,7 @@ use crate::backend::Generator;
 use crate::job::input::Article;
 use crate::job::record::{SummaryRecord, Translation};
 use crate::job::state::{Key, State};
+use crate::text::lang::Lang;
 
 /// The kinds of output a folder can hold; the first run records its kind in `.polysum/task`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +32,11 @@ impl TaskKind {
 #[derive(Debug, Clone, Default)]
 pub struct Results {
     /// The article's language, as the task found it (`None`: the runner detects it).
-    pub source_lang: Option<String>,
+    pub source_lang: Option<Lang>,
     /// The input was cut to fit (`--max-input-tokens`).
     pub truncated: bool,
     /// Summaries by language code.
-    pub summaries: BTreeMap<String, SummaryRecord>,
+    pub summaries: BTreeMap<Lang, SummaryRecord>,
     pub translation: Option<Translation>,
     /// Tokens generated for these results in this run.
     pub generated_tokens: usize,
@@ -49,8 +50,8 @@ pub struct Cache<'a> {
 
 impl Cache<'_> {
     /// The ok result stored for `lang`, if any.
-    pub fn get<T: serde::de::DeserializeOwned>(&self, lang: &str) -> Result<Option<T>> {
-        self.state.cached(&self.key, lang)
+    pub fn get<T: serde::de::DeserializeOwned>(&self, lang: Lang) -> Result<Option<T>> {
+        self.state.cached(&self.key, lang.code())
     }
 }
 

@@ -16,6 +16,7 @@ use crate::job::record::Tokens;
 use crate::summarize::prompt::{self, Length};
 use crate::text::chunk::{self, ChunkConfig};
 use crate::text::clean;
+use crate::text::lang::Lang;
 
 /// Words of notes per chunk: about a tenth of a chunk of a 4k context, enough for its names and numbers.
 const NOTE_WORDS: usize = 120;
@@ -54,7 +55,7 @@ fn note_sampling() -> SamplingParams {
 }
 
 /// Condense `article` until it fits `limits`; notes are written in `notes_lang`.
-pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn Generator) -> Result<Condensed> {
+pub fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen: &dyn Generator) -> Result<Condensed> {
     let budget = limits.context.saturating_sub(limits.final_overhead);
     if budget < 32 {
         bail!("the context ({} tokens) leaves no room for the article after the prompt and the summary: raise --max-context", limits.context);
@@ -68,7 +69,7 @@ pub fn condense(article: &Article, notes_lang: &str, limits: &Limits, gen: &dyn 
         seconds: 0.0,
     };
     if let Some(max) = limits.max_input_tokens {
-        let (text, cut) = crate::summarize::pipeline::fit_to_context(&article.text, max, gen)?;
+        let (text, cut) = fit_to_context(&article.text, max, gen)?;
         out.text = text;
         out.truncated = cut;
     }
@@ -124,7 +125,7 @@ fn has_words(text: &str) -> bool {
 fn write_notes(
     title: &str,
     pieces: &[&str],
-    lang: &str,
+    lang: Lang,
     words: usize,
     gen: &dyn Generator,
     out: &mut Condensed,
@@ -187,6 +188,30 @@ fn write_notes(
     Ok(notes)
 }
 
+/// The article text cut (at a word boundary) to `budget` tokens, when the user asks for a cap.
+pub fn fit_to_context(text: &str, budget: usize, gen: &dyn Generator) -> Result<(String, bool)> {
+    let total = gen.count_tokens(text)?;
+    if total <= budget {
+        return Ok((text.to_string(), false));
+    }
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut keep = ((chars.len() as f64) * (budget as f64 / total as f64) * 0.98) as usize;
+    loop {
+        let mut end = chars.get(keep).map(|c| c.0).unwrap_or(text.len());
+        // Back up to whitespace so no word is cut.
+        if let Some(ws) = text[..end].rfind(char::is_whitespace) {
+            if ws > end / 2 {
+                end = ws;
+            }
+        }
+        let cut = text[..end].trim_end();
+        if gen.count_tokens(cut)? <= budget || keep == 0 {
+            return Ok((cut.to_string(), true));
+        }
+        keep = keep * 9 / 10;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +243,7 @@ mod tests {
     fn an_article_that_fits_is_read_whole() {
         let g = FakeGenerator::parse("fake").unwrap().unwrap();
         let a = article(300);
-        let c = condense(&a, "en", &limits(4096), &g).unwrap();
+        let c = condense(&a, Lang::En, &limits(4096), &g).unwrap();
         assert_eq!((c.chunks, c.levels, c.truncated), (1, 1, false));
         assert_eq!(c.text, a.text);
         assert_eq!(c.tokens, Tokens::default());
@@ -229,7 +254,7 @@ mod tests {
         // The fake model counts a token per word and answers 16 words per chunk.
         let g = FakeGenerator::parse("fake").unwrap().unwrap();
         let a = article(3000);
-        let c = condense(&a, "en", &limits(800), &g).unwrap();
+        let c = condense(&a, Lang::En, &limits(800), &g).unwrap();
         assert!(c.chunks >= 6, "{} chunks", c.chunks);
         assert_eq!(c.levels, 2);
         assert_eq!(c.text.split("\n\n").count(), c.chunks, "one note per chunk");
@@ -240,7 +265,7 @@ mod tests {
     #[test]
     fn too_small_a_context_is_an_error_that_says_what_to_do() {
         let g = FakeGenerator::parse("fake").unwrap().unwrap();
-        let e = condense(&article(3000), "en", &limits(260), &g).unwrap_err();
+        let e = condense(&article(3000), Lang::En, &limits(260), &g).unwrap_err();
         assert!(format!("{e:#}").contains("--max-context"), "{e:#}");
     }
 }

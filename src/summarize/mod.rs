@@ -16,11 +16,12 @@ use crate::backend::Generator;
 use crate::job::input::Article;
 use crate::job::record::SummaryRecord;
 use crate::job::task::{Cache, Results, Task, TaskKind};
+use crate::text::lang::Lang;
 
 /// Summaries of every article in `langs`.
 #[derive(Debug, Clone)]
 pub struct Summarize {
-    pub langs: Vec<String>,
+    pub langs: Vec<Lang>,
     pub settings: pipeline::Settings,
 }
 
@@ -41,9 +42,9 @@ impl Task for Summarize {
 
     fn cached(&self, cache: &Cache<'_>) -> Result<(Results, bool)> {
         let mut results = Results::default();
-        for l in &self.langs {
+        for &l in &self.langs {
             if let Some(s) = cache.get::<SummaryRecord>(l)? {
-                results.summaries.insert(l.clone(), s);
+                results.summaries.insert(l, s);
             }
         }
         let finished = results.summaries.len() == self.langs.len();
@@ -51,7 +52,7 @@ impl Task for Summarize {
     }
 
     fn run(&self, article: &Article, cached: Results, gen: &dyn Generator) -> Results {
-        let todo: Vec<String> = self.langs.iter().filter(|l| !cached.summaries.contains_key(*l)).cloned().collect();
+        let todo: Vec<Lang> = self.langs.iter().filter(|l| !cached.summaries.contains_key(*l)).copied().collect();
         let s = pipeline::summarize(article, &todo, &self.settings, gen);
         let mut summaries = cached.summaries;
         summaries.extend(s.summaries);

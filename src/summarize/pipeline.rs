@@ -9,18 +9,16 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::backend::Generator;
-use crate::backend::{Generation, Request, StopReason};
 use crate::backend::SamplingParams;
+use crate::backend::{Generation, Request, StopReason};
 use crate::job::input::Article;
 use crate::job::record::{round3, Attempt, Flag, Outcome, Status, Strategy, SummaryRecord, Tokens};
 use crate::summarize::guard;
 use crate::summarize::mapreduce;
 use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
-use crate::text::{clean, lang};
+use crate::text::clean;
+use crate::text::lang::{self, Lang};
 
-/// Context used when the model allows more: small models summarize worse and slower past it, and the KV
-/// cache of a batch stays small. `--max-context` changes it.
-pub const DEFAULT_MAX_CONTEXT: usize = 8192;
 /// Tokens each chunk of a long article repeats from the one before.
 pub const CHUNK_OVERLAP: usize = 64;
 
@@ -75,47 +73,18 @@ impl Settings {
 
     /// The context the prompts may fill.
     pub fn context(&self, gen: &dyn Generator) -> usize {
-        usable_context(gen, self.max_context)
+        gen.usable_context(self.max_context)
     }
-}
-
-/// The model's context, capped by `--max-context` (or `DEFAULT_MAX_CONTEXT`): what prompts may fill.
-pub fn usable_context(gen: &dyn Generator, max_context: Option<usize>) -> usize {
-    gen.context_length().min(max_context.unwrap_or(DEFAULT_MAX_CONTEXT))
 }
 
 /// What `summarize` produced for one article.
 #[derive(Debug, Clone)]
 pub struct Summarized {
-    pub source_lang: Option<String>,
+    pub source_lang: Option<Lang>,
     pub truncated: bool,
-    pub summaries: BTreeMap<String, SummaryRecord>,
+    pub summaries: BTreeMap<Lang, SummaryRecord>,
     pub generated_tokens: usize,
     pub generate_seconds: f64,
-}
-
-/// The article text cut (at a word boundary) to `budget` tokens, when the user asks for a cap.
-pub fn fit_to_context(text: &str, budget: usize, gen: &dyn Generator) -> Result<(String, bool)> {
-    let total = gen.count_tokens(text)?;
-    if total <= budget {
-        return Ok((text.to_string(), false));
-    }
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut keep = ((chars.len() as f64) * (budget as f64 / total as f64) * 0.98) as usize;
-    loop {
-        let mut end = chars.get(keep).map(|c| c.0).unwrap_or(text.len());
-        // Back up to whitespace so no word is cut.
-        if let Some(ws) = text[..end].rfind(char::is_whitespace) {
-            if ws > end / 2 {
-                end = ws;
-            }
-        }
-        let cut = text[..end].trim_end();
-        if gen.count_tokens(cut)? <= budget || keep == 0 {
-            return Ok((cut.to_string(), true));
-        }
-        keep = keep * 9 / 10;
-    }
 }
 
 fn sampling() -> SamplingParams {
@@ -124,10 +93,10 @@ fn sampling() -> SamplingParams {
 }
 
 /// Tokens the prompt around the article takes, for the longest strategy and language.
-fn prompt_overhead(gen: &dyn Generator, title: &str, langs: &[String], length: Length) -> Result<usize> {
+fn prompt_overhead(gen: &dyn Generator, title: &str, langs: &[Lang], length: Length) -> Result<usize> {
     let mut most = 0;
     for l in langs {
-        for p in [prompt::base(title, "", l, length), prompt::native_summary(title, "", l, length)] {
+        for p in [prompt::base(title, "", *l, length), prompt::native_summary(title, "", *l, length)] {
             most = most.max(gen.count_prompt_tokens(&p.chat())?);
         }
     }
@@ -136,21 +105,21 @@ fn prompt_overhead(gen: &dyn Generator, title: &str, langs: &[String], length: L
 
 /// Per-language progress through the attempts.
 struct Lane {
-    lang: String,
+    lang: Lang,
     attempts: Vec<Attempt>,
     tokens: Tokens,
     seconds: f64,
     accepted: Option<Accepted>,
     /// The last rejected text, a candidate for translation (never stored).
     rejected_text: Option<String>,
-    last_detected: Option<String>,
+    last_detected: Option<Lang>,
     error: Option<String>,
     gave_up: bool,
 }
 
 struct Accepted {
     text: String,
-    detected: String,
+    detected: Lang,
     flags: Vec<Flag>,
     numbers: Vec<String>,
 }
@@ -158,7 +127,7 @@ struct Accepted {
 enum Verdict {
     Ok(Accepted),
     WrongLanguage {
-        detected: Option<String>,
+        detected: Option<Lang>,
         text: String,
     },
     Empty,
@@ -179,7 +148,7 @@ fn instructions_of(p: &Prompt) -> String {
     format!("{} {} {}", p.system, user, p.assistant_prefix.as_deref().unwrap_or(""))
 }
 
-fn judge(g: &Generation, target: &str, length: Length, article: &str, instructions: &str) -> Verdict {
+fn judge(g: &Generation, target: Lang, length: Length, article: &str, instructions: &str) -> Verdict {
     let (cleaned, removed) = clean::clean(&g.text, &prompt::answer_labels());
     let fitted = guard::fit_length(&cleaned, length, g.stop_reason == StopReason::MaxTokens);
     let text = fitted.text;
@@ -189,8 +158,8 @@ fn judge(g: &Generation, target: &str, length: Length, article: &str, instructio
     if guard::echoes_instructions(&text, instructions) {
         return Verdict::Echo;
     }
-    let detected = lang::detect(&text);
-    if detected.as_deref() != Some(target) {
+    let (in_target, detected) = lang::check(&text, target);
+    if !in_target {
         return Verdict::WrongLanguage { detected, text };
     }
     let mut flags = Vec::new();
@@ -207,7 +176,7 @@ fn judge(g: &Generation, target: &str, length: Length, article: &str, instructio
     if !numbers.is_empty() {
         flags.push(Flag::UnsupportedNumbers);
     }
-    Verdict::Ok(Accepted { text, detected: detected.unwrap_or_default(), flags, numbers })
+    Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers })
 }
 
 /// Run `strategies` in order for the lanes `members` that are still open, one batched call per strategy.
@@ -231,15 +200,15 @@ fn run_phase(
                 continue;
             }
             let p = match strategy {
-                Strategy::Base => prompt::base(&article.title, text, &lane.lang, length),
-                Strategy::Native => prompt::native_summary(&article.title, text, &lane.lang, length),
+                Strategy::Base => prompt::base(&article.title, text, lane.lang, length),
+                Strategy::Native => prompt::native_summary(&article.title, text, lane.lang, length),
                 Strategy::Translate => {
                     // Prefer an accepted summary in another language; else the rejected text itself.
                     let other = lanes
                         .iter()
                         .find_map(|o| o.accepted.as_ref().filter(|_| o.lang != lane.lang).map(|a| a.text.clone()));
                     match other.or_else(|| lane.rejected_text.clone()) {
-                        Some(src) => crate::prompt::translate(&src, &lane.lang),
+                        Some(src) => crate::prompt::translate(&src, lane.lang),
                         None => continue,
                     }
                 }
@@ -287,7 +256,7 @@ fn run_phase(
                     lane.seconds += secs;
                     lane.tokens.prompt += g.prompt_tokens;
                     lane.tokens.generated += g.tokens.len();
-                    match judge(g, &lane.lang, length, &article.text, &instructions_of(p)) {
+                    match judge(g, lane.lang, length, &article.text, &instructions_of(p)) {
                         Verdict::Ok(mut a) => {
                             if strategy != Strategy::Base {
                                 a.flags.push(if strategy == Strategy::Translate {
@@ -299,7 +268,7 @@ fn run_phase(
                             lane.attempts.push(Attempt {
                                 strategy,
                                 outcome: Outcome::Ok,
-                                lang_detected: Some(a.detected.clone()),
+                                lang_detected: Some(a.detected),
                                 error: None,
                             });
                             lane.accepted = Some(a);
@@ -338,9 +307,9 @@ fn run_phase(
 }
 
 /// Summarize `article` into every language of `langs`.
-pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: &dyn Generator) -> Summarized {
+pub fn summarize(article: &Article, langs: &[Lang], settings: &Settings, gen: &dyn Generator) -> Summarized {
     let model = gen.model_id();
-    let source_lang = lang::detect(&article.text).or_else(|| article.declared_lang.clone());
+    let source_lang = lang::detect(&article.text).or_else(|| article.declared_lang.as_deref()?.parse().ok());
     let mut out = Summarized {
         source_lang,
         truncated: false,
@@ -359,7 +328,7 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
     };
 
     // Long articles become notes that fit the context (map-reduce); the notes are in the article's language.
-    let notes_lang = out.source_lang.clone().filter(|l| lang::is_supported(l)).unwrap_or_else(|| langs[0].clone());
+    let notes_lang = out.source_lang.unwrap_or(langs[0]);
     let condensed = (|| -> Result<mapreduce::Condensed> {
         let overhead = prompt_overhead(gen, &article.title, langs, length)? + length.max_new_tokens();
         let limits = mapreduce::Limits {
@@ -368,7 +337,7 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
             max_input_tokens: settings.max_input_tokens,
             overlap: CHUNK_OVERLAP,
         };
-        mapreduce::condense(article, &notes_lang, &limits, gen)
+        mapreduce::condense(article, notes_lang, &limits, gen)
     })();
     let condensed = match condensed {
         Ok(c) => c,
@@ -385,7 +354,7 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
     let mut lanes: Vec<Lane> = langs
         .iter()
         .map(|l| Lane {
-            lang: l.clone(),
+            lang: *l,
             attempts: vec![],
             tokens: condensed.tokens.clone(),
             seconds: condensed.seconds,
@@ -447,22 +416,22 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
                         format!(
                             "{}→{}",
                             a.strategy.as_str(),
-                            a.lang_detected.clone().unwrap_or_else(|| a.outcome.to_string())
+                            a.lang_detected.map_or_else(|| a.outcome.to_string(), |l| l.to_string())
                         )
                     })
                     .collect();
                 let err = lane.error.unwrap_or_else(|| match &lane.last_detected {
                     Some(d) => format!(
                         "no summary in {} ({}) after {} attempts: the model wrote {} ({})",
-                        lang::english_name(&lane.lang),
+                        lane.lang.english_name(),
                         lane.lang,
                         lane.attempts.len(),
-                        lang::english_name(d),
+                        d.english_name(),
                         tried.join(", ")
                     ),
                     None => format!(
                         "no usable summary in {} ({}) after {} attempts ({})",
-                        lang::english_name(&lane.lang),
+                        lane.lang.english_name(),
                         lane.lang,
                         lane.attempts.len(),
                         tried.join(", ")
@@ -487,13 +456,12 @@ pub fn summarize(article: &Article, langs: &[String], settings: &Settings, gen: 
     out
 }
 
-
 #[allow(clippy::too_many_arguments)]
 fn failed_record(
     model: &str,
     length: Length,
     error: String,
-    detected: Option<String>,
+    detected: Option<Lang>,
     attempts: Vec<Attempt>,
     tokens: Tokens,
     seconds: f64,
@@ -537,8 +505,8 @@ mod tests {
         }
     }
 
-    fn langs() -> Vec<String> {
-        vec!["en".into(), "es".into()]
+    fn langs() -> Vec<Lang> {
+        vec![Lang::En, Lang::Es]
     }
 
     const TEXT: &str =
@@ -550,10 +518,10 @@ mod tests {
         let s = summarize(&article(TEXT), &langs(), &Settings::new(Length::Sentences(3)), &g);
         for l in ["en", "es"] {
             let r = &s.summaries[l];
-            assert_eq!((r.status, r.lang_detected.as_deref()), (Status::Ok, Some(l)), "{r:?}");
+            assert_eq!((r.status, r.lang_detected.map(Lang::code)), (Status::Ok, Some(l)), "{r:?}");
             assert_eq!(r.attempts.len(), 1);
         }
-        assert_eq!(s.source_lang.as_deref(), Some("en"));
+        assert_eq!(s.source_lang.map(Lang::code), Some("en"));
         assert!(!s.truncated);
     }
 
@@ -565,7 +533,7 @@ mod tests {
         let es = &s.summaries["es"];
         assert_eq!(es.status, Status::Failed);
         assert_eq!(es.text, None);
-        assert_eq!(es.lang_detected.as_deref(), Some("en"));
+        assert_eq!(es.lang_detected.map(Lang::code), Some("en"));
         let strategies: Vec<Strategy> = es.attempts.iter().map(|a| a.strategy).collect();
         assert_eq!(strategies, [Strategy::Base, Strategy::Native, Strategy::Translate]);
         assert!(es.error.as_deref().unwrap().contains("Spanish"), "{:?}", es.error);
@@ -594,7 +562,7 @@ mod tests {
         );
         assert!(s.truncated);
         assert!(s.summaries["en"].flags.contains(&Flag::TruncatedInput));
-        let (cut, t) = fit_to_context(&long, 100, &g).unwrap();
+        let (cut, t) = mapreduce::fit_to_context(&long, 100, &g).unwrap();
         assert!(t && cut.split_whitespace().count() <= 100 && cut.split_whitespace().count() > 50);
     }
 

@@ -170,4 +170,3 @@ fn strip_quotes(s: &str) -> &str {
     }
     s
 }
-

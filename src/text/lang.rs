@@ -9,43 +9,109 @@ use std::sync::OnceLock;
 use anyhow::{bail, Result};
 use lingua::{IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder};
 
-/// Languages that can be detected and targeted: (ISO 639-1 code, English name, own name).
-pub const SUPPORTED: &[(&str, &str, &str)] = &[
-    ("en", "English", "English"),
-    ("es", "Spanish", "español"),
-    ("fr", "French", "français"),
-    ("de", "German", "Deutsch"),
-    ("it", "Italian", "italiano"),
-    ("pt", "Portuguese", "português"),
-    ("ca", "Catalan", "català"),
-    ("nl", "Dutch", "Nederlands"),
-];
-
-/// English name of a supported language code ("es" → "Spanish").
-pub fn is_supported(code: &str) -> bool {
-    SUPPORTED.iter().any(|l| l.0 == code)
+/// A language polysum can detect, write and check. Its serialized form is the ISO 639-1 code (`"es"`), and
+/// the variants are in the codes' alphabetical order, so maps keyed by `Lang` serialize as maps keyed by code
+/// always did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Ca,
+    De,
+    En,
+    Es,
+    Fr,
+    It,
+    Nl,
+    Pt,
 }
 
-pub fn english_name(code: &str) -> &'static str {
-    SUPPORTED.iter().find(|l| l.0 == code).map(|l| l.1).unwrap_or("English")
-}
+impl Lang {
+    /// Every supported language, in the order lists name them (English and Spanish first).
+    pub const ALL: [Lang; 8] = [Lang::En, Lang::Es, Lang::Fr, Lang::De, Lang::It, Lang::Pt, Lang::Ca, Lang::Nl];
 
-/// The language's own name ("es" → "español").
-pub fn native_name(code: &str) -> &'static str {
-    SUPPORTED.iter().find(|l| l.0 == code).map(|l| l.2).unwrap_or("English")
-}
+    /// The ISO 639-1 code ("es").
+    pub fn code(self) -> &'static str {
+        self.names().0
+    }
 
-/// Parse `en,es` into a list of distinct, supported codes (lower case, order kept).
-pub fn parse_langs(list: &str) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let code = raw.to_ascii_lowercase();
-        if !SUPPORTED.iter().any(|l| l.0 == code) {
-            let known: Vec<&str> = SUPPORTED.iter().map(|l| l.0).collect();
-            bail!("unsupported language {raw:?}: polysum can write and verify {}", known.join(", "));
+    /// The English name ("Spanish").
+    pub fn english_name(self) -> &'static str {
+        self.names().1
+    }
+
+    /// The language's own name ("español").
+    pub fn native_name(self) -> &'static str {
+        self.names().2
+    }
+
+    /// The code in capitals, as reports label a language ("ES").
+    pub fn label(self) -> String {
+        self.code().to_ascii_uppercase()
+    }
+
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Lang::En => ("en", "English", "English"),
+            Lang::Es => ("es", "Spanish", "español"),
+            Lang::Fr => ("fr", "French", "français"),
+            Lang::De => ("de", "German", "Deutsch"),
+            Lang::It => ("it", "Italian", "italiano"),
+            Lang::Pt => ("pt", "Portuguese", "português"),
+            Lang::Ca => ("ca", "Catalan", "català"),
+            Lang::Nl => ("nl", "Dutch", "Nederlands"),
         }
-        if !out.contains(&code) {
-            out.push(code);
+    }
+}
+
+impl FromStr for Lang {
+    type Err = anyhow::Error;
+
+    /// A code, in any case ("ES" is Spanish).
+    fn from_str(s: &str) -> Result<Lang> {
+        let code = s.trim().to_ascii_lowercase();
+        match Lang::ALL.into_iter().find(|l| l.code() == code) {
+            Some(l) => Ok(l),
+            None => {
+                let known: Vec<&str> = Lang::ALL.iter().map(|l| l.code()).collect();
+                bail!("unsupported language {s:?}: polysum can write and verify {}", known.join(", "))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Lang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+// Hashed and ordered as its code is (the variants are in the codes' order), so a map keyed by `Lang` can be
+// looked up by code.
+impl std::hash::Hash for Lang {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.code().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<str> for Lang {
+    fn borrow(&self) -> &str {
+        self.code()
+    }
+}
+
+impl PartialEq<&str> for Lang {
+    fn eq(&self, other: &&str) -> bool {
+        self.code() == *other
+    }
+}
+
+/// Parse `en,es` into a list of distinct, supported languages (order kept).
+pub fn parse_langs(list: &str) -> Result<Vec<Lang>> {
+    let mut out: Vec<Lang> = Vec::new();
+    for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let lang: Lang = raw.parse()?;
+        if !out.contains(&lang) {
+            out.push(lang);
         }
     }
     if out.is_empty() {
@@ -54,26 +120,51 @@ pub fn parse_langs(list: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Fewest words a text needs for its language to be judged: shorter texts (names, datelines, scores) read
+/// as any language and pass the check.
+pub const CHECK_MIN_WORDS: usize = 5;
+
+/// The language check every generated text goes through (summaries, notes, translations): whether `text`
+/// reads as `target`, and what the detector found. A text too short to judge passes.
+pub fn check(text: &str, target: Lang) -> (bool, Option<Lang>) {
+    if text.split_whitespace().count() < CHECK_MIN_WORDS {
+        return (true, Some(target));
+    }
+    let detected = detect(text);
+    (detected == Some(target), detected)
+}
+
 fn detector() -> &'static LanguageDetector {
     static DETECTOR: OnceLock<LanguageDetector> = OnceLock::new();
     DETECTOR.get_or_init(|| {
-        let codes: Vec<IsoCode639_1> = SUPPORTED.iter().filter_map(|l| IsoCode639_1::from_str(l.0).ok()).collect();
+        let codes: Vec<IsoCode639_1> = Lang::ALL.iter().filter_map(|l| IsoCode639_1::from_str(l.code()).ok()).collect();
         LanguageDetectorBuilder::from_iso_codes_639_1(&codes).build()
     })
 }
 
-/// The language of `text` as an ISO 639-1 code, or `None` when the detector cannot tell (too little text,
-/// no letters). Long texts are sampled from their start: detection is linear in the length.
-pub fn detect(text: &str) -> Option<String> {
+/// The language of `text`, or `None` when the detector cannot tell (too little text, no letters). Long texts
+/// are sampled from their start: detection is linear in the length.
+pub fn detect(text: &str) -> Option<Lang> {
     let sample: String = text.chars().take(4000).collect();
     if !sample.chars().any(char::is_alphabetic) {
         return None;
     }
-    detector().detect_language_of(sample).map(code_of)
+    detector().detect_language_of(sample).map(from_lingua)
 }
 
-fn code_of(lang: Language) -> String {
-    lang.iso_code_639_1().to_string()
+/// The crate is built with lingua's models for exactly `Lang::ALL`, so this match covers every language it
+/// can answer.
+fn from_lingua(lang: Language) -> Lang {
+    match lang {
+        Language::Catalan => Lang::Ca,
+        Language::German => Lang::De,
+        Language::English => Lang::En,
+        Language::Spanish => Lang::Es,
+        Language::French => Lang::Fr,
+        Language::Italian => Lang::It,
+        Language::Dutch => Lang::Nl,
+        Language::Portuguese => Lang::Pt,
+    }
 }
 
 #[cfg(test)]
@@ -88,13 +179,23 @@ mod tests {
     }
 
     #[test]
+    fn orders_as_its_code() {
+        let mut by_code: Vec<&str> = Lang::ALL.iter().map(|l| l.code()).collect();
+        by_code.sort();
+        let mut langs = Lang::ALL.to_vec();
+        langs.sort();
+        assert_eq!(langs, by_code);
+        assert_eq!(serde_json::to_string(&Lang::Es).unwrap(), "\"es\"");
+    }
+
+    #[test]
     fn detects_english_and_spanish() {
         assert_eq!(
-            detect("The government announced on Tuesday that taxes will rise next year.").as_deref(),
+            detect("The government announced on Tuesday that taxes will rise next year.").map(Lang::code),
             Some("en")
         );
         assert_eq!(
-            detect("El gobierno anunció el martes que los impuestos subirán el año que viene.").as_deref(),
+            detect("El gobierno anunció el martes que los impuestos subirán el año que viene.").map(Lang::code),
             Some("es")
         );
         assert_eq!(detect("12345 678"), None);

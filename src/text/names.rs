@@ -19,9 +19,10 @@ pub struct Name {
 
 /// Lowercase connectors allowed inside a name between capitalized words.
 fn is_connector(lang: Lang, w: &str) -> bool {
+    // Languages without their own lists read as English.
     match lang {
-        Lang::En => matches!(w, "of" | "de" | "del" | "von" | "van" | "al"),
         Lang::Es => matches!(w, "de" | "del" | "la" | "las" | "los"),
+        _ => matches!(w, "of" | "de" | "del" | "von" | "van" | "al"),
     }
 }
 
@@ -197,8 +198,8 @@ fn is_stopword(lang: Lang, w: &str) -> bool {
     let w = fold_accents(w);
     COMMON.contains(&w.as_str())
         || match lang {
-            Lang::En => EN.contains(&w.as_str()),
             Lang::Es => ES.contains(&w.as_str()),
+            _ => EN.contains(&w.as_str()),
         }
 }
 

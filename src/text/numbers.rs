@@ -31,33 +31,7 @@ impl Number {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    En,
-    Es,
-}
-
-impl Lang {
-    pub fn parse(code: &str) -> Option<Self> {
-        match code {
-            "en" => Some(Lang::En),
-            "es" => Some(Lang::Es),
-            _ => None,
-        }
-    }
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Es => "es",
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Lang::En => "EN",
-            Lang::Es => "ES",
-        }
-    }
-}
+pub use crate::text::lang::Lang;
 
 #[derive(Debug, Clone)]
 enum Tok {
@@ -291,9 +265,10 @@ fn word(lang: Lang, w: &str) -> Option<W> {
             _ => return None,
         })
     };
+    // Languages without their own number words read as English.
     match lang {
-        Lang::En => en(w),
         Lang::Es => es(w),
+        _ => en(w),
     }
 }
 

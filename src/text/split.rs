@@ -75,9 +75,8 @@ pub fn sentence_ranges(text: &str) -> Vec<Range<usize>> {
         };
         // "Mr." / "Sr." style abbreviations: one or two letters before the dot.
         let last_word = text[start..pos].rsplit(' ').next().unwrap_or("");
-        let abbrev = c == '.'
-            && last_word.chars().count() <= 2
-            && last_word.chars().next().is_some_and(char::is_uppercase);
+        let abbrev =
+            c == '.' && last_word.chars().count() <= 2 && last_word.chars().next().is_some_and(char::is_uppercase);
         if next_ok && !abbrev {
             let end = if j < chars.len() { chars[j].0 } else { text.len() };
             if end > start && end < text.len() {
@@ -135,7 +134,9 @@ mod tests {
 
     #[test]
     fn ranges_cover_the_text() {
-        for text in ["A. B.\n\nC! D?\n\n\n E", "one line only", "", "x.\ny.\nz", "Mr. Smith said 3.5 U.S. things. Done."] {
+        for text in
+            ["A. B.\n\nC! D?\n\n\n E", "one line only", "", "x.\ny.\nz", "Mr. Smith said 3.5 U.S. things. Done."]
+        {
             for ranges in [paragraph_ranges(text), sentence_ranges(text)] {
                 let joined: String = ranges.iter().map(|r| &text[r.clone()]).collect();
                 assert_eq!(joined, text);

@@ -10,14 +10,17 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::backend::Generator;
-use crate::job::task::{Cache, Results, Task, TaskKind};
-use crate::backend::{Request, StopReason};
 use crate::backend::SamplingParams;
+use crate::backend::{Request, StopReason};
 use crate::job::input::Article;
-use crate::job::record::{round3, Attempt, Flag, Outcome, Status, Strategy, Structure, SummaryRecord, Tokens, Translation};
+use crate::job::record::{
+    round3, Attempt, Flag, Outcome, Status, Strategy, Structure, SummaryRecord, Tokens, Translation,
+};
+use crate::job::task::{Cache, Results, Task, TaskKind};
 use crate::prompt;
 use crate::text::chunk::{self, ChunkConfig};
-use crate::text::{clean, lang, split};
+use crate::text::lang::{self, Lang};
+use crate::text::{clean, split};
 
 /// Bump whenever a translation prompt changes: it is part of the state key, so a new version redoes the
 /// translations.
@@ -28,15 +31,13 @@ pub const TRANSLATE_PROMPT_VERSION: &str = "tr-1";
 const MAX_PIECE_TOKENS: usize = 400;
 /// Pieces translated in one batched call.
 const PIECES_PER_CALL: usize = 4;
-/// Pieces shorter than this many words are not language-checked (names, datelines, scores).
-const CHECK_MIN_WORDS: usize = 5;
 
 /// Whole articles translated into `to`.
 #[derive(Debug, Clone)]
 pub struct Translate {
-    pub to: String,
+    pub to: Lang,
     /// The source language; `None` detects it.
-    pub from: Option<String>,
+    pub from: Option<Lang>,
     pub max_context: Option<usize>,
 }
 
@@ -51,11 +52,11 @@ impl Task for Translate {
 
     /// The same article translated into the same language is done once.
     fn settings_key(&self) -> String {
-        format!("translate:{}", self.from.as_deref().unwrap_or("auto"))
+        format!("translate:{}", self.from.map_or("auto", Lang::code))
     }
 
     fn cached(&self, cache: &Cache<'_>) -> Result<(Results, bool)> {
-        let translation = cache.get::<Translation>(&self.to)?;
+        let translation = cache.get::<Translation>(self.to)?;
         let finished = translation.is_some();
         Ok((Results { translation, ..Results::default() }, finished))
     }
@@ -73,7 +74,7 @@ impl Task for Translate {
 
 /// What `translate_article` produced.
 pub struct Translated {
-    pub source_lang: Option<String>,
+    pub source_lang: Option<Lang>,
     pub translation: Translation,
     pub generated_tokens: usize,
     pub generate_seconds: f64,
@@ -148,14 +149,16 @@ struct PieceResult {
     text: String,
     ok: bool,
     cut: bool,
-    detected: Option<String>,
+    detected: Option<Lang>,
 }
 
 /// Translate `article` into `settings.to`.
 pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Generator) -> Translated {
-    let to = settings.to.clone();
-    let source_lang =
-        settings.from.clone().or_else(|| lang::detect(&article.text)).or_else(|| article.declared_lang.clone());
+    let to = settings.to;
+    let source_lang = settings
+        .from
+        .or_else(|| lang::detect(&article.text))
+        .or_else(|| article.declared_lang.as_deref()?.parse().ok());
     let model = gen.model_id();
     let (paras, sep, title_separate) = body_paragraphs(article);
     let mut record = SummaryRecord {
@@ -176,31 +179,31 @@ pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Gene
         structure: None,
     };
     let mut out = Translated {
-        source_lang: source_lang.clone(),
-        translation: Translation { lang: to.clone(), title: None, record: record.clone() },
+        source_lang,
+        translation: Translation { lang: to, title: None, record: record.clone() },
         generated_tokens: 0,
         generate_seconds: 0.0,
     };
 
-    if source_lang.as_deref() == Some(to.as_str()) {
+    if source_lang == Some(to) {
         let texts: Vec<String> = paras.iter().map(|p| p.to_string()).collect();
         let (structure, _) = sentence_check(&paras, &texts);
         record.text = Some(texts.join(sep));
         record.chunks = texts.len();
         record.status = Status::Ok;
-        record.lang_detected = Some(to.clone());
+        record.lang_detected = Some(to);
         record.flags.push(Flag::AlreadyInTargetLanguage);
         record.structure = Some(structure);
         out.translation.title = Some(article.title.clone());
         out.translation.record = record;
         return out;
     }
-    let from = source_lang.clone().unwrap_or_else(|| if to == "en" { "es".into() } else { "en".into() });
+    let from = source_lang.unwrap_or(if to == Lang::En { Lang::Es } else { Lang::En });
 
     let count = |s: &str| gen.count_tokens_or_estimate(s);
-    let context = crate::summarize::pipeline::usable_context(gen, settings.max_context);
+    let context = gen.usable_context(settings.max_context);
     let overhead = {
-        let p = prompt::translate("", &to);
+        let p = prompt::translate("", to);
         gen.count_prompt_tokens(&p.chat()).unwrap_or(0) + 40
     };
     // The answer takes up to twice the source's tokens.
@@ -236,9 +239,9 @@ pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Gene
                 .iter()
                 .map(|&i| {
                     let p = if round == 0 {
-                        prompt::translate(pieces[i].text, &to)
+                        prompt::translate(pieces[i].text, to)
                     } else {
-                        prompt::translate_from(pieces[i].text, &from, &to)
+                        prompt::translate_from(pieces[i].text, from, to)
                     };
                     Ok(Request {
                         prompt: p.chat(),
@@ -268,10 +271,9 @@ pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Gene
                 record.tokens.generated += g.tokens.len();
                 out.generated_tokens += g.tokens.len();
                 let (text, _) = clean::clean(&g.text, &prompt::translation_labels());
-                let words = pieces[i].text.split_whitespace().count();
-                let detected = if words >= CHECK_MIN_WORDS { lang::detect(&text) } else { Some(to.clone()) };
+                let (in_target, detected) = lang::check(&text, to);
                 let has_text = text.chars().any(|c| c.is_alphanumeric());
-                let ok = has_text && detected.as_deref() == Some(to.as_str());
+                let ok = has_text && in_target;
                 if !ok && has_text {
                     wrong += 1;
                 }
@@ -285,7 +287,10 @@ pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Gene
             outcome: if failed_now == 0 {
                 Outcome::Ok
             } else {
-                Outcome::PiecesFailed(format!("{failed_now} of {} pieces not in {to} ({wrong} in another language)", open.len()))
+                Outcome::PiecesFailed(format!(
+                    "{failed_now} of {} pieces not in {to} ({wrong} in another language)",
+                    open.len()
+                ))
             },
             lang_detected: None,
             error: None,
@@ -301,7 +306,7 @@ pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Gene
         if !r.ok {
             let what = piece.paragraph.map_or("the title".to_string(), |p| format!("paragraph {}", p + 1));
             bad.push(match &r.detected {
-                Some(d) if !r.text.is_empty() => format!("{what} came out in {}", lang::english_name(d)),
+                Some(d) if !r.text.is_empty() => format!("{what} came out in {}", d.english_name()),
                 _ => format!("{what} came out empty"),
             });
             continue;
@@ -332,14 +337,14 @@ pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Gene
     record.structure = Some(structure);
     let text = translated.join(sep);
     let detected = lang::detect(&text);
-    record.lang_detected = detected.clone();
+    record.lang_detected = detected;
     if !bad.is_empty() {
-        record.error = Some(format!("no translation into {} for {}", lang::english_name(&to), bad.join("; ")));
-    } else if detected.as_deref() != Some(to.as_str()) {
+        record.error = Some(format!("no translation into {} for {}", to.english_name(), bad.join("; ")));
+    } else if detected != Some(to) {
         record.error = Some(format!(
             "the translation reads as {}, not {}",
-            detected.as_deref().map_or("no known language", lang::english_name),
-            lang::english_name(&to)
+            detected.map_or("no known language", Lang::english_name),
+            to.english_name()
         ));
     } else {
         record.status = Status::Ok;
