@@ -4,11 +4,11 @@
 /// A problem with what the user asked for: flags, settings, an output folder of another kind (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub(crate) String);
 
 impl UsageError {
     /// `e` as a usage error, keeping its message (and its causes, flattened).
-    pub fn wrap(e: impl std::fmt::Display) -> anyhow::Error {
+    pub(crate) fn wrap(e: impl std::fmt::Display) -> anyhow::Error {
         anyhow::Error::new(UsageError(format!("{e:#}")))
     }
 }

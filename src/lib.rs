@@ -6,15 +6,15 @@
 
 pub mod backend;
 pub mod cli;
-pub mod compare;
+pub(crate) mod compare;
 pub mod engine;
-pub mod error;
-pub mod job;
-pub mod prompt;
+pub(crate) mod error;
+pub(crate) mod job;
+pub(crate) mod prompt;
 pub mod registry;
-pub mod summarize;
+pub(crate) mod summarize;
 pub mod text;
-pub mod translate;
+pub(crate) mod translate;
 
 /// The model used when neither --model nor POLYSUM_MODEL names one: the only small model here that writes
 /// fluent Spanish.

@@ -7,32 +7,32 @@ use crate::text::lang::Lang;
 
 /// The parts of one chat prompt.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Prompt {
-    pub system: String,
-    pub user: String,
-    pub assistant_prefix: Option<String>,
+pub(crate) struct Prompt {
+    pub(crate) system: String,
+    pub(crate) user: String,
+    pub(crate) assistant_prefix: Option<String>,
 }
 
 impl Prompt {
     /// The prompt as the backends take it.
-    pub fn chat(&self) -> crate::backend::Prompt {
+    pub(crate) fn chat(&self) -> crate::backend::Prompt {
         crate::backend::Prompt::chat(self.system.clone(), self.user.clone())
             .with_answer_prefix(self.assistant_prefix.clone())
     }
 }
 
 /// Stop generating when the model starts echoing the fence.
-pub fn stop_strings() -> Vec<String> {
+pub(crate) fn stop_strings() -> Vec<String> {
     vec!["</article>".into(), "<article>".into(), "</text>".into()]
 }
 
 /// Put the article between `<article>` tags; tags inside the text are defused so it cannot close the fence.
-pub fn fence(title: &str, text: &str) -> String {
+pub(crate) fn fence(title: &str, text: &str) -> String {
     format!("<article>\nTitle: {}\n\n{}\n</article>", defuse(title), defuse(text))
 }
 
 /// `s` with the fence tags made harmless (`<article>` becomes `[article]`), so it cannot close a fence.
-pub fn defuse(s: &str) -> String {
+pub(crate) fn defuse(s: &str) -> String {
     let mut out = s.to_string();
     for tag in ["<article>", "</article>", "<text>", "</text>"] {
         // Case-insensitive replace without regex: scan a lowercase copy.
@@ -103,7 +103,7 @@ fn translation(target: Lang) -> &'static Translation {
 
 /// Translate `text` (written in some other language) into `target`, with the instruction in the target
 /// language and the answer started with its label.
-pub fn translate(text: &str, target: Lang) -> Prompt {
+pub(crate) fn translate(text: &str, target: Lang) -> Prompt {
     let t = translation(target);
     let user = t.user.replace("{text}", &defuse(text));
     Prompt { system: t.system.to_string(), user, assistant_prefix: Some(format!("{} ", t.label)) }
@@ -111,7 +111,7 @@ pub fn translate(text: &str, target: Lang) -> Prompt {
 
 /// A translation prompt with the instruction in English and both languages named: the retry for a text
 /// whose first translation came out in the wrong language.
-pub fn translate_from(text: &str, from: Lang, to: Lang) -> Prompt {
+pub(crate) fn translate_from(text: &str, from: Lang, to: Lang) -> Prompt {
     let (src, dst) = (from.english_name(), to.english_name());
     let user = format!(
         "Translate the following {src} text into {dst}. Translate every sentence; keep names and numbers exactly \
@@ -122,7 +122,7 @@ as they are.\n\n<text>\n{}\n</text>\n\nWrite only the {dst} translation.",
 }
 
 /// The labels a model may echo at the start of a translation, in every supported language.
-pub fn translation_labels() -> Vec<&'static str> {
+pub(crate) fn translation_labels() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = Lang::ALL.iter().map(|l| translation(*l).label).collect();
     // What models add on their own, unasked.
     v.extend(["Translation:", "Traducción:", "English:", "Español:"]);

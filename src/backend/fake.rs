@@ -26,22 +26,22 @@ fn render(prompt: &Prompt) -> String {
 /// `delay=MS` sleeps per call; `fail` makes every call an error; `ctx=N` sets the context length.
 /// It counts one token per word.
 #[derive(Debug, Clone, Default)]
-pub struct FakeGenerator {
-    pub english_only: bool,
-    pub spanish_when_native: bool,
-    pub chatty: bool,
-    pub delay_ms: u64,
-    pub fail: bool,
-    pub context: usize,
+pub(crate) struct FakeGenerator {
+    pub(crate) english_only: bool,
+    pub(crate) spanish_when_native: bool,
+    pub(crate) chatty: bool,
+    pub(crate) delay_ms: u64,
+    pub(crate) fail: bool,
+    pub(crate) context: usize,
 }
 
 impl FakeGenerator {
     /// The environment variable the test suite sets to use the fake model: even a build with the feature
     /// answers `--model fake` with it only when asked this way.
-    pub const ENABLE_ENV: &'static str = "POLYSUM_TEST_FAKE_MODEL";
+    pub(crate) const ENABLE_ENV: &'static str = "POLYSUM_TEST_FAKE_MODEL";
 
     /// The fake model a `--model` value names (`fake` or `fake:OPTIONS`), `None` for any other value.
-    pub fn parse(spec: &str) -> Result<Option<FakeGenerator>> {
+    pub(crate) fn parse(spec: &str) -> Result<Option<FakeGenerator>> {
         let Some(rest) = spec.strip_prefix("fake") else { return Ok(None) };
         let rest = match rest.strip_prefix(':') {
             Some(r) => r,

@@ -10,25 +10,25 @@ use crate::engine::scheduler::{self, Scheduler};
 
 /// A model for the built-in engine: where it comes from and how to run it.
 #[derive(Debug, Clone)]
-pub struct LocalModel {
+pub(crate) struct LocalModel {
     /// A registry name, `hf:ORG/REPO/FILE[@REVISION]`, or a path to a `.gguf` file.
-    pub spec: String,
-    pub device: DeviceSpec,
+    pub(crate) spec: String,
+    pub(crate) device: DeviceSpec,
     /// CPU threads for the kernels; `None`: every core.
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Re-quantize tensor types without a fast CPU kernel (Q4_1/Q5_0/Q5_1) to Q8_0 at load, on a CPU.
-    pub requantize: bool,
+    pub(crate) requantize: bool,
 }
 
 impl LocalModel {
     /// The model's id: its GGUF file's stem, as `Engine::name` gives it. Resolves (and may pull) the model.
-    pub fn model_id(&self) -> Result<String> {
+    pub(crate) fn model_id(&self) -> Result<String> {
         let resolved = crate::registry::resolve_model(&self.spec)?;
         Ok(resolved.gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| self.spec.clone()))
     }
 
     /// The engine alone, for one caller at a time.
-    pub fn load_engine(&self) -> Result<Engine> {
+    pub(crate) fn load_engine(&self) -> Result<Engine> {
         device::set_cpu_threads(self.threads);
         let device = self.device.open()?;
         let resolved = crate::registry::resolve_model(&self.spec)?;
@@ -37,7 +37,7 @@ impl LocalModel {
     }
 
     /// The engine behind the continuous-batching scheduler, with as many rows as the device suits.
-    pub fn load_scheduler(&self) -> Result<Scheduler> {
+    pub(crate) fn load_scheduler(&self) -> Result<Scheduler> {
         let engine = self.load_engine()?;
         let rows = if engine.device().is_cpu() { scheduler::CPU_ROWS } else { scheduler::GPU_ROWS };
         Scheduler::new(engine, rows)

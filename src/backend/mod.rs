@@ -102,11 +102,11 @@ pub trait Generator: Sync {
     }
 }
 
-pub use local::LocalModel;
+pub(crate) use local::LocalModel;
 
 /// Which model generates, as chosen on the command line, before anything is resolved or loaded.
 #[derive(Debug, Clone)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// The built-in engine.
     Local(LocalModel),
     /// A server speaking the OpenAI chat-completions protocol.
@@ -119,7 +119,7 @@ pub enum Backend {
 impl Backend {
     /// The model's id, as the outputs and the state key record it. For a local model this resolves the
     /// model (pulling it into the cache when it is not there yet): call it under the output folder's lock.
-    pub fn model_id(&self) -> Result<String> {
+    pub(crate) fn model_id(&self) -> Result<String> {
         match self {
             Backend::Local(m) => m.model_id(),
             Backend::OpenAi(cfg) => Ok(openai::remote_model_id(cfg)),
@@ -130,7 +130,7 @@ impl Backend {
 
     /// The model, ready to generate. A local model runs behind the continuous-batching scheduler, so
     /// concurrent callers share decode steps.
-    pub fn load(&self) -> Result<Box<dyn Generator>> {
+    pub(crate) fn load(&self) -> Result<Box<dyn Generator>> {
         Ok(match self {
             Backend::Local(m) => Box::new(m.load_scheduler()?),
             Backend::OpenAi(cfg) => Box::new(openai::OpenAiClient::new(cfg.clone())?),

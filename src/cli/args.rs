@@ -15,7 +15,7 @@ pub(crate) use super::models::ModelsArgs;
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,180 +41,180 @@ pub(crate) struct ModelArgs {
     /// A registry name (see `polysum models list`), hf:ORG/REPO/FILE[@REVISION], or a path to a .gguf file
     /// [default: qwen2.5-coder-1.5b].
     #[arg(long, short = 'm', env = "POLYSUM_MODEL")]
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// auto, cpu, cuda, cuda:N or metal [default: auto].
     #[arg(long)]
-    pub device: Option<String>,
+    pub(crate) device: Option<String>,
     /// CPU threads for the model's kernels [default: all cores].
     #[arg(long)]
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Keep Q4_1/Q5_0/Q5_1 tensors as they are instead of re-quantizing them to Q8_0 (which has fast CPU kernels).
     #[arg(long)]
-    pub no_requantize: bool,
+    pub(crate) no_requantize: bool,
     /// local (the built-in engine) or openai (a server speaking the OpenAI chat-completions protocol:
     /// vLLM, llama.cpp's server, TGI, Ollama) [default: local].
     #[arg(long)]
-    pub backend: Option<String>,
+    pub(crate) backend: Option<String>,
     /// With --backend openai: the server's URL, with or without /v1 (e.g. http://vllm:8000).
     #[arg(long)]
-    pub endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     /// With --backend openai: the environment variable holding the API key (sent as a bearer token).
     #[arg(long)]
-    pub api_key_env: Option<String>,
+    pub(crate) api_key_env: Option<String>,
     /// With --backend openai: the model name the server serves.
     #[arg(long)]
-    pub remote_model: Option<String>,
+    pub(crate) remote_model: Option<String>,
     /// With --backend openai: requests open at once, over all articles [default: 8].
     #[arg(long)]
-    pub max_inflight: Option<usize>,
+    pub(crate) max_inflight: Option<usize>,
     /// With --backend openai: seconds one request may take before it is retried [default: 300].
     #[arg(long)]
-    pub timeout: Option<f64>,
+    pub(crate) timeout: Option<f64>,
     /// With --backend openai: retries of a request on 429, 5xx, timeouts and connection errors [default: 5].
     #[arg(long)]
-    pub retries: Option<u32>,
+    pub(crate) retries: Option<u32>,
     /// With --backend openai: the remote model's context length in tokens [default: 8192].
     #[arg(long)]
-    pub remote_context: Option<usize>,
+    pub(crate) remote_context: Option<usize>,
 }
 
 /// The flags every batch command shares (`summarize`, `translate`): inputs, output, model, run control.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct JobArgs {
     /// Files and folders to read (folders recursively): .txt, .md, .html/.htm, .json, .jsonl.
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
     /// Output folder: mirrors the input tree, plus index.jsonl and the state in .polysum/.
     #[arg(long, short = 'o')]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Settings file (default: ./polysum.toml when it exists, or $POLYSUM_CONFIG). Flags override it.
     #[arg(long, env = "POLYSUM_CONFIG")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub(crate) model: ModelArgs,
     /// Files per article: json, md or json,md [default: json,md].
     #[arg(long)]
-    pub format: Option<String>,
+    pub(crate) format: Option<String>,
     /// Articles in flight at once; their generation steps run as one batch [default: 1 on a CPU, 16 on a GPU].
     #[arg(long, short = 'j')]
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// Redo every article, even those already done.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Print only errors and the final line.
     #[arg(long, short = 'q')]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// text or json (one JSON object per line) [default: text].
     #[arg(long)]
-    pub log_format: Option<String>,
+    pub(crate) log_format: Option<String>,
     /// Lower the context the prompts may use (tokens) below the model's [default: the model's, at most 8192].
     #[arg(long)]
-    pub max_context: Option<usize>,
+    pub(crate) max_context: Option<usize>,
     /// Reject input files larger than this many bytes [default: 8 MiB].
     #[arg(long)]
-    pub max_bytes: Option<u64>,
+    pub(crate) max_bytes: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct SummarizeArgs {
     #[command(flatten)]
-    pub job: JobArgs,
+    pub(crate) job: JobArgs,
     /// Summary languages, comma-separated [default: en,es]. Supported: en, es, fr, de, it, pt, ca, nl.
     #[arg(long)]
-    pub langs: Option<String>,
+    pub(crate) langs: Option<String>,
     /// Summary length in sentences [default: 3].
     #[arg(long, conflicts_with = "max_words")]
-    pub sentences: Option<usize>,
+    pub(crate) sentences: Option<usize>,
     /// Summary length in words (instead of --sentences).
     #[arg(long)]
-    pub max_words: Option<usize>,
+    pub(crate) max_words: Option<usize>,
     /// Cut articles to this many tokens (flag `truncated_input`). Without it nothing is cut: an article
     /// longer than the context is summarized in chunks (map-reduce).
     #[arg(long)]
-    pub max_input_tokens: Option<usize>,
+    pub(crate) max_input_tokens: Option<usize>,
     /// translate: a summary in the article's language, translated into the other languages; direct: every
     /// summary from the article [default: translate].
     #[arg(long)]
-    pub strategy: Option<String>,
+    pub(crate) strategy: Option<String>,
     /// Summarize only shard K of N (K from 0): the articles whose content hash falls in it. N runs with
     /// K = 0..N-1, each with its own --out, cover every article once; `polysum merge` combines them.
     #[arg(long)]
-    pub shard: Option<String>,
+    pub(crate) shard: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct TranslateArgs {
     /// The language to translate into: en, es, fr, de, it, pt, ca or nl.
     #[arg(long)]
-    pub to: String,
+    pub(crate) to: String,
     /// The articles' language, or auto to detect it per article.
     #[arg(long, default_value = "auto")]
-    pub from: String,
+    pub(crate) from: String,
     /// Inputs, output folder (`<relpath>.json` and `<relpath>.<lang>.md` per article), model, run control.
     #[command(flatten)]
-    pub job: JobArgs,
+    pub(crate) job: JobArgs,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct CompareArgs {
     /// The output folder of `polysum summarize` (with index.jsonl).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Write a self-contained HTML report to this file.
     #[arg(long)]
-    pub html: Option<PathBuf>,
+    pub(crate) html: Option<PathBuf>,
     /// Write the results as JSON to this file.
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub(crate) json: Option<PathBuf>,
     /// Exit with status 3 when some article or story gets the verdict "check".
     #[arg(long)]
-    pub fail_on_inconsistent: bool,
+    pub(crate) fail_on_inconsistent: bool,
     /// Skip the back-translation (no model is loaded).
     #[arg(long)]
-    pub no_backtranslate: bool,
+    pub(crate) no_backtranslate: bool,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub(crate) model: ModelArgs,
 }
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct MergeArgs {
     /// Output folders of `polysum summarize --shard K/N` runs.
     #[arg(required = true)]
-    pub dirs: Vec<PathBuf>,
+    pub(crate) dirs: Vec<PathBuf>,
     /// The folder to combine them into.
     #[arg(long, short = 'o')]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct GenerateArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub(crate) model: ModelArgs,
     /// The user message.
     #[arg(long)]
-    pub prompt: String,
+    pub(crate) prompt: String,
     #[arg(long)]
-    pub system: Option<String>,
+    pub(crate) system: Option<String>,
     /// Text that starts the assistant's answer.
     #[arg(long)]
-    pub prefix: Option<String>,
+    pub(crate) prefix: Option<String>,
     /// Send the prompt as it is, without the chat template.
     #[arg(long)]
-    pub raw: bool,
+    pub(crate) raw: bool,
     #[arg(long, default_value_t = 128)]
-    pub max_tokens: usize,
+    pub(crate) max_tokens: usize,
     /// Greedy decoding (same as --temperature 0).
     #[arg(long)]
-    pub greedy: bool,
+    pub(crate) greedy: bool,
     #[arg(long, default_value_t = 0.7)]
-    pub temperature: f64,
+    pub(crate) temperature: f64,
     #[arg(long)]
-    pub top_k: Option<usize>,
+    pub(crate) top_k: Option<usize>,
     #[arg(long, default_value_t = 0.9)]
-    pub top_p: f64,
+    pub(crate) top_p: f64,
     #[arg(long, default_value_t = 1.1)]
-    pub repetition_penalty: f32,
+    pub(crate) repetition_penalty: f32,
     #[arg(long, default_value_t = 299792458)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Stop when this text appears (repeatable).
     #[arg(long = "stop")]
-    pub stop: Vec<String>,
+    pub(crate) stop: Vec<String>,
 }

@@ -23,34 +23,34 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(default)]
-    pub inputs: Vec<PathBuf>,
-    pub out: Option<PathBuf>,
-    pub model: Option<String>,
-    pub device: Option<String>,
-    pub threads: Option<usize>,
+    pub(crate) inputs: Vec<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) model: Option<String>,
+    pub(crate) device: Option<String>,
+    pub(crate) threads: Option<usize>,
     #[serde(alias = "no-requantize")]
-    pub no_requantize: Option<bool>,
+    pub(crate) no_requantize: Option<bool>,
     #[serde(default, deserialize_with = "list_or_string")]
-    pub langs: Option<String>,
+    pub(crate) langs: Option<String>,
     #[serde(default, deserialize_with = "list_or_string")]
-    pub format: Option<String>,
-    pub sentences: Option<usize>,
+    pub(crate) format: Option<String>,
+    pub(crate) sentences: Option<usize>,
     #[serde(alias = "max-words")]
-    pub max_words: Option<usize>,
-    pub jobs: Option<usize>,
-    pub force: Option<bool>,
-    pub quiet: Option<bool>,
+    pub(crate) max_words: Option<usize>,
+    pub(crate) jobs: Option<usize>,
+    pub(crate) force: Option<bool>,
+    pub(crate) quiet: Option<bool>,
     #[serde(alias = "log-format")]
-    pub log_format: Option<String>,
+    pub(crate) log_format: Option<String>,
     #[serde(alias = "max-input-tokens")]
-    pub max_input_tokens: Option<usize>,
+    pub(crate) max_input_tokens: Option<usize>,
     #[serde(alias = "max-bytes")]
-    pub max_bytes: Option<u64>,
+    pub(crate) max_bytes: Option<u64>,
     #[serde(alias = "max-context")]
-    pub max_context: Option<usize>,
-    pub strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
+    pub(crate) max_context: Option<usize>,
+    pub(crate) strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
 }
 
 fn list_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
@@ -66,10 +66,10 @@ fn list_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result
     }))
 }
 
-pub const FILE_NAME: &str = "polysum.toml";
+pub(crate) const FILE_NAME: &str = "polysum.toml";
 
 impl Config {
-    pub fn parse(text: &str, base: &Path) -> Result<Config> {
+    pub(crate) fn parse(text: &str, base: &Path) -> Result<Config> {
         let mut c: Config = toml::from_str(text)?;
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -83,14 +83,14 @@ impl Config {
         Ok(c)
     }
 
-    pub fn load(path: &Path) -> Result<Config> {
+    pub(crate) fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Config::parse(&text, &base).with_context(|| format!("in {}", path.display()))
     }
 
     /// The file named by `--config` (must exist), else `./polysum.toml` when there is one.
-    pub fn find(explicit: Option<&Path>) -> Result<Option<Config>> {
+    pub(crate) fn find(explicit: Option<&Path>) -> Result<Option<Config>> {
         if let Some(p) = explicit {
             if !p.is_file() {
                 bail!("config file {} does not exist", p.display());

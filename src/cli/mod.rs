@@ -6,7 +6,7 @@
 //! holds the output folder, 2 usage error, 1 fatal error.
 
 mod args;
-pub mod config;
+mod config;
 mod generate;
 mod models;
 mod options;

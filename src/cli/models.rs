@@ -12,13 +12,13 @@ use crate::registry::pull::{self, Verdict};
 use crate::registry::spec::ModelSpec;
 
 #[derive(Args, Debug)]
-pub struct ModelsArgs {
+pub(crate) struct ModelsArgs {
     #[command(subcommand)]
-    pub command: Option<ModelsCommand>,
+    pub(crate) command: Option<ModelsCommand>,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum ModelsCommand {
+pub(crate) enum ModelsCommand {
     /// The registry: name, size, whether it is cached, where it comes from (the default subcommand).
     List {
         /// Also show architecture, quantization, context length, licence, aliases and notes.

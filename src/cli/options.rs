@@ -27,16 +27,16 @@ use crate::translate::Translate;
 /// How a batch run reports: log format and verbosity.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Logging {
-    pub format: LogFormat,
-    pub quiet: bool,
+    pub(crate) format: LogFormat,
+    pub(crate) quiet: bool,
 }
 
 /// A batch run, resolved: what to read and write, which model, and how to report.
 pub(crate) struct Job<T> {
-    pub run: RunOptions,
-    pub task: T,
-    pub backend: Backend,
-    pub logging: Logging,
+    pub(crate) run: RunOptions,
+    pub(crate) task: T,
+    pub(crate) backend: Backend,
+    pub(crate) logging: Logging,
 }
 
 fn usage(msg: impl std::fmt::Display) -> anyhow::Error {

@@ -11,17 +11,17 @@ use crate::text::lang::Lang;
 
 /// One text to translate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    pub text: String,
-    pub from: Lang,
-    pub to: Lang,
+pub(crate) struct Job {
+    pub(crate) text: String,
+    pub(crate) from: Lang,
+    pub(crate) to: Lang,
 }
 
 /// Most output tokens per translation: a 3–5 sentence summary needs ~150; the cap keeps a runaway row short.
 const MAX_TRANSLATION_TOKENS: usize = 400;
 
 /// The translations of `jobs`, in order, from one batched call.
-pub fn translate(gen: &dyn Generator, jobs: &[Job]) -> Result<Vec<String>> {
+pub(crate) fn translate(gen: &dyn Generator, jobs: &[Job]) -> Result<Vec<String>> {
     let requests: Vec<Request> = jobs
         .iter()
         .map(|j| {

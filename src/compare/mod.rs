@@ -5,11 +5,11 @@
 //! back-translation chrF score (`backtranslate`, `chrf`) and the length ratio per pair of summaries
 //! (`report`), finds parallel stories (`pairs`), and writes a terminal table, JSON and HTML (`render`).
 
-pub mod backtranslate;
-pub mod pairs;
-pub mod record;
-pub mod render;
-pub mod report;
+pub(crate) mod backtranslate;
+pub(crate) mod pairs;
+pub(crate) mod record;
+pub(crate) mod render;
+pub(crate) mod report;
 
 use std::time::Instant;
 
@@ -20,7 +20,7 @@ use record::Record;
 use report::{compare_pair, ArticleResult, PairCheck, Report, StoryResult, Text, Verdict};
 
 /// Whether any record has a summary worth back-translating (so the model is needed).
-pub fn needs_model(records: &[Record]) -> bool {
+pub(crate) fn needs_model(records: &[Record]) -> bool {
     records.iter().any(|r| r.summary("en").is_ok() || r.summary("es").is_ok())
 }
 
@@ -33,7 +33,7 @@ struct Back {
 }
 
 /// Compare every record, and every parallel story among them.
-pub fn build(
+pub(crate) fn build(
     dir: &str,
     records: &[Record],
     translator: Option<&dyn Generator>,

@@ -6,19 +6,19 @@ use crate::compare::record::Record;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PairedBy {
+pub(crate) enum PairedBy {
     StoryId,
     Stem,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoryPair {
+pub(crate) struct StoryPair {
     /// The story_id, or the shared stem.
-    pub key: String,
-    pub by: PairedBy,
+    pub(crate) key: String,
+    pub(crate) by: PairedBy,
     /// Index of the English article in the records.
-    pub en: usize,
-    pub es: usize,
+    pub(crate) en: usize,
+    pub(crate) es: usize,
 }
 
 /// The language suffix of an id ("dir/story.en" → ("dir/story", "en")).
@@ -32,7 +32,7 @@ fn split_suffix(id: &str) -> Option<(&str, &str)> {
 }
 
 /// Find the parallel stories among `records`; `warnings` gets a line for every ambiguous group.
-pub fn find(records: &[Record], warnings: &mut Vec<String>) -> Vec<StoryPair> {
+pub(crate) fn find(records: &[Record], warnings: &mut Vec<String>) -> Vec<StoryPair> {
     let mut pairs = Vec::new();
     let mut used = vec![false; records.len()];
 

@@ -8,39 +8,39 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 /// The newest record schema this reader knows.
-pub const SCHEMA_VERSION: u64 = 1;
+pub(crate) const SCHEMA_VERSION: u64 = 1;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct Record {
-    pub schema_version: u64,
-    pub id: String,
-    pub source: String,
-    pub input_id: Option<String>,
+pub(crate) struct Record {
+    pub(crate) schema_version: u64,
+    pub(crate) id: String,
+    pub(crate) source: String,
+    pub(crate) input_id: Option<String>,
     /// Groups the language editions of one story (from JSON/JSONL inputs), when present.
-    pub story_id: Option<String>,
-    pub title: Option<String>,
-    pub source_lang: Option<String>,
-    pub declared_lang: Option<String>,
-    pub status: String,
-    pub error: Option<String>,
-    pub truncated: bool,
-    pub summaries: BTreeMap<String, SummaryRecord>,
+    pub(crate) story_id: Option<String>,
+    pub(crate) title: Option<String>,
+    pub(crate) source_lang: Option<String>,
+    pub(crate) declared_lang: Option<String>,
+    pub(crate) status: String,
+    pub(crate) error: Option<String>,
+    pub(crate) truncated: bool,
+    pub(crate) summaries: BTreeMap<String, SummaryRecord>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct SummaryRecord {
-    pub text: Option<String>,
-    pub status: String,
-    pub error: Option<String>,
-    pub lang_detected: Option<String>,
-    pub model: Option<String>,
+pub(crate) struct SummaryRecord {
+    pub(crate) text: Option<String>,
+    pub(crate) status: String,
+    pub(crate) error: Option<String>,
+    pub(crate) lang_detected: Option<String>,
+    pub(crate) model: Option<String>,
 }
 
 impl Record {
     /// The summary text in `lang` when it exists and did not fail, else why not.
-    pub fn summary(&self, lang: &str) -> std::result::Result<&str, String> {
+    pub(crate) fn summary(&self, lang: &str) -> std::result::Result<&str, String> {
         match self.summaries.get(lang) {
             None => Err(format!("no {} summary", lang.to_uppercase())),
             Some(s) if s.status == "failed" => Err(format!(
@@ -56,14 +56,14 @@ impl Record {
     }
 
     /// The article's language: the detected source language, else the declared one.
-    pub fn lang(&self) -> Option<&str> {
+    pub(crate) fn lang(&self) -> Option<&str> {
         self.source_lang.as_deref().or(self.declared_lang.as_deref())
     }
 }
 
 /// Records of an output folder: `index.jsonl` when it exists (a later line with the same id replaces an
 /// earlier one), else every `*.json` file under it. Lines that do not parse are reported in `warnings`.
-pub fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
+pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     let mut warnings = Vec::new();
     let mut records: Vec<Record> = Vec::new();
     let push = |rec: Record, records: &mut Vec<Record>| {

@@ -109,7 +109,7 @@ fn fmt_score(c: Option<&PairCheck>, label: &str) -> String {
 }
 
 /// The terminal report: per article the summaries side by side with the checks, then a table.
-pub fn terminal(r: &Report, color: bool, width: usize) -> String {
+pub(crate) fn terminal(r: &Report, color: bool, width: usize) -> String {
     let p = Paint { on: color };
     let width = width.clamp(60, 200);
     let mut out = String::new();
@@ -246,7 +246,7 @@ pub fn terminal(r: &Report, color: bool, width: usize) -> String {
 
 // ---------------------------------------------------------------- JSON
 
-pub fn json(r: &Report) -> Result<String> {
+pub(crate) fn json(r: &Report) -> Result<String> {
     Ok(serde_json::to_string_pretty(r)? + "\n")
 }
 
@@ -394,7 +394,7 @@ fn chart(r: &Report) -> Chart {
 }
 
 /// The HTML report: one page, no external resources, every text escaped by the template engine.
-pub fn html(r: &Report) -> Result<String> {
+pub(crate) fn html(r: &Report) -> Result<String> {
     let mut cards = Vec::new();
     for (i, a) in r.articles.iter().enumerate() {
         let pairs = match &a.check {

@@ -10,30 +10,30 @@ use crate::text::numbers::{self, Lang};
 
 /// Below this, a summary translated into the other language shares too little with the other summary: on
 /// the fixture summaries, two summaries of one story score 48–72 chrF, summaries of different stories 14–30.
-pub const BACKTRANSLATION_CHRF_MIN: f64 = 35.0;
+pub(crate) const BACKTRANSLATION_CHRF_MIN: f64 = 35.0;
 /// Below this, two same-language summaries of the two editions of a story say different things (the same
 /// gap between one story and different stories as above, without a translation step).
-pub const SAME_LANGUAGE_CHRF_MIN: f64 = 35.0;
+pub(crate) const SAME_LANGUAGE_CHRF_MIN: f64 = 35.0;
 /// One summary more than this many times longer than the other (in characters): one of them left out
 /// much of the story. Spanish runs ~1.2× English, so 2 is far outside the normal spread.
-pub const LENGTH_RATIO_MAX: f64 = 2.0;
+pub(crate) const LENGTH_RATIO_MAX: f64 = 2.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Consistent,
     Check,
 }
 
 impl Verdict {
-    pub fn from_reasons(reasons: &[String]) -> Self {
+    pub(crate) fn from_reasons(reasons: &[String]) -> Self {
         if reasons.is_empty() {
             Verdict::Consistent
         } else {
             Verdict::Check
         }
     }
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verdict::Consistent => "consistent",
             Verdict::Check => "check",
@@ -43,46 +43,51 @@ impl Verdict {
 
 /// One side of a comparison.
 #[derive(Debug, Clone, Serialize)]
-pub struct Text {
+pub(crate) struct Text {
     /// "EN", "ES", "EN of ES article", ...
-    pub label: String,
-    pub lang: String,
-    pub text: String,
+    pub(crate) label: String,
+    pub(crate) lang: String,
+    pub(crate) text: String,
     /// This text translated into the other side's language, when back-translation ran.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub back_translation: Option<String>,
+    pub(crate) back_translation: Option<String>,
     /// Byte ranges of `text` flagged as missing from the other side (numbers, names).
     #[serde(skip)]
-    pub marks: Vec<(usize, usize)>,
+    pub(crate) marks: Vec<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Score {
+pub(crate) struct Score {
     /// "ES→EN" (the ES summary translated to English, scored against the EN one), or "chrF" for two
     /// summaries in one language.
-    pub label: String,
-    pub chrf: f64,
-    pub min: f64,
+    pub(crate) label: String,
+    pub(crate) chrf: f64,
+    pub(crate) min: f64,
 }
 
 /// Two summaries compared.
 #[derive(Debug, Clone, Serialize)]
-pub struct PairCheck {
-    pub left: Text,
-    pub right: Text,
-    pub numbers_only_left: Vec<String>,
-    pub numbers_only_right: Vec<String>,
-    pub names_only_left: Vec<String>,
-    pub names_only_right: Vec<String>,
-    pub scores: Vec<Score>,
+pub(crate) struct PairCheck {
+    pub(crate) left: Text,
+    pub(crate) right: Text,
+    pub(crate) numbers_only_left: Vec<String>,
+    pub(crate) numbers_only_right: Vec<String>,
+    pub(crate) names_only_left: Vec<String>,
+    pub(crate) names_only_right: Vec<String>,
+    pub(crate) scores: Vec<Score>,
     /// Characters of the right text / of the left.
-    pub length_ratio: f64,
-    pub reasons: Vec<String>,
+    pub(crate) length_ratio: f64,
+    pub(crate) reasons: Vec<String>,
 }
 
 /// Compare two summaries. Back-translations (`left_bt`: left translated into right's language) are scored
 /// with chrF when the languages differ; same-language texts are scored directly.
-pub fn compare_pair(mut left: Text, mut right: Text, left_bt: Option<String>, right_bt: Option<String>) -> PairCheck {
+pub(crate) fn compare_pair(
+    mut left: Text,
+    mut right: Text,
+    left_bt: Option<String>,
+    right_bt: Option<String>,
+) -> PairCheck {
     let read = |code: &str| code.parse::<Lang>().unwrap_or(Lang::En);
     let (ll, rl) = (read(&left.lang), read(&right.lang));
     let mut reasons = Vec::new();
@@ -156,7 +161,7 @@ pub fn compare_pair(mut left: Text, mut right: Text, left_bt: Option<String>, ri
 
     let (lc, rc) = (left.text.chars().count().max(1) as f64, right.text.chars().count().max(1) as f64);
     let length_ratio = rc / lc;
-    if length_ratio > LENGTH_RATIO_MAX || length_ratio < 1.0 / LENGTH_RATIO_MAX {
+    if !(1.0 / LENGTH_RATIO_MAX..=LENGTH_RATIO_MAX).contains(&length_ratio) {
         let (long, short) = if length_ratio > 1.0 { (&right.label, &left.label) } else { (&left.label, &right.label) };
         reasons.push(format!("length ratio {:.1} ({long} vs {short})", length_ratio.max(1.0 / length_ratio)));
     }
@@ -177,13 +182,13 @@ pub fn compare_pair(mut left: Text, mut right: Text, left_bt: Option<String>, ri
 
 /// A piece of a text for display: flagged (missing from the other side) or not.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Segment {
-    pub text: String,
-    pub mark: bool,
+pub(crate) struct Segment {
+    pub(crate) text: String,
+    pub(crate) mark: bool,
 }
 
 /// Split `text` at the marked byte ranges (overlaps merged).
-pub fn segments(text: &str, marks: &[(usize, usize)]) -> Vec<Segment> {
+pub(crate) fn segments(text: &str, marks: &[(usize, usize)]) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut pos = 0;
     let mut ranges: Vec<(usize, usize)> = marks.iter().copied().filter(|&(a, b)| a < b && b <= text.len()).collect();
@@ -207,72 +212,72 @@ pub fn segments(text: &str, marks: &[(usize, usize)]) -> Vec<Segment> {
 
 /// One article: its two summaries compared.
 #[derive(Debug, Clone, Serialize)]
-pub struct ArticleResult {
-    pub id: String,
-    pub source: String,
-    pub title: Option<String>,
-    pub source_lang: Option<String>,
-    pub story_id: Option<String>,
-    pub en: Option<String>,
-    pub es: Option<String>,
+pub(crate) struct ArticleResult {
+    pub(crate) id: String,
+    pub(crate) source: String,
+    pub(crate) title: Option<String>,
+    pub(crate) source_lang: Option<String>,
+    pub(crate) story_id: Option<String>,
+    pub(crate) en: Option<String>,
+    pub(crate) es: Option<String>,
     /// Present when both summaries exist.
-    pub check: Option<PairCheck>,
-    pub verdict: Verdict,
-    pub reasons: Vec<String>,
+    pub(crate) check: Option<PairCheck>,
+    pub(crate) verdict: Verdict,
+    pub(crate) reasons: Vec<String>,
 }
 
 /// One story in two language editions.
 #[derive(Debug, Clone, Serialize)]
-pub struct StoryResult {
-    pub key: String,
-    pub paired_by: crate::compare::pairs::PairedBy,
-    pub en_article: String,
-    pub es_article: String,
+pub(crate) struct StoryResult {
+    pub(crate) key: String,
+    pub(crate) paired_by: crate::compare::pairs::PairedBy,
+    pub(crate) en_article: String,
+    pub(crate) es_article: String,
     /// EN of EN article vs ES of ES article, then the cross-pairs EN vs EN and ES vs ES.
-    pub checks: Vec<PairCheck>,
-    pub verdict: Verdict,
-    pub reasons: Vec<String>,
+    pub(crate) checks: Vec<PairCheck>,
+    pub(crate) verdict: Verdict,
+    pub(crate) reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Totals {
-    pub articles: usize,
-    pub articles_consistent: usize,
-    pub articles_check: usize,
-    pub stories: usize,
-    pub stories_consistent: usize,
-    pub stories_check: usize,
+pub(crate) struct Totals {
+    pub(crate) articles: usize,
+    pub(crate) articles_consistent: usize,
+    pub(crate) articles_check: usize,
+    pub(crate) stories: usize,
+    pub(crate) stories_consistent: usize,
+    pub(crate) stories_check: usize,
     /// Mean back-translation chrF over the articles, per direction ("ES→EN", "EN→ES").
-    pub mean_backtranslation_chrf: Vec<(String, f64)>,
+    pub(crate) mean_backtranslation_chrf: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Thresholds {
-    pub backtranslation_chrf_min: f64,
-    pub same_language_chrf_min: f64,
-    pub length_ratio_max: f64,
+pub(crate) struct Thresholds {
+    pub(crate) backtranslation_chrf_min: f64,
+    pub(crate) same_language_chrf_min: f64,
+    pub(crate) length_ratio_max: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub dir: String,
-    pub backtranslation: bool,
-    pub model: Option<String>,
-    pub thresholds: Thresholds,
-    pub articles: Vec<ArticleResult>,
-    pub stories: Vec<StoryResult>,
-    pub totals: Totals,
-    pub warnings: Vec<String>,
+pub(crate) struct Report {
+    pub(crate) dir: String,
+    pub(crate) backtranslation: bool,
+    pub(crate) model: Option<String>,
+    pub(crate) thresholds: Thresholds,
+    pub(crate) articles: Vec<ArticleResult>,
+    pub(crate) stories: Vec<StoryResult>,
+    pub(crate) totals: Totals,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Report {
-    pub fn any_check(&self) -> bool {
+    pub(crate) fn any_check(&self) -> bool {
         self.articles.iter().any(|a| a.verdict == Verdict::Check)
             || self.stories.iter().any(|s| s.verdict == Verdict::Check)
     }
 }
 
-pub fn thresholds() -> Thresholds {
+pub(crate) fn thresholds() -> Thresholds {
     Thresholds {
         backtranslation_chrf_min: BACKTRANSLATION_CHRF_MIN,
         same_language_chrf_min: SAME_LANGUAGE_CHRF_MIN,
@@ -280,7 +285,7 @@ pub fn thresholds() -> Thresholds {
     }
 }
 
-pub fn totals(articles: &[ArticleResult], stories: &[StoryResult]) -> Totals {
+pub(crate) fn totals(articles: &[ArticleResult], stories: &[StoryResult]) -> Totals {
     let mut sums: Vec<(String, f64, usize)> = Vec::new();
     for s in articles.iter().filter_map(|a| a.check.as_ref()).flat_map(|c| &c.scores) {
         match sums.iter_mut().find(|(l, _, _)| *l == s.label) {

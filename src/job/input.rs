@@ -11,10 +11,10 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 /// Files larger than this are rejected unless `--max-bytes` says otherwise.
-pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Markdown,
     Html,
@@ -23,7 +23,7 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn of(path: &Path) -> Option<Format> {
+    pub(crate) fn of(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         Some(match ext.as_str() {
             "txt" => Format::Text,
@@ -38,56 +38,56 @@ impl Format {
 
 /// One input file, with its key relative to the input root it was found under.
 #[derive(Debug, Clone)]
-pub struct Source {
-    pub path: PathBuf,
+pub(crate) struct Source {
+    pub(crate) path: PathBuf,
     /// Relative path with `/` separators (e.g. `world/story.txt`), already safe.
-    pub rel: String,
-    pub format: Format,
+    pub(crate) rel: String,
+    pub(crate) format: Format,
 }
 
 /// A file that is not an article (unknown extension), reported and left alone.
 #[derive(Debug, Clone)]
-pub struct Ignored {
-    pub path: PathBuf,
-    pub reason: String,
+pub(crate) struct Ignored {
+    pub(crate) path: PathBuf,
+    pub(crate) reason: String,
 }
 
 /// An article ready for summarizing.
 #[derive(Debug, Clone)]
-pub struct Article {
+pub(crate) struct Article {
     /// Output key relative to DIR, without the `.json`/`.md` suffix (e.g. `world/story.txt`,
     /// `feed.jsonl/item-7`). Unique within a run.
-    pub rel: String,
+    pub(crate) rel: String,
     /// Where it came from, for people: the file path, plus `:LINE` for JSON Lines.
-    pub source: String,
+    pub(crate) source: String,
     /// The `id` given in a JSON input, as given (the sanitized form is in `rel`).
-    pub id: Option<String>,
-    pub title: String,
-    pub text: String,
+    pub(crate) id: Option<String>,
+    pub(crate) title: String,
+    pub(crate) text: String,
     /// SHA-256 of the article as read (title and text), hex.
-    pub sha256: String,
+    pub(crate) sha256: String,
     /// A `lang` given in a JSON input.
-    pub declared_lang: Option<String>,
+    pub(crate) declared_lang: Option<String>,
     /// A `story_id` given in a JSON input: the same story in other languages carries the same one.
-    pub story_id: Option<String>,
-    pub warnings: Vec<String>,
+    pub(crate) story_id: Option<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// A source (or one line of it) that could not become an article.
 #[derive(Debug, Clone)]
-pub struct Rejected {
-    pub rel: String,
-    pub source: String,
+pub(crate) struct Rejected {
+    pub(crate) rel: String,
+    pub(crate) source: String,
     /// Hash of the raw bytes, when they could be read.
-    pub sha256: Option<String>,
-    pub reason: String,
+    pub(crate) sha256: Option<String>,
+    pub(crate) reason: String,
 }
 
-pub type Item = std::result::Result<Article, Rejected>;
+pub(crate) type Item = std::result::Result<Article, Rejected>;
 
 /// Walk the inputs. Folders are walked recursively (hidden entries and `skip_dir`, the output folder, are
 /// left out); files given by name are taken whatever their extension is, and rejected if unknown.
-pub fn discover(inputs: &[PathBuf], skip_dir: Option<&Path>) -> Result<(Vec<Source>, Vec<Ignored>)> {
+pub(crate) fn discover(inputs: &[PathBuf], skip_dir: Option<&Path>) -> Result<(Vec<Source>, Vec<Ignored>)> {
     let skip = skip_dir.and_then(|d| d.canonicalize().ok());
     let mut sources = Vec::new();
     let mut ignored = Vec::new();
@@ -150,7 +150,7 @@ fn push(sources: &mut Vec<Source>, ignored: &mut Vec<Ignored>, path: PathBuf, re
 }
 
 /// Make a relative key safe: only normal components, each sanitized; never empty.
-pub fn safe_rel(rel: &str) -> String {
+pub(crate) fn safe_rel(rel: &str) -> String {
     let parts: Vec<String> = rel.split(['/', '\\']).filter_map(sanitize_component).collect();
     if parts.is_empty() {
         "article".into()
@@ -174,7 +174,7 @@ fn sanitize_component(part: &str) -> Option<String> {
 }
 
 /// A JSON `id` as a single safe file name (`../../escape` → `escape`, `a/b` → `a_b`).
-pub fn sanitize_id(id: &str) -> Option<String> {
+pub(crate) fn sanitize_id(id: &str) -> Option<String> {
     let parts: Vec<String> = id.split(['/', '\\']).filter_map(sanitize_component).collect();
     if parts.is_empty() {
         None
@@ -184,7 +184,7 @@ pub fn sanitize_id(id: &str) -> Option<String> {
 }
 
 /// `dir/rel` + `suffix`, checked to stay inside `dir` (the last line of defence after sanitizing).
-pub fn output_path(dir: &Path, rel: &str, suffix: &str) -> Result<PathBuf> {
+pub(crate) fn output_path(dir: &Path, rel: &str, suffix: &str) -> Result<PathBuf> {
     let rel_path = PathBuf::from(format!("{rel}{suffix}"));
     if rel_path.components().any(|c| !matches!(c, Component::Normal(_))) || rel.is_empty() {
         anyhow::bail!("output key {rel:?} would leave the output folder");
@@ -193,7 +193,7 @@ pub fn output_path(dir: &Path, rel: &str, suffix: &str) -> Result<PathBuf> {
 }
 
 /// Read one source into its articles (or rejections). Never fails as a whole: problems are per item.
-pub fn read_source(src: &Source, max_bytes: u64) -> Vec<Item> {
+pub(crate) fn read_source(src: &Source, max_bytes: u64) -> Vec<Item> {
     let shown = src.path.display().to_string();
     let reject = |reason: String, sha: Option<String>| Rejected {
         rel: src.rel.clone(),
@@ -342,7 +342,7 @@ fn make_article(
 }
 
 /// NUL bytes, or many control characters, in the first 8 KiB.
-pub fn looks_binary(bytes: &[u8]) -> bool {
+pub(crate) fn looks_binary(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(8192)];
     if head.contains(&0) {
         return true;
@@ -352,13 +352,13 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
 }
 
 /// The first non-empty line, shortened to 200 characters.
-pub fn first_line_title(text: &str) -> String {
+pub(crate) fn first_line_title(text: &str) -> String {
     let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     shorten(line, 200)
 }
 
 /// The first Markdown heading (`# Title` or a setext `Title\n===`), else the first line.
-pub fn markdown_title(text: &str) -> String {
+pub(crate) fn markdown_title(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let t = line.trim();
@@ -390,7 +390,7 @@ fn shorten(s: &str, n: usize) -> String {
 
 /// Main text of an HTML page with readability (dom_smoothie): menus, scripts and footers dropped.
 /// Title: the page's `<title>` as readability cleans it, else the first line of the text.
-pub fn extract_html(html: &str) -> std::result::Result<(String, String), String> {
+pub(crate) fn extract_html(html: &str) -> std::result::Result<(String, String), String> {
     use dom_smoothie::{Config, Readability, TextMode};
     let cfg = Config { text_mode: TextMode::Formatted, char_threshold: 100, ..Default::default() };
     let mut r = Readability::new(html, None, Some(cfg)).map_err(|e| format!("HTML could not be parsed: {e}"))?;

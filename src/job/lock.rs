@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use fs4::fs_std::FileExt;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("another polysum run (pid {pid}) is working on {dir}; try again when it has finished")]
     Held { pid: String, dir: PathBuf },
     #[error("cannot open the lock file {path}: {source}")]
@@ -17,13 +17,13 @@ pub enum LockError {
 
 /// Held while alive.
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     _file: File,
 }
 
 impl Lock {
     /// Take the lock of `dir` (the output folder) without waiting.
-    pub fn acquire(dir: &Path) -> Result<Lock, LockError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Lock, LockError> {
         let meta = dir.join(crate::job::META_DIR);
         let path = meta.join("lock");
         let io = |source| LockError::Io { path: path.clone(), source };

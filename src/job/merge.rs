@@ -21,9 +21,9 @@ use crate::job::state::State;
 
 /// What a merge did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MergeReport {
-    pub articles: usize,
-    pub files: usize,
+pub(crate) struct MergeReport {
+    pub(crate) articles: usize,
+    pub(crate) files: usize,
 }
 
 fn records_of(dir: &Path) -> Result<Vec<ArticleRecord>> {
@@ -38,7 +38,7 @@ fn records_of(dir: &Path) -> Result<Vec<ArticleRecord>> {
 }
 
 /// Merge `dirs` into `out`.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport> {
+pub(crate) fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let out_canon = out.canonicalize()?;
     let _out_lock = Lock::acquire(out)?;

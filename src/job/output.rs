@@ -9,18 +9,18 @@ use anyhow::{Context, Result};
 use crate::job::input::output_path;
 use crate::job::record::{ArticleRecord, Status};
 
-pub const TMP_PREFIX: &str = ".polysum-tmp-";
-pub const INDEX: &str = "index.jsonl";
+pub(crate) const TMP_PREFIX: &str = ".polysum-tmp-";
+pub(crate) const INDEX: &str = "index.jsonl";
 
 /// Which per-article files to write (`--format json,md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Formats {
-    pub json: bool,
-    pub md: bool,
+pub(crate) struct Formats {
+    pub(crate) json: bool,
+    pub(crate) md: bool,
 }
 
 impl Formats {
-    pub fn parse(list: &str) -> Result<Formats> {
+    pub(crate) fn parse(list: &str) -> Result<Formats> {
         let mut f = Formats { json: false, md: false };
         for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match part.to_ascii_lowercase().as_str() {
@@ -37,7 +37,7 @@ impl Formats {
 }
 
 /// Write `bytes` to `path` atomically (parents created).
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().context("output path has no folder")?;
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let mut tmp = tempfile::Builder::new()
@@ -54,7 +54,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-pub fn record_json(record: &ArticleRecord) -> Result<Vec<u8>> {
+pub(crate) fn record_json(record: &ArticleRecord) -> Result<Vec<u8>> {
     let mut bytes = serde_json::to_vec_pretty(record)?;
     bytes.push(b'\n');
     Ok(bytes)
@@ -62,7 +62,7 @@ pub fn record_json(record: &ArticleRecord) -> Result<Vec<u8>> {
 
 /// Write the article's `.json` (always for a record, so failures are visible in the tree) and `.md` (when
 /// asked and the article could be read).
-pub fn write_article(dir: &Path, record: &ArticleRecord, formats: Formats) -> Result<()> {
+pub(crate) fn write_article(dir: &Path, record: &ArticleRecord, formats: Formats) -> Result<()> {
     if formats.json {
         atomic_write(&output_path(dir, &record.id, ".json")?, &record_json(record)?)?;
     }
@@ -83,7 +83,7 @@ fn markdown(record: &ArticleRecord) -> (String, String) {
 
 /// True when the files of `record` are on disk and intact: the JSON parses and matches the record's hash
 /// and statuses, and the Markdown exists.
-pub fn outputs_intact(dir: &Path, record: &ArticleRecord, formats: Formats) -> bool {
+pub(crate) fn outputs_intact(dir: &Path, record: &ArticleRecord, formats: Formats) -> bool {
     let check = || -> Result<bool> {
         if formats.json {
             let bytes = std::fs::read(output_path(dir, &record.id, ".json")?)?;
@@ -108,7 +108,7 @@ pub fn outputs_intact(dir: &Path, record: &ArticleRecord, formats: Formats) -> b
 }
 
 /// `index.jsonl` from the given records (one compact JSON line each), atomically.
-pub fn write_index(dir: &Path, lines: &[String]) -> Result<()> {
+pub(crate) fn write_index(dir: &Path, lines: &[String]) -> Result<()> {
     let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for l in lines {
         body.push_str(l);
@@ -118,7 +118,7 @@ pub fn write_index(dir: &Path, lines: &[String]) -> Result<()> {
 }
 
 /// Remove temporary files a killed run left behind (call with the lock held).
-pub fn remove_stale_temp_files(dir: &Path) -> usize {
+pub(crate) fn remove_stale_temp_files(dir: &Path) -> usize {
     let mut n = 0;
     for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()) {
         if entry.file_type().is_file()
@@ -132,7 +132,7 @@ pub fn remove_stale_temp_files(dir: &Path) -> usize {
 }
 
 /// The Markdown view of a record.
-pub fn render_md(r: &ArticleRecord) -> String {
+pub(crate) fn render_md(r: &ArticleRecord) -> String {
     let mut s = String::new();
     s.push_str(&format!("# {}\n\n", r.title.as_deref().filter(|t| !t.is_empty()).unwrap_or(&r.id)));
     s.push_str(&format!("Source: `{}`", r.source));
@@ -168,7 +168,7 @@ pub fn render_md(r: &ArticleRecord) -> String {
 }
 
 /// The Markdown view of a translation: its title and paragraphs, then where it came from.
-pub fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::Translation) -> String {
+pub(crate) fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::Translation) -> String {
     let title = t.title.as_deref().or(r.title.as_deref()).filter(|s| !s.trim().is_empty()).unwrap_or(&r.id);
     let mut s = format!("# {title}\n\n");
     match (&t.record.status, &t.record.text) {
@@ -195,7 +195,7 @@ pub fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::Translat
 }
 
 /// Is this error (anywhere in its chain) "no space left on the device"?
-pub fn is_disk_full(err: &anyhow::Error) -> bool {
+pub(crate) fn is_disk_full(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return io.raw_os_error() == Some(28)

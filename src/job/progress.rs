@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     #[default]
     Text,
     Json,
@@ -30,35 +30,35 @@ impl std::str::FromStr for LogFormat {
 
 /// One processed article, for the log.
 #[derive(Debug, Clone)]
-pub struct ArticleEvent {
-    pub id: String,
+pub(crate) struct ArticleEvent {
+    pub(crate) id: String,
     /// `ok`, `failed` or `restored` (outputs rebuilt from the state, no generation).
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// (language, `ok`/`failed`, error).
-    pub langs: Vec<(String, &'static str, Option<String>)>,
-    pub error: Option<String>,
-    pub seconds: f64,
-    pub generated_tokens: usize,
+    pub(crate) langs: Vec<(String, &'static str, Option<String>)>,
+    pub(crate) error: Option<String>,
+    pub(crate) seconds: f64,
+    pub(crate) generated_tokens: usize,
 }
 
 /// Counts of a whole run.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RunReport {
-    pub done: usize,
-    pub skipped: usize,
-    pub failed: usize,
+pub(crate) struct RunReport {
+    pub(crate) done: usize,
+    pub(crate) skipped: usize,
+    pub(crate) failed: usize,
     /// Files left alone (unsupported kinds).
-    pub ignored: usize,
+    pub(crate) ignored: usize,
     /// Articles left to the other shards (`--shard K/N`).
-    pub other_shards: usize,
-    pub generated_tokens: usize,
+    pub(crate) other_shards: usize,
+    pub(crate) generated_tokens: usize,
     /// Wall time of the generation phase (model loaded, articles summarized).
-    pub generate_wall_seconds: f64,
-    pub wall_seconds: f64,
+    pub(crate) generate_wall_seconds: f64,
+    pub(crate) wall_seconds: f64,
 }
 
 impl RunReport {
-    pub fn tokens_per_second(&self) -> f64 {
+    pub(crate) fn tokens_per_second(&self) -> f64 {
         if self.generate_wall_seconds > 0.0 {
             self.generated_tokens as f64 / self.generate_wall_seconds
         } else {
@@ -67,7 +67,7 @@ impl RunReport {
     }
 }
 
-pub struct Reporter {
+pub(crate) struct Reporter {
     format: LogFormat,
     quiet: bool,
     bar: Option<ProgressBar>,
@@ -79,7 +79,7 @@ pub struct Reporter {
 
 impl Reporter {
     /// `tty`: whether stderr is a terminal (then a bar, unless JSON or quiet).
-    pub fn new(format: LogFormat, quiet: bool, tty: bool) -> Reporter {
+    pub(crate) fn new(format: LogFormat, quiet: bool, tty: bool) -> Reporter {
         let bar = (tty && !quiet && format == LogFormat::Text).then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
@@ -102,13 +102,8 @@ impl Reporter {
         }
     }
 
-    /// A reporter that prints nothing (library use, tests).
-    pub fn silent() -> Reporter {
-        Reporter { quiet: true, ..Reporter::new(LogFormat::Text, true, false) }
-    }
-
     /// The number of articles that need the model; starts the clock for ETA and tokens/s.
-    pub fn start_work(&self, total: usize) {
+    pub(crate) fn start_work(&self, total: usize) {
         self.total.store(total, Ordering::SeqCst);
         *self.work_start.lock().unwrap() = Some(Instant::now());
         if let Some(bar) = &self.bar {
@@ -134,20 +129,20 @@ impl Reporter {
         }
     }
 
-    pub fn info(&self, msg: &str) {
+    pub(crate) fn info(&self, msg: &str) {
         if !self.quiet {
             self.emit("info", msg);
         }
     }
 
-    pub fn warn(&self, msg: &str) {
+    pub(crate) fn warn(&self, msg: &str) {
         if !self.quiet {
             self.emit("warning", msg);
         }
     }
 
     /// Always shown, even with --quiet.
-    pub fn error(&self, msg: &str) {
+    pub(crate) fn error(&self, msg: &str) {
         self.emit("error", msg);
     }
 
@@ -162,7 +157,7 @@ impl Reporter {
     }
 
     /// An article that went through the model (or was restored / failed to read).
-    pub fn article(&self, ev: &ArticleEvent, counts_toward_work: bool) {
+    pub(crate) fn article(&self, ev: &ArticleEvent, counts_toward_work: bool) {
         self.tokens.fetch_add(ev.generated_tokens as u64, Ordering::SeqCst);
         let n =
             if counts_toward_work { self.n.fetch_add(1, Ordering::SeqCst) + 1 } else { self.n.load(Ordering::SeqCst) };
@@ -216,7 +211,7 @@ impl Reporter {
     }
 
     /// The final line (stdout), always printed.
-    pub fn finish(&self, r: &RunReport, exit_code: i32) {
+    pub(crate) fn finish(&self, r: &RunReport, exit_code: i32) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

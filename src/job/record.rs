@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::lang::Lang;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Which prompt an attempt used, strongest last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Strategy {
+pub(crate) enum Strategy {
     /// Shared English system prompt, fenced article, instruction naming the target language.
     Base,
     /// Everything in the target language, and the answer started with its word for "Summary:".
@@ -25,7 +25,7 @@ pub enum Strategy {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     WrongLanguage,
     Empty,
@@ -40,7 +40,7 @@ pub enum Outcome {
 /// Something worth knowing about a result that is still ok.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Flag {
+pub(crate) enum Flag {
     /// A chatty introduction or sign-off was removed.
     PreambleRemoved,
     /// Cut to the asked length.
@@ -67,7 +67,7 @@ pub enum Flag {
 
 impl Strategy {
     /// The name the records use.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Strategy::Base => "base",
             Strategy::Native => "native",
@@ -108,65 +108,65 @@ impl std::fmt::Display for Flag {
 }
 
 /// Seconds as recorded: to the millisecond.
-pub fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Failed,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     /// Prompt tokens of the requests behind this summary (all attempts).
-    pub prompt: usize,
+    pub(crate) prompt: usize,
     /// Tokens generated for it (all attempts).
-    pub generated: usize,
+    pub(crate) generated: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Attempt {
-    pub strategy: Strategy,
-    pub outcome: Outcome,
-    pub lang_detected: Option<Lang>,
+pub(crate) struct Attempt {
+    pub(crate) strategy: Strategy,
+    pub(crate) outcome: Outcome,
+    pub(crate) lang_detected: Option<Lang>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SummaryRecord {
+pub(crate) struct SummaryRecord {
     /// The summary; `null` when the status is `failed` (a text in the wrong language is never kept).
-    pub text: Option<String>,
-    pub status: Status,
-    pub error: Option<String>,
+    pub(crate) text: Option<String>,
+    pub(crate) status: Status,
+    pub(crate) error: Option<String>,
     /// The language the detector found in the text that was accepted (or in the last rejected attempt).
-    pub lang_detected: Option<Lang>,
-    pub model: String,
-    pub prompt_version: String,
+    pub(crate) lang_detected: Option<Lang>,
+    pub(crate) model: String,
+    pub(crate) prompt_version: String,
     /// `s3` (3 sentences) or `w40` (40 words).
-    pub length: String,
-    pub tokens: Tokens,
+    pub(crate) length: String,
+    pub(crate) tokens: Tokens,
     /// Wall time of the generate calls behind this summary (a batched call counts for each of its rows).
-    pub seconds: f64,
-    pub flags: Vec<Flag>,
+    pub(crate) seconds: f64,
+    pub(crate) flags: Vec<Flag>,
     /// Numbers in `text` that do not occur in the article (flag `unsupported_numbers`).
-    pub unsupported_numbers: Vec<String>,
-    pub attempts: Vec<Attempt>,
+    pub(crate) unsupported_numbers: Vec<String>,
+    pub(crate) attempts: Vec<Attempt>,
     /// Pieces of the input the model read one at a time: 1 when the article fit the context; for a
     /// map-reduce summary the chunks of the first level; for a translation the paragraphs and pieces of
     /// paragraphs translated.
     #[serde(default = "one")]
-    pub chunks: usize,
+    pub(crate) chunks: usize,
     /// Rounds of summarizing: 1 for a direct summary, 2 for chunk notes then the summary of the notes, more
     /// when the notes themselves had to be condensed.
     #[serde(default = "one")]
-    pub levels: usize,
+    pub(crate) levels: usize,
     /// Translations: how much of the source's structure came through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub structure: Option<Structure>,
+    pub(crate) structure: Option<Structure>,
 }
 
 fn one() -> usize {
@@ -176,66 +176,66 @@ fn one() -> usize {
 /// Paragraph and sentence counts of a translation and its source (flag `sentence_count_mismatch` when the
 /// sentences differ by more than the check allows, `paragraph_dropped` when a paragraph came out empty).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Structure {
-    pub source_paragraphs: usize,
-    pub paragraphs: usize,
-    pub source_sentences: usize,
-    pub sentences: usize,
+pub(crate) struct Structure {
+    pub(crate) source_paragraphs: usize,
+    pub(crate) paragraphs: usize,
+    pub(crate) source_sentences: usize,
+    pub(crate) sentences: usize,
 }
 
 /// A whole-article translation (`polysum translate`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Translation {
+pub(crate) struct Translation {
     /// The target language.
-    pub lang: Lang,
+    pub(crate) lang: Lang,
     /// The translated title (`null` when the status is `failed`).
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
     #[serde(flatten)]
-    pub record: SummaryRecord,
+    pub(crate) record: SummaryRecord,
 }
 
 impl SummaryRecord {
-    pub fn is_ok(&self) -> bool {
+    pub(crate) fn is_ok(&self) -> bool {
         self.status == Status::Ok && self.text.is_some()
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ArticleRecord {
-    pub schema_version: u32,
+pub(crate) struct ArticleRecord {
+    pub(crate) schema_version: u32,
     /// The output key: outputs are `<id>.json` and `<id>.md` in the output folder.
-    pub id: String,
+    pub(crate) id: String,
     /// The input file (with `:LINE` for JSON Lines).
-    pub source: String,
+    pub(crate) source: String,
     /// The `id` field of a JSON input, as given.
-    pub input_id: Option<String>,
+    pub(crate) input_id: Option<String>,
     /// SHA-256 of title + NUL + text (of the raw bytes for files that could not be read as articles).
-    pub sha256: Option<String>,
-    pub title: Option<String>,
+    pub(crate) sha256: Option<String>,
+    pub(crate) title: Option<String>,
     /// Detected language of the article (ISO 639-1), else the declared one when polysum supports it.
-    pub source_lang: Option<Lang>,
+    pub(crate) source_lang: Option<Lang>,
     /// `lang` given in a JSON input.
-    pub declared_lang: Option<String>,
+    pub(crate) declared_lang: Option<String>,
     /// `story_id` given in a JSON input: language editions of one story share it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub story_id: Option<String>,
+    pub(crate) story_id: Option<String>,
     /// `ok` when every requested summary is ok.
-    pub status: Status,
+    pub(crate) status: Status,
     /// Why the article could not be read (then `summaries` is empty).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// The article was longer than the model's context and was cut (flag `truncated_input` too).
-    pub truncated: bool,
-    pub warnings: Vec<String>,
-    pub summaries: BTreeMap<Lang, SummaryRecord>,
+    pub(crate) truncated: bool,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) summaries: BTreeMap<Lang, SummaryRecord>,
     /// `polysum translate`: the article's translation (and `summaries` is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub translation: Option<Translation>,
+    pub(crate) translation: Option<Translation>,
     /// When this record was written, UTC, RFC 3339.
-    pub updated_at: String,
+    pub(crate) updated_at: String,
 }
 
 /// Now as RFC 3339 UTC (second precision), without a date crate.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

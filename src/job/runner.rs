@@ -27,24 +27,24 @@ use crate::job::task::{Cache, Results, Task};
 
 /// What a run reads, where it writes, and how.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub inputs: Vec<PathBuf>,
-    pub out: PathBuf,
-    pub formats: Formats,
+pub(crate) struct RunOptions {
+    pub(crate) inputs: Vec<PathBuf>,
+    pub(crate) out: PathBuf,
+    pub(crate) formats: Formats,
     /// Redo every article, even those already done.
-    pub force: bool,
+    pub(crate) force: bool,
     /// Articles in flight at once; `None`: the generator's `default_jobs`.
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// Input files larger than this are rejected.
-    pub max_bytes: u64,
+    pub(crate) max_bytes: u64,
     /// `--shard K/N`: only the articles whose content hash falls in shard K.
-    pub shard: Option<ShardSpec>,
+    pub(crate) shard: Option<ShardSpec>,
 }
 
 /// An error that ends the run because the disk is full. Article problems never end a run.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct DiskFull(pub String);
+pub(crate) struct DiskFull(pub(crate) String);
 
 /// An article that needs the model, with what the state already holds for it.
 struct Work {
@@ -56,7 +56,7 @@ struct Work {
 /// finds another one working gives up at once (`LockError::Held`), before the model is resolved or pulled.
 /// Errors: `LockError`, `UsageError` (a folder of another task's outputs), `DiskFull`, or anything else
 /// fatal; article-level problems are counted in the report instead.
-pub fn run(opts: &RunOptions, task: &dyn Task, backend: &Backend, reporter: &Reporter) -> Result<RunReport> {
+pub(crate) fn run(opts: &RunOptions, task: &dyn Task, backend: &Backend, reporter: &Reporter) -> Result<RunReport> {
     let t0 = Instant::now();
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating the output folder {}", opts.out.display()))?;
     let _lock = Lock::acquire(&opts.out)?;

@@ -10,15 +10,15 @@ use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShardSpec {
+pub(crate) struct ShardSpec {
     /// This run's shard, `0 <= index < count`.
-    pub index: u64,
-    pub count: u64,
+    pub(crate) index: u64,
+    pub(crate) count: u64,
 }
 
 impl ShardSpec {
     /// `K/N` with `0 <= K < N`.
-    pub fn parse(s: &str) -> Result<ShardSpec> {
+    pub(crate) fn parse(s: &str) -> Result<ShardSpec> {
         let Some((k, n)) = s.trim().split_once('/') else {
             bail!("--shard {s:?}: expected K/N, e.g. 0/4 for the first of four shards");
         };
@@ -35,12 +35,12 @@ impl ShardSpec {
     }
 
     /// Whether the article with this content hash (hex SHA-256) is this shard's.
-    pub fn owns(&self, sha256_hex: &str) -> bool {
+    pub(crate) fn owns(&self, sha256_hex: &str) -> bool {
         shard_of(sha256_hex, self.count) == self.index
     }
 
     /// For a record that may lack a content hash: its hash, else the hash of its id.
-    pub fn owns_record(&self, sha256_hex: Option<&str>, id: &str) -> bool {
+    pub(crate) fn owns_record(&self, sha256_hex: Option<&str>, id: &str) -> bool {
         match sha256_hex {
             Some(h) => self.owns(h),
             None => self.owns(&hex::encode(Sha256::digest(id.as_bytes()))),
@@ -56,7 +56,7 @@ impl std::fmt::Display for ShardSpec {
 
 /// The shard of a content hash: its first 16 hex digits (8 bytes) as a big-endian u64, modulo `n`. A
 /// string that is not hex (never the case for polysum's hashes) is hashed first.
-pub fn shard_of(sha256_hex: &str, n: u64) -> u64 {
+pub(crate) fn shard_of(sha256_hex: &str, n: u64) -> u64 {
     assert!(n > 0, "shard count must be at least 1");
     let head = sha256_hex.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok());
     let value = head.unwrap_or_else(|| {

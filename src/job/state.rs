@@ -12,21 +12,21 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::job::record::{ArticleRecord, SummaryRecord};
 
-pub struct State {
+pub(crate) struct State {
     conn: Connection,
 }
 
 /// What identifies one summary's work.
 #[derive(Debug, Clone)]
-pub struct Key<'a> {
-    pub sha256: &'a str,
-    pub model: &'a str,
-    pub prompt_version: &'a str,
-    pub length: &'a str,
+pub(crate) struct Key<'a> {
+    pub(crate) sha256: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) prompt_version: &'a str,
+    pub(crate) length: &'a str,
 }
 
 impl State {
-    pub fn open(dir: &Path) -> Result<State> {
+    pub(crate) fn open(dir: &Path) -> Result<State> {
         let meta = dir.join(crate::job::META_DIR);
         std::fs::create_dir_all(&meta).with_context(|| format!("creating {}", meta.display()))?;
         let path = meta.join("state.sqlite");
@@ -47,7 +47,7 @@ impl State {
     }
 
     /// An ok summary done before for this key and language.
-    pub fn cached<T: serde::de::DeserializeOwned>(&self, key: &Key<'_>, lang: &str) -> Result<Option<T>> {
+    pub(crate) fn cached<T: serde::de::DeserializeOwned>(&self, key: &Key<'_>, lang: &str) -> Result<Option<T>> {
         let json: Option<String> = self
             .conn
             .query_row(
@@ -61,14 +61,14 @@ impl State {
     }
 
     /// The record last stored for an output key.
-    pub fn article(&self, id: &str) -> Result<Option<ArticleRecord>> {
+    pub(crate) fn article(&self, id: &str) -> Result<Option<ArticleRecord>> {
         let json: Option<String> =
             self.conn.query_row("SELECT record FROM articles WHERE id=?1", params![id], |r| r.get(0)).optional()?;
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     /// Store an article's record and its ok summaries, in one transaction.
-    pub fn commit(&mut self, record: &ArticleRecord, length: &str) -> Result<()> {
+    pub(crate) fn commit(&mut self, record: &ArticleRecord, length: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         if let Some(sha) = &record.sha256 {
             // Ok summaries, and an ok translation, are reusable work.
@@ -97,7 +97,7 @@ impl State {
     }
 
     /// Every stored article record as one compact JSON line, ordered by id (the content of index.jsonl).
-    pub fn index_lines(&self) -> Result<Vec<String>> {
+    pub(crate) fn index_lines(&self) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare("SELECT record FROM articles ORDER BY id")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();

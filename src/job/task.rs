@@ -13,14 +13,14 @@ use crate::text::lang::Lang;
 
 /// The kinds of output a folder can hold; the first run records its kind in `.polysum/task`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskKind {
+pub(crate) enum TaskKind {
     Summarize,
     Translate,
 }
 
 impl TaskKind {
     /// The subcommand's name, as recorded in the output folder.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TaskKind::Summarize => "summarize",
             TaskKind::Translate => "translate",
@@ -30,33 +30,33 @@ impl TaskKind {
 
 /// An article's results: what the state held, or what a task produced.
 #[derive(Debug, Clone, Default)]
-pub struct Results {
+pub(crate) struct Results {
     /// The article's language, as the task found it (`None`: the runner detects it).
-    pub source_lang: Option<Lang>,
+    pub(crate) source_lang: Option<Lang>,
     /// The input was cut to fit (`--max-input-tokens`).
-    pub truncated: bool,
+    pub(crate) truncated: bool,
     /// Summaries by language code.
-    pub summaries: BTreeMap<Lang, SummaryRecord>,
-    pub translation: Option<Translation>,
+    pub(crate) summaries: BTreeMap<Lang, SummaryRecord>,
+    pub(crate) translation: Option<Translation>,
     /// Tokens generated for these results in this run.
-    pub generated_tokens: usize,
+    pub(crate) generated_tokens: usize,
 }
 
 /// Finished work in the state, for one article under one model, prompt version and settings.
-pub struct Cache<'a> {
+pub(crate) struct Cache<'a> {
     pub(crate) state: &'a State,
     pub(crate) key: Key<'a>,
 }
 
 impl Cache<'_> {
     /// The ok result stored for `lang`, if any.
-    pub fn get<T: serde::de::DeserializeOwned>(&self, lang: Lang) -> Result<Option<T>> {
+    pub(crate) fn get<T: serde::de::DeserializeOwned>(&self, lang: Lang) -> Result<Option<T>> {
         self.state.cached(&self.key, lang.code())
     }
 }
 
 /// One kind of per-article work.
-pub trait Task: Sync {
+pub(crate) trait Task: Sync {
     fn kind(&self) -> TaskKind;
     /// Part of the state key: a new version redoes the work.
     fn prompt_version(&self) -> &'static str;

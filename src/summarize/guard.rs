@@ -9,17 +9,17 @@ use crate::text::split::{self, ends_sentence};
 
 /// Outcome of enforcing the length.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Fitted {
-    pub text: String,
+pub(crate) struct Fitted {
+    pub(crate) text: String,
     /// Sentences or words beyond the limit were cut.
-    pub trimmed: bool,
+    pub(crate) trimmed: bool,
     /// An unfinished last sentence (the token limit hit mid-sentence) was dropped.
-    pub dropped_unfinished: bool,
+    pub(crate) dropped_unfinished: bool,
 }
 
 /// Keep at most N sentences (or N words, cutting at a sentence end when one fits); drop an unfinished
 /// last sentence when the generation hit its token limit and a finished one precedes it.
-pub fn fit_length(text: &str, length: Length, hit_token_limit: bool) -> Fitted {
+pub(crate) fn fit_length(text: &str, length: Length, hit_token_limit: bool) -> Fitted {
     let mut sents: Vec<&str> = split::sentences(text);
     let mut dropped_unfinished = false;
     if hit_token_limit && sents.len() > 1 && !ends_sentence(sents[sents.len() - 1]) {
@@ -68,7 +68,7 @@ pub fn fit_length(text: &str, length: Length, hit_token_limit: bool) -> Fitted {
 /// Numbers written with digits in `summary` whose value does not occur in `article`, however the article
 /// writes it (`1,200` = `1.200` = `1200`, `3.5` = `3,5`, "twenty-three" = `23`, "3 million" = `3000000`),
 /// as the summary writes them.
-pub fn unsupported_numbers(summary: &str, article: &str) -> Vec<String> {
+pub(crate) fn unsupported_numbers(summary: &str, article: &str) -> Vec<String> {
     let known: HashSet<i64> =
         [Lang::En, Lang::Es].into_iter().flat_map(|l| numbers::extract(article, l)).map(|n| n.key()).collect();
     let mut out: Vec<String> = Vec::new();
@@ -82,7 +82,7 @@ pub fn unsupported_numbers(summary: &str, article: &str) -> Vec<String> {
 
 /// Whether `summary` repeats the prompt's own instructions (a small model echoing "Write the summary
 /// in ..." instead of summarizing): it shares a run of 5 words with `instructions`.
-pub fn echoes_instructions(summary: &str, instructions: &str) -> bool {
+pub(crate) fn echoes_instructions(summary: &str, instructions: &str) -> bool {
     let words = |t: &str| -> Vec<String> {
         t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
     };

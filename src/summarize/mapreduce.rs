@@ -27,27 +27,27 @@ const CHUNKS_PER_CALL: usize = 4;
 
 /// What the final prompts will read in place of the article.
 #[derive(Debug, Clone)]
-pub struct Condensed {
-    pub text: String,
+pub(crate) struct Condensed {
+    pub(crate) text: String,
     /// Chunks of the article that were written down as notes (1: the article was read whole).
-    pub chunks: usize,
+    pub(crate) chunks: usize,
     /// 1 for a direct summary; each round of notes adds one.
-    pub levels: usize,
+    pub(crate) levels: usize,
     /// The user's `--max-input-tokens` cut the article.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
     /// Tokens and seconds of the note-taking calls (shared by every summary of the article).
-    pub tokens: Tokens,
-    pub seconds: f64,
+    pub(crate) tokens: Tokens,
+    pub(crate) seconds: f64,
 }
 
-pub struct Limits {
+pub(crate) struct Limits {
     /// Context the prompts may use: the model's, or less (`--max-context`).
-    pub context: usize,
+    pub(crate) context: usize,
     /// Tokens the final prompt needs around the text, and for its answer.
-    pub final_overhead: usize,
-    pub max_input_tokens: Option<usize>,
+    pub(crate) final_overhead: usize,
+    pub(crate) max_input_tokens: Option<usize>,
     /// Tokens each chunk repeats from the previous one.
-    pub overlap: usize,
+    pub(crate) overlap: usize,
 }
 
 fn note_sampling() -> SamplingParams {
@@ -55,7 +55,7 @@ fn note_sampling() -> SamplingParams {
 }
 
 /// Condense `article` until it fits `limits`; notes are written in `notes_lang`.
-pub fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen: &dyn Generator) -> Result<Condensed> {
+pub(crate) fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen: &dyn Generator) -> Result<Condensed> {
     let budget = limits.context.saturating_sub(limits.final_overhead);
     if budget < 32 {
         bail!("the context ({} tokens) leaves no room for the article after the prompt and the summary: raise --max-context", limits.context);
@@ -189,7 +189,7 @@ fn write_notes(
 }
 
 /// The article text cut (at a word boundary) to `budget` tokens, when the user asks for a cap.
-pub fn fit_to_context(text: &str, budget: usize, gen: &dyn Generator) -> Result<(String, bool)> {
+pub(crate) fn fit_to_context(text: &str, budget: usize, gen: &dyn Generator) -> Result<(String, bool)> {
     let total = gen.count_tokens(text)?;
     if total <= budget {
         return Ok((text.to_string(), false));

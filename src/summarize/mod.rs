@@ -5,10 +5,10 @@
 //! generation → cleaned and checked summaries (`guard`, the language check) → retries with stronger
 //! strategies (`pipeline`).
 
-pub mod guard;
-pub mod mapreduce;
-pub mod pipeline;
-pub mod prompt;
+pub(crate) mod guard;
+pub(crate) mod mapreduce;
+pub(crate) mod pipeline;
+pub(crate) mod prompt;
 
 use anyhow::Result;
 
@@ -20,9 +20,9 @@ use crate::text::lang::Lang;
 
 /// Summaries of every article in `langs`.
 #[derive(Debug, Clone)]
-pub struct Summarize {
-    pub langs: Vec<Lang>,
-    pub settings: pipeline::Settings,
+pub(crate) struct Summarize {
+    pub(crate) langs: Vec<Lang>,
+    pub(crate) settings: pipeline::Settings,
 }
 
 impl Task for Summarize {

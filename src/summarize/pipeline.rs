@@ -20,12 +20,12 @@ use crate::text::clean;
 use crate::text::lang::{self, Lang};
 
 /// Tokens each chunk of a long article repeats from the one before.
-pub const CHUNK_OVERLAP: usize = 64;
+pub(crate) const CHUNK_OVERLAP: usize = 64;
 
 /// How the summaries in languages other than the article's are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SummaryStrategy {
+pub(crate) enum SummaryStrategy {
     /// Every summary is written from the article.
     Direct,
     /// One summary in the article's language, translated into the others. The default: on the dev news
@@ -48,7 +48,7 @@ impl std::str::FromStr for SummaryStrategy {
 
 impl SummaryStrategy {
     /// The part of the state key that tells the strategies' summaries apart (the default keeps the plain key).
-    pub fn key_suffix(self) -> &'static str {
+    pub(crate) fn key_suffix(self) -> &'static str {
         match self {
             SummaryStrategy::Direct => "+direct",
             SummaryStrategy::Translate => "",
@@ -57,34 +57,38 @@ impl SummaryStrategy {
 }
 
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub length: Length,
+pub(crate) struct Settings {
+    pub(crate) length: Length,
     /// Cap on the article's tokens (below what the context allows), e.g. to bound time per article.
-    pub max_input_tokens: Option<usize>,
+    pub(crate) max_input_tokens: Option<usize>,
     /// Cap on the context the prompts use (below the model's).
-    pub max_context: Option<usize>,
-    pub strategy: SummaryStrategy,
+    pub(crate) max_context: Option<usize>,
+    pub(crate) strategy: SummaryStrategy,
+}
+
+#[cfg(test)]
+impl Settings {
+    /// Settings for tests: `length`, nothing capped, every summary from the article.
+    pub(crate) fn new(length: Length) -> Self {
+        Settings { length, max_input_tokens: None, max_context: None, strategy: SummaryStrategy::Direct }
+    }
 }
 
 impl Settings {
-    pub fn new(length: Length) -> Self {
-        Settings { length, max_input_tokens: None, max_context: None, strategy: SummaryStrategy::Direct }
-    }
-
     /// The context the prompts may fill.
-    pub fn context(&self, gen: &dyn Generator) -> usize {
+    pub(crate) fn context(&self, gen: &dyn Generator) -> usize {
         gen.usable_context(self.max_context)
     }
 }
 
 /// What `summarize` produced for one article.
 #[derive(Debug, Clone)]
-pub struct Summarized {
-    pub source_lang: Option<Lang>,
-    pub truncated: bool,
-    pub summaries: BTreeMap<Lang, SummaryRecord>,
-    pub generated_tokens: usize,
-    pub generate_seconds: f64,
+pub(crate) struct Summarized {
+    pub(crate) source_lang: Option<Lang>,
+    pub(crate) truncated: bool,
+    pub(crate) summaries: BTreeMap<Lang, SummaryRecord>,
+    pub(crate) generated_tokens: usize,
+    pub(crate) generate_seconds: f64,
 }
 
 fn sampling() -> SamplingParams {
@@ -277,7 +281,7 @@ fn run_phase(
                             lane.attempts.push(Attempt {
                                 strategy,
                                 outcome: Outcome::WrongLanguage,
-                                lang_detected: detected.clone(),
+                                lang_detected: detected,
                                 error: None,
                             });
                             lane.last_detected = detected;
@@ -307,7 +311,7 @@ fn run_phase(
 }
 
 /// Summarize `article` into every language of `langs`.
-pub fn summarize(article: &Article, langs: &[Lang], settings: &Settings, gen: &dyn Generator) -> Summarized {
+pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, gen: &dyn Generator) -> Summarized {
     let model = gen.model_id();
     let source_lang = lang::detect(&article.text).or_else(|| article.declared_lang.as_deref()?.parse().ok());
     let mut out = Summarized {
@@ -320,10 +324,8 @@ pub fn summarize(article: &Article, langs: &[Lang], settings: &Settings, gen: &d
     let length = settings.length;
     let failed_all = |out: &mut Summarized, err: String| {
         for l in langs {
-            out.summaries.insert(
-                l.clone(),
-                failed_record(&model, length, err.clone(), None, vec![], Tokens::default(), 0.0, vec![]),
-            );
+            out.summaries
+                .insert(*l, failed_record(&model, length, err.clone(), None, vec![], Tokens::default(), 0.0, vec![]));
         }
     };
 

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 /// Character n-gram orders 1..=CHAR_ORDER (sacrebleu's default).
-pub const CHAR_ORDER: usize = 6;
+pub(crate) const CHAR_ORDER: usize = 6;
 /// Recall weighs β² = 4 times as much as precision (sacrebleu's default β).
-pub const BETA: f64 = 2.0;
+pub(crate) const BETA: f64 = 2.0;
 
 /// Sentence-level chrF of `hypothesis` against one `reference`, 0–100.
-pub fn chrf(hypothesis: &str, reference: &str) -> f64 {
+pub(crate) fn chrf(hypothesis: &str, reference: &str) -> f64 {
     let hyp = strip_whitespace(hypothesis);
     let refr = strip_whitespace(reference);
     let factor = BETA * BETA;

@@ -13,28 +13,28 @@ use unicode_segmentation::UnicodeSegmentation;
 use crate::text::split;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkConfig {
+pub(crate) struct ChunkConfig {
     /// Most tokens in one chunk.
-    pub budget: usize,
+    pub(crate) budget: usize,
     /// Tokens of the previous chunk repeated at the start of the next (0 for none).
-    pub overlap: usize,
+    pub(crate) overlap: usize,
 }
 
 /// Where a unit ends, from strongest to weakest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Boundary {
+pub(crate) enum Boundary {
     Word,
     Sentence,
     Paragraph,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     /// Byte range in the text; ranges of consecutive chunks overlap by the configured overlap.
-    pub range: Range<usize>,
+    pub(crate) range: Range<usize>,
     /// The kind of boundary the chunk ends on (the end of the text counts as a paragraph end).
-    pub ends_on: Boundary,
-    pub tokens: usize,
+    pub(crate) ends_on: Boundary,
+    pub(crate) tokens: usize,
 }
 
 struct Unit {
@@ -45,7 +45,7 @@ struct Unit {
 
 /// Split `text` into chunks of at most `cfg.budget` tokens as counted by `count`.
 /// A single word longer than the budget becomes a chunk of its own (the only way a chunk can exceed it).
-pub fn chunk(text: &str, cfg: ChunkConfig, count: &dyn Fn(&str) -> usize) -> Vec<Chunk> {
+pub(crate) fn chunk(text: &str, cfg: ChunkConfig, count: &dyn Fn(&str) -> usize) -> Vec<Chunk> {
     let budget = cfg.budget.max(1);
     let units = units(text, budget, count);
     let mut chunks: Vec<Chunk> = Vec::new();

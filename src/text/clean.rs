@@ -64,7 +64,7 @@ fn replace_first(lines: &mut Vec<String>, rest: String) {
 
 /// Remove preambles, sign-offs, the `labels` a model echoes ("Summary:"), HTML tags and wrapping quotes;
 /// join the lines into one paragraph. Returns the text and whether anything chatty was removed.
-pub fn clean(text: &str, labels: &[&str]) -> (String, bool) {
+pub(crate) fn clean(text: &str, labels: &[&str]) -> (String, bool) {
     let mut removed = false;
     // Tags the model may echo from the prompt's fences.
     let mut text = text.to_string();

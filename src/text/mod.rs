@@ -1,10 +1,10 @@
 //! Text utilities every task shares: language detection, chunking, numbers and names, chrF.
 //! Nothing here calls a model.
 
-pub mod chrf;
-pub mod chunk;
-pub mod clean;
+pub(crate) mod chrf;
+pub(crate) mod chunk;
+pub(crate) mod clean;
 pub mod lang;
-pub mod names;
-pub mod numbers;
-pub mod split;
+pub(crate) mod names;
+pub(crate) mod numbers;
+pub(crate) mod split;

@@ -10,11 +10,11 @@
 use crate::text::numbers::{fold_accents, Lang};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Name {
+pub(crate) struct Name {
     /// As written.
-    pub surface: String,
-    pub start: usize,
-    pub end: usize,
+    pub(crate) surface: String,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// Lowercase connectors allowed inside a name between capitalized words.
@@ -259,7 +259,7 @@ fn capitalized(w: &str) -> bool {
 }
 
 /// Every proper name in `text`, in order, each once (the first occurrence).
-pub fn extract(text: &str, lang: Lang) -> Vec<Name> {
+pub(crate) fn extract(text: &str, lang: Lang) -> Vec<Name> {
     let ws = words(text);
     let mut seqs: Vec<(usize, usize, bool)> = Vec::new(); // word index range, starts a sentence
     let mut i = 0;
@@ -460,7 +460,7 @@ fn contains_phrase(words: &[String], phrase: &str) -> bool {
 }
 
 /// Whether `name` (from a text in `lang`) is present in `other` (a text in `other_lang`).
-pub fn present_in(name: &str, lang: Lang, other: &str, other_lang: Lang) -> bool {
+pub(crate) fn present_in(name: &str, lang: Lang, other: &str, other_lang: Lang) -> bool {
     let words = folded_words(other);
     let folded = folded_words(name).join(" ");
     if contains_phrase(&words, &folded) {
@@ -481,7 +481,7 @@ pub fn present_in(name: &str, lang: Lang, other: &str, other_lang: Lang) -> bool
 }
 
 /// Names of `a` missing from `b`, and names of `b` missing from `a`.
-pub fn only_in(a: &str, a_lang: Lang, b: &str, b_lang: Lang) -> (Vec<Name>, Vec<Name>) {
+pub(crate) fn only_in(a: &str, a_lang: Lang, b: &str, b_lang: Lang) -> (Vec<Name>, Vec<Name>) {
     let left = extract(a, a_lang).into_iter().filter(|n| !present_in(&n.surface, a_lang, b, b_lang)).collect();
     let right = extract(b, b_lang).into_iter().filter(|n| !present_in(&n.surface, b_lang, a, a_lang)).collect();
     (left, right)

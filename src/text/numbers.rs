@@ -12,26 +12,26 @@
 
 /// One number found in a text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Number {
+pub(crate) struct Number {
     /// The normalized value.
-    pub value: f64,
+    pub(crate) value: f64,
     /// Written as a percentage.
-    pub percent: bool,
+    pub(crate) percent: bool,
     /// The text as written.
-    pub surface: String,
+    pub(crate) surface: String,
     /// Byte range of `surface` in the text.
-    pub start: usize,
-    pub end: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 impl Number {
     /// The key two numbers match on: the value, to a thousandth.
-    pub fn key(&self) -> i64 {
+    pub(crate) fn key(&self) -> i64 {
         (self.value * 1000.0).round() as i64
     }
 }
 
-pub use crate::text::lang::Lang;
+pub(crate) use crate::text::lang::Lang;
 
 #[derive(Debug, Clone)]
 enum Tok {
@@ -61,8 +61,7 @@ fn scan_numeral(text: &str, i: usize) -> (f64, usize) {
     let mut groups: Vec<&str> = vec![&text[i..i + first]];
     let mut seps: Vec<char> = Vec::new();
     let mut p = i + first;
-    loop {
-        let Some(c) = text[p..].chars().next() else { break };
+    while let Some(c) = text[p..].chars().next() {
         if !(c == ',' || c == '.' || is_group_space(c)) {
             break;
         }
@@ -273,7 +272,7 @@ fn word(lang: Lang, w: &str) -> Option<W> {
 }
 
 /// Lowercase ASCII-ish folding of Spanish accents (á→a, ñ kept as n), for matching words and names.
-pub fn fold_accents(s: &str) -> String {
+pub(crate) fn fold_accents(s: &str) -> String {
     s.chars()
         .flat_map(|c| c.to_lowercase())
         .map(|c| match c {
@@ -307,7 +306,7 @@ impl Acc {
 }
 
 /// Every number in `text`, read as `lang`.
-pub fn extract(text: &str, lang: Lang) -> Vec<Number> {
+pub(crate) fn extract(text: &str, lang: Lang) -> Vec<Number> {
     let toks = tokenize(text);
     let mut out = Vec::new();
     let mut i = 0;
@@ -450,28 +449,6 @@ impl Token {
     }
 }
 
-/// Format a value the way a reader expects: "14,000", "3.5", "65".
-pub fn display(value: f64) -> String {
-    if value.fract().abs() < 1e-9 && value.abs() < 1e15 {
-        let n = value.round() as i64;
-        let s = n.abs().to_string();
-        let mut out = String::new();
-        for (k, c) in s.chars().enumerate() {
-            if k > 0 && (s.len() - k) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        if n < 0 {
-            out.insert(0, '-');
-        }
-        out
-    } else {
-        let s = format!("{value:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,13 +550,5 @@ mod tests {
         assert_eq!(&text[n[0].start..n[0].end], "14,000");
         let es = extract("con sesenta y cinco votos", Lang::Es);
         assert_eq!(es[0].surface, "sesenta y cinco");
-    }
-
-    #[test]
-    fn display_values() {
-        assert_eq!(display(14000.0), "14,000");
-        assert_eq!(display(3.5), "3.5");
-        assert_eq!(display(65.0), "65");
-        assert_eq!(display(2e9), "2,000,000,000");
     }
 }

@@ -14,7 +14,7 @@ fn blank_separated(text: &str) -> bool {
 
 /// Byte ranges of the paragraphs of `text`, in order and covering it end to end: each range ends where
 /// the next paragraph's first character is (so the separating whitespace stays with the paragraph before).
-pub fn paragraph_ranges(text: &str) -> Vec<Range<usize>> {
+pub(crate) fn paragraph_ranges(text: &str) -> Vec<Range<usize>> {
     let blank = blank_separated(text);
     let bytes = text.as_bytes();
     let mut ends = Vec::new();
@@ -40,7 +40,7 @@ pub fn paragraph_ranges(text: &str) -> Vec<Range<usize>> {
 
 /// The paragraphs of `text`, trimmed, empty ones dropped, and the separator that joins them back in the
 /// text's own style (`"\n\n"` or `"\n"`).
-pub fn paragraphs(text: &str) -> (Vec<&str>, &'static str) {
+pub(crate) fn paragraphs(text: &str) -> (Vec<&str>, &'static str) {
     let sep = if blank_separated(text) { "\n\n" } else { "\n" };
     let parts = paragraph_ranges(text).into_iter().map(|r| text[r].trim()).filter(|p| !p.is_empty()).collect();
     (parts, sep)
@@ -48,7 +48,7 @@ pub fn paragraphs(text: &str) -> (Vec<&str>, &'static str) {
 
 /// Byte ranges of the sentences of `text`, in order and covering it end to end (the whitespace after a
 /// sentence starts the next range).
-pub fn sentence_ranges(text: &str) -> Vec<Range<usize>> {
+pub(crate) fn sentence_ranges(text: &str) -> Vec<Range<usize>> {
     let mut ends = Vec::new();
     let mut start = 0;
     let chars: Vec<(usize, char)> = text.char_indices().collect();
@@ -89,12 +89,12 @@ pub fn sentence_ranges(text: &str) -> Vec<Range<usize>> {
 }
 
 /// The sentences of `text`, trimmed, empty ones dropped.
-pub fn sentences(text: &str) -> Vec<&str> {
+pub(crate) fn sentences(text: &str) -> Vec<&str> {
     sentence_ranges(text).into_iter().map(|r| text[r].trim()).filter(|s| !s.is_empty()).collect()
 }
 
 /// Whether `s` ends like a finished sentence (a closing quote or bracket after the mark allowed).
-pub fn ends_sentence(s: &str) -> bool {
+pub(crate) fn ends_sentence(s: &str) -> bool {
     s.trim_end_matches(['"', '”', '»', ')', '\'']).ends_with(['.', '!', '?', '…'])
 }
 

@@ -24,7 +24,7 @@ use crate::text::{clean, split};
 
 /// Bump whenever a translation prompt changes: it is part of the state key, so a new version redoes the
 /// translations.
-pub const TRANSLATE_PROMPT_VERSION: &str = "tr-1";
+pub(crate) const TRANSLATE_PROMPT_VERSION: &str = "tr-1";
 
 /// Most tokens of source text in one request: small models translate short pieces more faithfully, and a
 /// piece's answer stays well inside the context.
@@ -34,11 +34,11 @@ const PIECES_PER_CALL: usize = 4;
 
 /// Whole articles translated into `to`.
 #[derive(Debug, Clone)]
-pub struct Translate {
-    pub to: Lang,
+pub(crate) struct Translate {
+    pub(crate) to: Lang,
     /// The source language; `None` detects it.
-    pub from: Option<Lang>,
-    pub max_context: Option<usize>,
+    pub(crate) from: Option<Lang>,
+    pub(crate) max_context: Option<usize>,
 }
 
 impl Task for Translate {
@@ -73,11 +73,11 @@ impl Task for Translate {
 }
 
 /// What `translate_article` produced.
-pub struct Translated {
-    pub source_lang: Option<Lang>,
-    pub translation: Translation,
-    pub generated_tokens: usize,
-    pub generate_seconds: f64,
+pub(crate) struct Translated {
+    pub(crate) source_lang: Option<Lang>,
+    pub(crate) translation: Translation,
+    pub(crate) generated_tokens: usize,
+    pub(crate) generate_seconds: f64,
 }
 
 /// The article's paragraphs without its title: text and Markdown inputs carry the title as their first
@@ -110,7 +110,7 @@ fn body_paragraphs(article: &Article) -> (Vec<&str>, &'static str, bool) {
 /// The sentence-count check: per paragraph, a translation with less than half the source's sentences
 /// (of a source with at least 3) lost some; over the whole text, a ratio outside 0.75–1.33 is suspect.
 /// Returns the structure counts, and the numbers (1-based) of the paragraphs that look short.
-pub fn sentence_check(source: &[&str], translated: &[String]) -> (Structure, Vec<usize>) {
+pub(crate) fn sentence_check(source: &[&str], translated: &[String]) -> (Structure, Vec<usize>) {
     let count = |p: &str| split::sentences(p).len();
     let mut short = Vec::new();
     let (mut src_total, mut out_total) = (0, 0);
@@ -153,7 +153,7 @@ struct PieceResult {
 }
 
 /// Translate `article` into `settings.to`.
-pub fn translate_article(article: &Article, settings: &Translate, gen: &dyn Generator) -> Translated {
+pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &dyn Generator) -> Translated {
     let to = settings.to;
     let source_lang = settings
         .from
