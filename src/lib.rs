@@ -1,8 +1,9 @@
 //! polysum: English and Spanish summaries of news articles with a local language model.
 //!
-//! The data flows one way: inputs → articles → prompts → generation → summaries → outputs/state.
-//! The inference engine (`model`, `tokenizer`, `chat`, `sampling`, `kv_cache`, `generate`) knows nothing
-//! about articles; the batch jobs (`summarize`, `translate`, `compare`) know nothing about tensors.
+//! The data flows one way: inputs → articles → prompts → generation → checks → summaries → outputs/state.
+//! The inference engine (`engine`) knows nothing about articles; the tasks (`summarize`, `translate`,
+//! `compare`) see the model only through `backend::Generator` and know nothing about tensors; only `cli`
+//! knows the command line. docs/ARCHITECTURE.md draws the layers.
 
 pub mod backend;
 pub mod cli;
@@ -21,20 +22,17 @@ pub(crate) mod translate;
 pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b";
 
 /// mimalloc instead of glibc's malloc: a prompt step allocates activation buffers of tens of MB that glibc
-/// maps fresh from the kernel and returns on free, so every step paid page faults and page zeroing (18 %
-/// of a summarize run's CPU time); mimalloc reuses the freed pages.
-///
-/// Two defaults of the process are changed before the weights are read (`tune_allocator`; measured on the
-/// 6-article job, 1.5B model, 2 cores: 257 → 208 s, and the model load with its first token 32 → 5–7 s).
+/// maps fresh from the kernel and returns on free, so every step paid page faults and page zeroing; mimalloc
+/// reuses the freed pages. Two defaults of the process are changed before the weights are read
+/// (`tune_allocator`). docs/BENCHMARKS.md has the measurements behind all three.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// No transparent huge pages for this process: on the VMs this runs on, the first touch of a huge page
-/// cost 5.8 s per GiB against 0.7 s for 4 KiB pages, so reading the weights
-/// spent most of the load in the kernel zeroing pages; decode speed did not change. And mimalloc keeps
-/// freed pages for reuse instead of purging them to the kernel 10 ms after the free, which made every
-/// prompt step fault its buffers in again: a batch job's allocations repeat at the same sizes, so the peak
-/// is what it holds anyway.
+/// No transparent huge pages for this process: on the VMs this runs on, the first touch of a huge page cost
+/// several times what 4 KiB pages cost, so reading the weights spent most of the load in the kernel zeroing
+/// pages, for no gain in decode speed. And mimalloc keeps freed pages for reuse instead of purging them to
+/// the kernel shortly after the free, which made every prompt step fault its buffers in again: a batch
+/// job's allocations repeat at the same sizes, so the peak is what it holds anyway.
 pub(crate) fn tune_allocator() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

@@ -332,3 +332,46 @@ fn missing_api_key_variable_is_an_error() {
     let err = OpenAiConfig::new("http://h", "m").api_key_from_env(Some("POLYSUM_TEST_KEY_UNSET_XYZ")).unwrap_err();
     assert!(err.to_string().contains("POLYSUM_TEST_KEY_UNSET_XYZ is not set"), "{err}");
 }
+
+/// `polysum compare --backend openai`: the back-translations come from the server, through the same
+/// translation prompt the local model gets, and are scored like the local ones.
+#[test]
+fn compare_back_translates_through_a_remote_server() {
+    const EN: &str = "An earthquake of magnitude 6.1 shook Lima on Tuesday, Peru's geophysical institute said. No deaths were reported.";
+    const ES: &str = "Un terremoto de magnitud 6,1 sacudió Lima el martes, informó el instituto geofísico de Perú. No se registraron muertes.";
+    // A faithful translator: the other summary, whichever way it is asked.
+    let server = serve(|_, body| {
+        let user = body["messages"].as_array().unwrap().iter().find(|m| m["role"] == "user").unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if user.contains("al español") {
+            ok(ES, 40, 30)
+        } else {
+            ok(EN, 40, 30)
+        }
+    });
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compare/consistent");
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("r.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polysum"))
+        .args(["compare", dir.to_str().unwrap(), "--json", json.to_str().unwrap()])
+        .args(["--backend", "openai", "--endpoint", &server.url, "--remote-model", "served-model"])
+        .env_remove("POLYSUM_MODEL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["backtranslation"], true);
+    assert_eq!(v["model"], "openai:served-model");
+    // Each summary of each article went out once, in one batch per article.
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.iter().all(|s| s.body["model"] == "served-model"));
+    assert!(seen.iter().any(|s| s.body.to_string().contains("Translate the following text into English")));
+    let article = &v["articles"][0];
+    let scores = article["check"]["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2, "{article}");
+    assert!(scores.iter().all(|s| s["chrf"].as_f64().unwrap() > 99.0), "{scores:?}");
+    assert_eq!(article["verdict"], "consistent", "{article}");
+}
