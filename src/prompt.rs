@@ -60,42 +60,50 @@ fn translation(target: Lang) -> &'static Translation {
     match target.code() {
         "es" => &Translation {
             system: "Eres un traductor profesional. Traduces textos al español de forma fiel y natural.",
-            user: "Traduce al español el siguiente texto.\n\n<text>\n{text}\n</text>\n\nEscribe solo la traducción al español.",
+            user: "Traduce al español el siguiente texto.\n\n<text>\n{text}\n</text>\n\nEscribe solo la traducción al \
+                español.",
             label: "Traducción al español:",
         },
         "fr" => &Translation {
             system: "Tu es un traducteur professionnel. Tu traduis des textes en français, fidèlement.",
-            user: "Traduis le texte suivant en français.\n\n<text>\n{text}\n</text>\n\nÉcris seulement la traduction en français.",
+            user: "Traduis le texte suivant en français.\n\n<text>\n{text}\n</text>\n\nÉcris seulement la traduction \
+                en français.",
             label: "Traduction en français :",
         },
         "de" => &Translation {
             system: "Du bist ein professioneller Übersetzer. Du übersetzt Texte genau ins Deutsche.",
-            user: "Übersetze den folgenden Text ins Deutsche.\n\n<text>\n{text}\n</text>\n\nSchreibe nur die deutsche Übersetzung.",
+            user: "Übersetze den folgenden Text ins Deutsche.\n\n<text>\n{text}\n</text>\n\nSchreibe nur die deutsche \
+                Übersetzung.",
             label: "Deutsche Übersetzung:",
         },
         "it" => &Translation {
             system: "Sei un traduttore professionista. Traduci testi in italiano in modo fedele.",
-            user: "Traduci in italiano il testo seguente.\n\n<text>\n{text}\n</text>\n\nScrivi solo la traduzione in italiano.",
+            user: "Traduci in italiano il testo seguente.\n\n<text>\n{text}\n</text>\n\nScrivi solo la traduzione in \
+                italiano.",
             label: "Traduzione in italiano:",
         },
         "pt" => &Translation {
             system: "És um tradutor profissional. Traduzes textos para português com fidelidade.",
-            user: "Traduz para português o texto seguinte.\n\n<text>\n{text}\n</text>\n\nEscreve apenas a tradução em português.",
+            user: "Traduz para português o texto seguinte.\n\n<text>\n{text}\n</text>\n\nEscreve apenas a tradução em \
+                português.",
             label: "Tradução em português:",
         },
         "ca" => &Translation {
             system: "Ets un traductor professional. Tradueixes textos al català amb fidelitat.",
-            user: "Tradueix al català el text següent.\n\n<text>\n{text}\n</text>\n\nEscriu només la traducció al català.",
+            user: "Tradueix al català el text següent.\n\n<text>\n{text}\n</text>\n\nEscriu només la traducció al \
+                català.",
             label: "Traducció al català:",
         },
         "nl" => &Translation {
             system: "Je bent een professionele vertaler. Je vertaalt teksten getrouw naar het Nederlands.",
-            user: "Vertaal de volgende tekst naar het Nederlands.\n\n<text>\n{text}\n</text>\n\nSchrijf alleen de Nederlandse vertaling.",
+            user: "Vertaal de volgende tekst naar het Nederlands.\n\n<text>\n{text}\n</text>\n\nSchrijf alleen de \
+                Nederlandse vertaling.",
             label: "Nederlandse vertaling:",
         },
         _ => &Translation {
             system: "You are a professional translator. You translate texts into English faithfully.",
-            user: "Translate the following text into English.\n\n<text>\n{text}\n</text>\n\nWrite only the English translation.",
+            user: "Translate the following text into English.\n\n<text>\n{text}\n</text>\n\nWrite only the English \
+                translation.",
             label: "English translation:",
         },
     }

@@ -159,7 +159,8 @@ fn verify(registry: &Registry, cfg: &Config, names: &[String]) -> Result<Outcome
             Verdict::Mismatch { expected, actual } => {
                 failed += 1;
                 println!(
-                    "{}: CORRUPT: sha256 expected {expected}, actual {actual}; run `polysum models rm {0}` and `polysum models pull {0}`",
+                    "{}: CORRUPT: sha256 expected {expected}, actual {actual}; run `polysum models rm {0}` and \
+                        `polysum models pull {0}`",
                     m.name
                 );
             }

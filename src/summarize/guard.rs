@@ -103,7 +103,10 @@ mod tests {
 
     #[test]
     fn removes_preambles_and_signoffs() {
-        let (t, r) = clean("Sure! Here is a summary of the article:\n\nThe council approved the budget. Taxes rise.\n\nLet me know if you need more.");
+        let (t, r) = clean(
+            "Sure! Here is a summary of the article:\n\nThe council approved the budget. Taxes \
+            rise.\n\nLet me know if you need more.",
+        );
         assert_eq!(t, "The council approved the budget. Taxes rise.");
         assert!(r);
         let (t, _) = clean("¡Claro! Aquí tienes un resumen: El consejo aprobó el presupuesto.");
@@ -148,7 +151,8 @@ mod tests {
 
     #[test]
     fn recognises_an_echoed_prompt() {
-        let inst = "Schreibe die Zusammenfassung auf Deutsch, in höchstens 15 Wörtern. Schreibe nur die Zusammenfassung, ohne Einleitung.";
+        let inst = "Schreibe die Zusammenfassung auf Deutsch, in höchstens 15 Wörtern. Schreibe nur die \
+            Zusammenfassung, ohne Einleitung.";
         assert!(echoes_instructions(
             "Die Brücke ist offen. Schreibe die Zusammenfassung, ohne Einleitung zum Text.",
             "Schreibe nur die Zusammenfassung, ohne Einleitung zum Text bitte"

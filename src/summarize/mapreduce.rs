@@ -58,7 +58,11 @@ fn note_sampling() -> SamplingParams {
 pub(crate) fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen: &dyn Generator) -> Result<Condensed> {
     let budget = limits.context.saturating_sub(limits.final_overhead);
     if budget < 32 {
-        bail!("the context ({} tokens) leaves no room for the article after the prompt and the summary: raise --max-context", limits.context);
+        bail!(
+            "the context ({} tokens) leaves no room for the article after the prompt and the summary: raise \
+            --max-context",
+            limits.context
+        );
     }
     let mut out = Condensed {
         text: article.text.clone(),
@@ -91,7 +95,10 @@ pub(crate) fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen
     let mut tokens = count(&out.text);
     while tokens > budget {
         if out.levels > MAX_LEVELS {
-            bail!("the article still takes {tokens} tokens after {MAX_LEVELS} rounds of notes (at most {budget} fit): raise --max-context");
+            bail!(
+                "the article still takes {tokens} tokens after {MAX_LEVELS} rounds of notes (at most {budget} fit): \
+                raise --max-context"
+            );
         }
         let cfg = ChunkConfig { budget: chunk_budget, overlap: limits.overlap.min(chunk_budget / 4) };
         let current = std::mem::take(&mut out.text);
@@ -109,7 +116,11 @@ pub(crate) fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen
         let joined = notes.join("\n\n");
         let new_tokens = count(&joined);
         if new_tokens >= tokens {
-            bail!("the notes on {} chunks ({new_tokens} tokens) are no shorter than the text they condense ({tokens} tokens)", chunks.len());
+            bail!(
+                "the notes on {} chunks ({new_tokens} tokens) are no shorter than the text they condense ({tokens} \
+                tokens)",
+                chunks.len()
+            );
         }
         out.text = joined;
         tokens = new_tokens;
