@@ -124,12 +124,13 @@ struct Work {
 /// or anything else fatal; article-level problems are counted in the report instead.
 pub fn run(opts: &RunOptions, model: ModelSource<'_>, reporter: &Reporter) -> Result<RunReport> {
     let t0 = Instant::now();
+    input::check_out_dir(&opts.inputs, &opts.out).map_err(|e| anyhow::Error::new(crate::summarize::UsageError(e)))?;
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating the output folder {}", opts.out.display()))?;
     let _lock = Lock::acquire(&opts.out)?;
     check_task_kind(&opts.out, &opts.task)?;
     let result = run_locked(opts, model, reporter, t0);
     result.map_err(|e| {
-        if output::is_disk_full(&e) {
+        if output::is_disk_full_in(&e, &opts.out) {
             anyhow::Error::new(DiskFull(format!(
                 "no space left on the device while writing to {} ({e:#}). Results finished so far are kept and valid: \
 free some space and run again to finish the rest",

@@ -25,6 +25,30 @@ pub struct Key<'a> {
     pub length: &'a str,
 }
 
+/// One row of the summary cache: the work's key (`length` is the task's whole state key, strategy and
+/// context included), the language, and the stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRow {
+    pub sha256: String,
+    pub model: String,
+    pub prompt_version: String,
+    pub length: String,
+    pub lang: String,
+    pub record: String,
+    pub updated_at: String,
+}
+
+/// The task whose outputs the folder `dir` holds (`summarize`, `translate`), from `.polysum/task`;
+/// a folder with a state but no marker is from before the marker existed and holds summaries.
+pub fn recorded_task(dir: &Path) -> Option<String> {
+    let meta = dir.join(crate::job::META_DIR);
+    match std::fs::read_to_string(meta.join("task")) {
+        Ok(kind) => Some(kind.trim().to_string()),
+        Err(_) if meta.join("state.sqlite").exists() => Some("summarize".to_string()),
+        Err(_) => None,
+    }
+}
+
 impl State {
     pub fn open(dir: &Path) -> Result<State> {
         let meta = dir.join(crate::job::META_DIR);
@@ -93,6 +117,46 @@ impl State {
             params![record.id, record.sha256, status, serde_json::to_string(record)?, record.updated_at],
         )?;
         tx.commit().context("saving the run state")?;
+        Ok(())
+    }
+
+    /// Every row of the summary cache, as stored (`polysum merge` copies them, keys unchanged).
+    pub fn cache_rows(&self) -> Result<Vec<CacheRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sha256, model, prompt_version, length, lang, record, updated_at FROM summaries")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CacheRow {
+                sha256: r.get(0)?,
+                model: r.get(1)?,
+                prompt_version: r.get(2)?,
+                length: r.get(3)?,
+                lang: r.get(4)?,
+                record: r.get(5)?,
+                updated_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Store article records and summary cache rows as they are, in one transaction (`polysum merge`).
+    pub fn import(&mut self, records: &[&ArticleRecord], rows: &[CacheRow]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for c in rows {
+            tx.execute(
+                "INSERT OR REPLACE INTO summaries (sha256, model, prompt_version, length, lang, record, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![c.sha256, c.model, c.prompt_version, c.length, c.lang, c.record, c.updated_at],
+            )?;
+        }
+        for record in records {
+            let status = serde_json::to_value(record.status)?.as_str().unwrap_or("failed").to_string();
+            tx.execute(
+                "INSERT OR REPLACE INTO articles (id, sha256, status, record, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![record.id, record.sha256, status, serde_json::to_string(record)?, record.updated_at],
+            )?;
+        }
+        tx.commit().context("saving the merged state")?;
         Ok(())
     }
 
