@@ -1,5 +1,6 @@
 //! Command-line arguments, in one place. Each subcommand's work lives in the library.
 
+pub mod bounds;
 pub mod config;
 pub mod models;
 

@@ -46,7 +46,7 @@ pub struct JobArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// CPU threads for the model's kernels [default: all cores].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::bounds::threads)]
     pub threads: Option<usize>,
     /// Keep Q4_1/Q5_0/Q5_1 tensors as they are instead of re-quantizing them to Q8_0.
     #[arg(long)]
@@ -55,7 +55,7 @@ pub struct JobArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Articles in flight at once; their generation steps run as one batch [default: 1 on a CPU, 16 on a GPU].
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_parser = crate::cli::bounds::jobs)]
     pub jobs: Option<usize>,
     /// Redo every article, even those already done.
     #[arg(long)]
@@ -67,7 +67,7 @@ pub struct JobArgs {
     #[arg(long)]
     pub log_format: Option<String>,
     /// Lower the context the prompts may use (tokens) below the model's [default: the model's, at most 8192].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::bounds::context)]
     pub max_context: Option<usize>,
     /// Reject input files larger than this many bytes [default: 8 MiB].
     #[arg(long)]
@@ -165,9 +165,7 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
     let shard = args.scale.shard().map_err(usage)?;
     // A remote server batches across requests itself: keep enough articles going to fill --max-inflight.
     let jobs = job.jobs.or(config.jobs).or(remote.as_ref().map(|r| r.max_inflight.div_ceil(2).max(1)));
-    if jobs == Some(0) {
-        return Err(usage("--jobs must be at least 1"));
-    }
+    let jobs = jobs.map(crate::cli::bounds::check_jobs).transpose().map_err(usage)?;
     // The articles in flight share one engine thread and its batch (`crate::engine::scheduler`), so the kernels
     // keep every core whatever --jobs is.
     let threads = job.threads.or(config.threads);
@@ -215,7 +213,9 @@ fn model_source(
         let cfg = cfg.clone();
         return Ok(ModelSource {
             model_id: remote::remote_model_id(&cfg),
-            load: Box::new(move || Ok(Box::new(crate::backend::openai::OpenAiClient::new(cfg)?) as Box<dyn Generator>)),
+            load: Box::new(move || {
+                Ok(Box::new(crate::backend::openai::OpenAiClient::connect(cfg)?) as Box<dyn Generator>)
+            }),
         });
     }
     // The scripted stand-in model exists for the test suite's runs of the binary; a user's `--model fake`

@@ -1,8 +1,6 @@
 //! `--backend openai` and `--shard K/N`: summarize with a remote OpenAI-compatible server, and run one
 //! shard of a partition of the inputs (see `crate::backend`).
 
-use std::time::Duration;
-
 use anyhow::{bail, Result};
 use clap::Args;
 
@@ -27,16 +25,16 @@ pub struct ScaleArgs {
     #[arg(long)]
     pub remote_model: Option<String>,
     /// With --backend openai: requests open at once, over all articles [default: 8].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::bounds::max_inflight)]
     pub max_inflight: Option<usize>,
     /// With --backend openai: seconds one request may take before it is retried [default: 300].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::bounds::timeout)]
     pub timeout: Option<f64>,
     /// With --backend openai: retries of a request on 429, 5xx, timeouts and connection errors [default: 5].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::bounds::retries)]
     pub retries: Option<u32>,
     /// With --backend openai: the remote model's context length in tokens [default: 8192].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::bounds::context)]
     pub remote_context: Option<usize>,
     /// Summarize only shard K of N (K from 0): the articles whose content hash falls in it. N runs with
     /// K = 0..N-1, each with its own --out, cover every article once; `polysum merge` combines them.
@@ -73,10 +71,7 @@ impl ScaleArgs {
                     cfg.max_inflight = n;
                 }
                 if let Some(t) = self.timeout {
-                    if !(t > 0.0 && t.is_finite()) {
-                        bail!("--timeout must be a positive number of seconds");
-                    }
-                    cfg.timeout = Duration::from_secs_f64(t);
+                    cfg.timeout = crate::cli::bounds::check_timeout(t).map_err(anyhow::Error::msg)?;
                 }
                 if let Some(r) = self.retries {
                     cfg.max_retries = r;
