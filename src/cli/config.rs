@@ -12,6 +12,10 @@
 //! jobs = 1
 //! quiet = true
 //! log_format = "json"
+//! backend = "openai"       # with endpoint, remote_model, api_key_env, max_inflight, timeout,
+//! endpoint = "http://vllm:8000"   # retries, remote_context (see docs/SCALE-OUT.md)
+//! remote_model = "Qwen/Qwen2.5-1.5B-Instruct"
+//! shard = "0/4"
 //! ```
 //!
 //! Relative paths are taken from the folder the file is in.
@@ -51,6 +55,19 @@ pub struct Config {
     #[serde(alias = "max-context")]
     pub max_context: Option<usize>,
     pub strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
+    pub backend: Option<String>,
+    pub endpoint: Option<String>,
+    #[serde(alias = "api-key-env")]
+    pub api_key_env: Option<String>,
+    #[serde(alias = "remote-model")]
+    pub remote_model: Option<String>,
+    #[serde(alias = "max-inflight")]
+    pub max_inflight: Option<usize>,
+    pub timeout: Option<f64>,
+    pub retries: Option<u32>,
+    #[serde(alias = "remote-context")]
+    pub remote_context: Option<usize>,
+    pub shard: Option<String>,
 }
 
 fn list_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
@@ -87,6 +104,42 @@ impl Config {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Config::parse(&text, &base).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// The backend and shard flags over this file's settings (flags win), each bounded as its flag is.
+    pub fn scale_under(
+        &self,
+        flags: &crate::summarize::remote::ScaleArgs,
+    ) -> Result<crate::summarize::remote::ScaleArgs> {
+        use crate::cli::bounds;
+        let bounded = |r: std::result::Result<usize, String>| r.map_err(anyhow::Error::msg);
+        let max_inflight = flags.max_inflight.or(self.max_inflight);
+        if let Some(n) = max_inflight {
+            bounded(bounds::max_inflight(&n.to_string()))?;
+        }
+        let remote_context = flags.remote_context.or(self.remote_context);
+        if let Some(n) = remote_context {
+            bounded(bounds::context(&n.to_string()))?;
+        }
+        let retries = flags.retries.or(self.retries);
+        if let Some(n) = retries {
+            bounds::retries(&n.to_string()).map_err(anyhow::Error::msg)?;
+        }
+        let timeout = flags.timeout.or(self.timeout);
+        if let Some(t) = timeout {
+            bounds::check_timeout(t).map_err(anyhow::Error::msg)?;
+        }
+        Ok(crate::summarize::remote::ScaleArgs {
+            backend: flags.backend.clone().or(self.backend.clone()),
+            endpoint: flags.endpoint.clone().or(self.endpoint.clone()),
+            api_key_env: flags.api_key_env.clone().or(self.api_key_env.clone()),
+            remote_model: flags.remote_model.clone().or(self.remote_model.clone()),
+            max_inflight,
+            timeout,
+            retries,
+            remote_context,
+            shard: flags.shard.clone().or(self.shard.clone()),
+        })
     }
 
     /// The file named by `--config` (must exist), else `./polysum.toml` when there is one.

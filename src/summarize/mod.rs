@@ -161,8 +161,9 @@ pub fn resolve(args: &SummarizeArgs) -> Result<Resolved> {
         job.log_format.clone().or(config.log_format.clone()).unwrap_or_else(|| "text".into()).parse().map_err(usage)?;
     let device: DeviceSpec =
         job.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
-    let remote = args.scale.remote().map_err(usage)?;
-    let shard = args.scale.shard().map_err(usage)?;
+    let scale = config.scale_under(&args.scale).map_err(usage)?;
+    let remote = scale.remote().map_err(usage)?;
+    let shard = scale.shard().map_err(usage)?;
     // A remote server batches across requests itself: keep enough articles going to fill --max-inflight.
     let jobs = job.jobs.or(config.jobs).or(remote.as_ref().map(|r| r.max_inflight.div_ceil(2).max(1)));
     let jobs = jobs.map(crate::cli::bounds::check_jobs).transpose().map_err(usage)?;
