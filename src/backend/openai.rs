@@ -370,15 +370,8 @@ impl OpenAiClient {
                     why: format!("reading the answer failed: {e}"),
                     retry_after: None,
                 })?;
-                serde_json::from_str(&text).map_err(|e| {
-                    TryError::Fatal(
-                        OpenAiError::BadAnswer {
-                            url: self.url.clone(),
-                            detail: format!("not JSON ({e}; {} bytes)", text.len()),
-                        }
-                        .into(),
-                    )
-                })
+                reply_json(&text)
+                    .map_err(|detail| TryError::Fatal(OpenAiError::BadAnswer { url: self.url.clone(), detail }.into()))
             }
             Err(ureq::Error::Status(status, resp)) => {
                 let retry_after = resp
@@ -498,6 +491,19 @@ pub fn chat_request(r: &Request) -> Result<ChatRequest> {
         sampling: r.sampling.clone(),
         stop: r.stop_strings.clone(),
     })
+}
+
+/// The body of a 200 reply as JSON, or why it is not (its size, never its content).
+fn reply_json(text: &str) -> std::result::Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON ({e}; {} bytes)", text.len()))
+}
+
+/// The answer in the body of a successful reply to `req`: what [`OpenAiClient::chat`] makes of it.
+/// Never panics, whatever the body; token counts are capped as the module notes say; an error says
+/// what is wrong without quoting the body.
+pub fn parse_reply(body: &str, req: &ChatRequest) -> Result<ChatResponse> {
+    let v = reply_json(body).map_err(anyhow::Error::msg)?;
+    parse_answer(&v, req)
 }
 
 fn parse_answer(v: &Value, req: &ChatRequest) -> Result<ChatResponse> {

@@ -4,6 +4,7 @@
 //! turns one source file into articles (a `.jsonl` file holds many). Every article gets a relative output
 //! key (`rel`) that mirrors the input tree and can never leave the output folder.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -234,9 +235,11 @@ fn is_documentation(name: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Names {
     /// Keys given out, lower-cased: two names that differ only in case are one file on some file systems.
-    files: std::collections::HashSet<String>,
+    files: HashSet<String>,
     /// Folders that keys given out live in (every proper prefix, and a JSON Lines file's own key).
-    folders: std::collections::HashSet<String>,
+    folders: HashSet<String>,
+    /// Folders renamed because a key had their name (lower-cased original → new name).
+    moved: HashMap<String, String>,
 }
 
 impl Names {
@@ -247,40 +250,49 @@ impl Names {
         names
     }
 
-    /// `wanted` (already sanitized) if it is free, else `wanted~2`, `wanted~3`... A key is free when no
-    /// key or folder has it and none of its folders is a key. `folder`: the key names a folder of keys (a
-    /// JSON Lines file, whose articles are `KEY/ID`).
+    /// `wanted` (already sanitized) if it is free, else with `~2`, `~3`... added to the part that clashes:
+    /// the last part when another key or folder has the name, a folder when another key is that
+    /// folder's name (then every later key in that folder moves with it). `folder`: the key names a
+    /// folder of keys (a JSON Lines file, whose articles are `KEY/ID`).
     pub fn claim(&mut self, wanted: &str, folder: bool) -> String {
-        let mut name = wanted.to_string();
-        let mut n = 1;
-        while !self.is_free(&name) {
-            n += 1;
-            name = format!("{wanted}{DISTINCT_MARK}{n}");
-        }
-        let lower = name.to_lowercase();
+        let parts: Vec<&str> = wanted.split('/').collect();
+        let (last, dirs) = parts.split_last().expect("split gives at least one part");
         let mut prefix = String::new();
-        for part in lower.split('/') {
-            if !prefix.is_empty() {
-                self.folders.insert(prefix.clone());
-                prefix.push('/');
-            }
-            prefix.push_str(part);
+        for part in dirs {
+            let orig = if prefix.is_empty() { part.to_string() } else { format!("{prefix}/{part}") };
+            let lower = orig.to_lowercase();
+            let dir = match self.moved.get(&lower) {
+                Some(new) => new.clone(),
+                None if self.files.contains(&lower) => {
+                    let new = self.distinct(&orig, |n, k| !n.files.contains(k) && !n.folders.contains(k));
+                    self.moved.insert(lower, new.clone());
+                    new
+                }
+                None => orig,
+            };
+            self.folders.insert(dir.to_lowercase());
+            prefix = dir;
         }
+        let key = if prefix.is_empty() { last.to_string() } else { format!("{prefix}/{last}") };
+        let name =
+            self.distinct(&key, |n, k| !n.files.contains(k) && !n.folders.contains(k) && !n.moved.contains_key(k));
         if folder {
-            self.folders.insert(lower);
+            self.folders.insert(name.to_lowercase());
         } else {
-            self.files.insert(lower);
+            self.files.insert(name.to_lowercase());
         }
         name
     }
 
-    fn is_free(&self, key: &str) -> bool {
-        let lower = key.to_lowercase();
-        if self.files.contains(&lower) || self.folders.contains(&lower) {
-            return false;
+    /// `key`, or the first of `key~2`, `key~3`... whose lower-cased form is `free`.
+    fn distinct(&self, key: &str, free: impl Fn(&Names, &str) -> bool) -> String {
+        let mut name = key.to_string();
+        let mut n = 1;
+        while !free(self, &name.to_lowercase()) {
+            n += 1;
+            name = format!("{key}{DISTINCT_MARK}{n}");
         }
-        let parts: Vec<&str> = lower.split('/').collect();
-        (1..parts.len()).all(|n| !self.files.contains(&parts[..n].join("/")))
+        name
     }
 }
 
