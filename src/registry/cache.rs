@@ -171,7 +171,10 @@ impl ModelCache {
         }
         crate::registry::progress::note(
             progress,
-            &format!("{}: the cached file changed since it was last verified; checking its sha256", entry.name),
+            &format!(
+                "{}: checking the sha256 of the cached file (new, or changed since it was last checked)",
+                entry.name
+            ),
         );
         let label = format!("verifying {}", entry.name);
         let actual = sha256_file(path, Some(&label), progress).map_err(|e| corrupt(format!("{e:#}")))?;
