@@ -115,7 +115,7 @@ proptest! {
         }
         let lines: Vec<String> = ids.iter().map(|id| serde_json::json!({"id": id, "text": "words"}).to_string()).collect();
         std::fs::write(root.join("index.jsonl"), lines.join("\n") + "\n{\"text\": \"no id\"}\n").unwrap();
-        let (sources, _) = input::discover(&[root.clone()], None).unwrap();
+        let (sources, _) = input::discover(std::slice::from_ref(&root), None).unwrap();
         let keys: Vec<String> = sources
             .iter()
             .flat_map(|s| input::read_source(s, input::DEFAULT_MAX_BYTES))

@@ -176,4 +176,58 @@ mod tests {
         let err = Config::parse("outt = \"x\"", Path::new(".")).unwrap_err();
         assert!(format!("{err:#}").contains("outt"), "{err:#}");
     }
+
+    /// Every key the file takes, each set once, read into its field (a new field without a line here
+    /// stays `Default` and fails the comparison with the full struct below).
+    #[test]
+    fn every_key_is_read() {
+        let text =
+            "inputs = [\"in\"]\nout = \"o\"\nmodel = \"m\"\ndevice = \"cpu\"\nthreads = 2\nno_requantize = true\n\
+langs = \"en\"\nformat = \"md\"\nsentences = 2\nmax_words = 30\njobs = 3\nforce = true\nquiet = true\n\
+log_format = \"json\"\nmax_input_tokens = 500\nmax_bytes = 1000\nmax_context = 1024\nstrategy = \"direct\"\n\
+backend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\nmax_inflight = 4\n\
+timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
+        let c = Config::parse(text, Path::new("/b")).unwrap();
+        let expected = Config {
+            inputs: vec![PathBuf::from("/b/in")],
+            out: Some(PathBuf::from("/b/o")),
+            model: Some("m".into()),
+            device: Some("cpu".into()),
+            threads: Some(2),
+            no_requantize: Some(true),
+            langs: Some("en".into()),
+            format: Some("md".into()),
+            sentences: Some(2),
+            max_words: Some(30),
+            jobs: Some(3),
+            force: Some(true),
+            quiet: Some(true),
+            log_format: Some("json".into()),
+            max_input_tokens: Some(500),
+            max_bytes: Some(1000),
+            max_context: Some(1024),
+            strategy: Some(crate::summarize::pipeline::SummaryStrategy::Direct),
+            backend: Some("openai".into()),
+            endpoint: Some("http://h".into()),
+            api_key_env: Some("K".into()),
+            remote_model: Some("r".into()),
+            max_inflight: Some(4),
+            timeout: Some(7.5),
+            retries: Some(1),
+            remote_context: Some(2048),
+            shard: Some("1/2".into()),
+        };
+        assert_eq!(c, expected);
+        let scale = c.scale_under(&crate::summarize::remote::ScaleArgs::default()).unwrap();
+        assert_eq!(
+            (scale.backend.as_deref(), scale.shard.as_deref(), scale.timeout),
+            (Some("openai"), Some("1/2"), Some(7.5))
+        );
+        let flags = crate::summarize::remote::ScaleArgs { shard: Some("0/2".into()), ..Default::default() };
+        assert_eq!(c.scale_under(&flags).unwrap().shard.as_deref(), Some("0/2"), "flags win");
+        for bad in ["timeout = 1e20", "max_inflight = 0", "retries = 1000", "remote_context = 10"] {
+            let c = Config::parse(bad, Path::new(".")).unwrap();
+            assert!(c.scale_under(&Default::default()).is_err(), "{bad}");
+        }
+    }
 }

@@ -104,18 +104,21 @@ impl State {
                 rows.push((&t.lang, &t.record, serde_json::to_string(t)?));
             }
             for (lang, s, json) in rows {
-                tx.execute(
-                    "INSERT OR REPLACE INTO summaries (sha256, model, prompt_version, length, lang, record, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![sha, s.model, s.prompt_version, length, lang, json, record.updated_at],
+                put_cache_row(
+                    &tx,
+                    &CacheRow {
+                        sha256: sha.clone(),
+                        model: s.model.clone(),
+                        prompt_version: s.prompt_version.clone(),
+                        length: length.to_string(),
+                        lang: lang.to_string(),
+                        record: json,
+                        updated_at: record.updated_at.clone(),
+                    },
                 )?;
             }
         }
-        let status = serde_json::to_value(record.status)?.as_str().unwrap_or("failed").to_string();
-        tx.execute(
-            "INSERT OR REPLACE INTO articles (id, sha256, status, record, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![record.id, record.sha256, status, serde_json::to_string(record)?, record.updated_at],
-        )?;
+        put_article(&tx, record)?;
         tx.commit().context("saving the run state")?;
         Ok(())
     }
@@ -143,18 +146,10 @@ impl State {
     pub fn import(&mut self, records: &[&ArticleRecord], rows: &[CacheRow]) -> Result<()> {
         let tx = self.conn.transaction()?;
         for c in rows {
-            tx.execute(
-                "INSERT OR REPLACE INTO summaries (sha256, model, prompt_version, length, lang, record, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![c.sha256, c.model, c.prompt_version, c.length, c.lang, c.record, c.updated_at],
-            )?;
+            put_cache_row(&tx, c)?;
         }
         for record in records {
-            let status = serde_json::to_value(record.status)?.as_str().unwrap_or("failed").to_string();
-            tx.execute(
-                "INSERT OR REPLACE INTO articles (id, sha256, status, record, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![record.id, record.sha256, status, serde_json::to_string(record)?, record.updated_at],
-            )?;
+            put_article(&tx, record)?;
         }
         tx.commit().context("saving the merged state")?;
         Ok(())
@@ -173,6 +168,24 @@ impl State {
         }
         Ok(out)
     }
+}
+
+fn put_cache_row(tx: &rusqlite::Transaction<'_>, c: &CacheRow) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO summaries (sha256, model, prompt_version, length, lang, record, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![c.sha256, c.model, c.prompt_version, c.length, c.lang, c.record, c.updated_at],
+    )?;
+    Ok(())
+}
+
+fn put_article(tx: &rusqlite::Transaction<'_>, record: &ArticleRecord) -> Result<()> {
+    let status = serde_json::to_value(record.status)?.as_str().unwrap_or("failed").to_string();
+    tx.execute(
+        "INSERT OR REPLACE INTO articles (id, sha256, status, record, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![record.id, record.sha256, status, serde_json::to_string(record)?, record.updated_at],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
