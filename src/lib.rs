@@ -10,7 +10,7 @@ pub mod cli;
 pub(crate) mod compare;
 pub mod engine;
 pub(crate) mod error;
-pub(crate) mod job;
+pub mod job;
 pub(crate) mod prompt;
 pub mod registry;
 pub(crate) mod summarize;

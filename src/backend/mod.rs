@@ -133,7 +133,7 @@ impl Backend {
     pub(crate) fn load(&self) -> Result<Box<dyn Generator>> {
         Ok(match self {
             Backend::Local(m) => Box::new(m.load_scheduler()?),
-            Backend::OpenAi(cfg) => Box::new(openai::OpenAiClient::new(cfg.clone())?),
+            Backend::OpenAi(cfg) => Box::new(openai::OpenAiClient::connect(cfg.clone())?),
             #[cfg(feature = "fake-model")]
             Backend::Fake(f) => Box::new(f.clone()),
         })

@@ -18,11 +18,20 @@
 //!   `usage.prompt_tokens` / `usage.completion_tokens`, which are the token counts reported everywhere.
 //! * Errors: 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter
 //!   (a `Retry-After: SECONDS` header is honoured); any other 4xx fails at once with the server's message.
+//! * Circuit breaker: after `BREAKER_GIVE_UPS` requests in a row gave up (every retry failed), the
+//!   server is taken for down and every later request of this client fails at once with
+//!   [`OpenAiError::Unavailable`] instead of spending its own retries. [`OpenAiClient::connect`] also
+//!   checks, before any work, that the server answers at all.
+//! * Replies are validated at the edge: token counts above what was asked for are capped
+//!   (`usage.completion_tokens` at `max_tokens`, `usage.prompt_tokens` at [`MAX_PROMPT_TOKENS`]), and
+//!   errors name what was wrong with a reply without echoing its body (a server's own error message is
+//!   shown shortened, with control characters escaped).
 //! * Concurrency: at most `max_inflight` requests are open at once per client, over all threads: share
 //!   one client between workers.
 //! * The API key is read from the environment variable named by the caller and sent as
 //!   `Authorization: Bearer ...`; it is never printed, not even by `Debug`.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +39,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::{CallStats, Generation, Generator, Prompt, Request, SamplingParams, StopReason};
+
+/// Requests in a row that gave up after which the server is taken for down (see the module notes).
+pub const BREAKER_GIVE_UPS: u32 = 3;
+
+/// The most prompt tokens a reply may report; more is a broken count and is capped.
+pub const MAX_PROMPT_TOKENS: usize = 1 << 24;
 
 #[derive(Clone)]
 pub struct OpenAiConfig {
@@ -147,6 +162,14 @@ pub enum OpenAiError {
     GaveUp { url: String, tries: u32, last: String },
     #[error("the server at {url} sent an answer that is not a chat completion: {detail}")]
     BadAnswer { url: String, detail: String },
+    /// The circuit breaker is open: earlier requests gave up, so this one was not sent.
+    #[error(
+        "the server at {url} is taken for down: {give_ups} requests in a row failed after every retry (last: {last})"
+    )]
+    Unavailable { url: String, give_ups: u32, last: String },
+    /// [`OpenAiClient::connect`] found no server.
+    #[error("no server answers at {url} after {tries} tries: {last}")]
+    Unreachable { url: String, tries: u32, last: String },
 }
 
 /// A counting semaphore: at most `n` holders at once.
@@ -183,6 +206,9 @@ pub struct OpenAiClient {
     url: String,
     agent: ureq::Agent,
     inflight: Semaphore,
+    /// Requests in a row that gave up, and the last reason (the circuit breaker).
+    give_ups: AtomicU32,
+    last_give_up: Mutex<String>,
 }
 
 enum TryError {
@@ -200,7 +226,39 @@ impl OpenAiClient {
             bail!("--endpoint {:?} is not an http:// or https:// URL", cfg.endpoint);
         }
         let agent = ureq::AgentBuilder::new().timeout_connect(cfg.connect_timeout).timeout(cfg.timeout).build();
-        Ok(Self { inflight: Semaphore::new(cfg.max_inflight), url, agent, cfg })
+        Ok(Self {
+            inflight: Semaphore::new(cfg.max_inflight),
+            url,
+            agent,
+            cfg,
+            give_ups: AtomicU32::new(0),
+            last_give_up: Mutex::new(String::new()),
+        })
+    }
+
+    /// A client whose server answered: `new`, then a `GET` of the server's models list, retried on
+    /// connection errors and timeouts like a request. Any HTTP answer counts (some servers do not list
+    /// models); no answer after every retry is [`OpenAiError::Unreachable`], so a run against a dead
+    /// endpoint stops before its first article.
+    pub fn connect(cfg: OpenAiConfig) -> Result<Self> {
+        let client = Self::new(cfg)?;
+        let url = client.url.trim_end_matches("/chat/completions").to_string() + "/models";
+        let tries = client.cfg.max_retries + 1;
+        let mut last = String::new();
+        for attempt in 0..tries {
+            let mut r = client.agent.get(&url);
+            if let Some(key) = &client.cfg.api_key {
+                r = r.set("Authorization", &format!("Bearer {key}"));
+            }
+            match r.call() {
+                Ok(_) | Err(ureq::Error::Status(..)) => return Ok(client),
+                Err(ureq::Error::Transport(t)) => last = snippet(&t.to_string()),
+            }
+            if attempt + 1 < tries {
+                std::thread::sleep(client.backoff(attempt, None));
+            }
+        }
+        Err(OpenAiError::Unreachable { url: client.url.clone(), tries, last }.into())
     }
 
     pub fn config(&self) -> &OpenAiConfig {
@@ -245,6 +303,11 @@ impl OpenAiClient {
 
     /// One chat completion, retried as documented, under the in-flight limit.
     pub fn chat(&self, req: &ChatRequest) -> Result<ChatResponse> {
+        let give_ups = self.give_ups.load(Ordering::SeqCst);
+        if give_ups >= BREAKER_GIVE_UPS {
+            let last = self.last_give_up.lock().map(|l| l.clone()).unwrap_or_default();
+            return Err(OpenAiError::Unavailable { url: self.url.clone(), give_ups, last }.into());
+        }
         let body = self.body(req);
         let tries_max = self.cfg.max_retries + 1;
         let mut last = String::new();
@@ -260,6 +323,7 @@ impl OpenAiClient {
                         detail: format!("{cause:#}"),
                     })?;
                     r.tries = attempt + 1;
+                    self.give_ups.store(0, Ordering::SeqCst);
                     return Ok(r);
                 }
                 Err(TryError::Fatal(e)) => return Err(e),
@@ -271,6 +335,10 @@ impl OpenAiClient {
                 }
             }
         }
+        if let Ok(mut l) = self.last_give_up.lock() {
+            l.clone_from(&last);
+        }
+        self.give_ups.fetch_add(1, Ordering::SeqCst);
         Err(OpenAiError::GaveUp { url: self.url.clone(), tries: tries_max, last }.into())
     }
 
@@ -297,12 +365,8 @@ impl OpenAiClient {
                     why: format!("reading the answer failed: {e}"),
                     retry_after: None,
                 })?;
-                serde_json::from_str(&text).map_err(|e| {
-                    TryError::Fatal(
-                        OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{e}: {}", snippet(&text)) }
-                            .into(),
-                    )
-                })
+                reply_json(&text)
+                    .map_err(|detail| TryError::Fatal(OpenAiError::BadAnswer { url: self.url.clone(), detail }.into()))
             }
             Err(ureq::Error::Status(status, resp)) => {
                 let retry_after = resp
@@ -392,17 +456,32 @@ pub fn chat_request(r: &Request) -> ChatRequest {
     }
 }
 
+/// The body of a 200 reply as JSON, or why it is not (its size, never its content).
+fn reply_json(text: &str) -> std::result::Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON ({e}; {} bytes)", text.len()))
+}
+
+/// The answer in the body of a successful reply to `req`: what [`OpenAiClient::chat`] makes of it.
+/// Never panics, whatever the body; token counts are capped as the module notes say; an error says
+/// what is wrong without quoting the body.
+pub fn parse_reply(body: &str, req: &ChatRequest) -> Result<ChatResponse> {
+    let v = reply_json(body).map_err(anyhow::Error::msg)?;
+    parse_answer(&v, req)
+}
+
 fn parse_answer(v: &Value, req: &ChatRequest) -> Result<ChatResponse> {
-    let choice = v["choices"].get(0).ok_or_else(|| anyhow!("no `choices` in {}", snippet(&v.to_string())))?;
+    let choice = v["choices"].get(0).ok_or_else(|| anyhow!("no `choices[0]` (a JSON {})", json_kind(v)))?;
     let content = match &choice["message"]["content"] {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
-        other => bail!("`choices[0].message.content` is not a string: {}", snippet(&other.to_string())),
+        other => bail!("`choices[0].message.content` is a JSON {}, not a string", json_kind(other)),
     };
     let finish_reason = choice["finish_reason"].as_str().map(str::to_string);
     let usage = &v["usage"];
-    let prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0) as usize;
-    let completion_tokens = usage["completion_tokens"].as_u64().unwrap_or(0) as usize;
+    // Counts are the server's word: believed up to what is possible, never used to size anything larger.
+    let count = |field: &str, max: usize| usize::try_from(usage[field].as_u64().unwrap_or(0)).unwrap_or(max).min(max);
+    let prompt_tokens = count("prompt_tokens", MAX_PROMPT_TOKENS);
+    let completion_tokens = count("completion_tokens", req.max_tokens);
 
     let prefix = req.assistant_prefix.as_deref().unwrap_or("");
     // A server that echoes the started answer returns it first (maybe without its trailing space).
@@ -452,16 +531,35 @@ fn server_message(body: &str) -> String {
     }
 }
 
+/// What kind of JSON value `v` is, for messages that must not echo it.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Server text for a log line: its first 200 characters, control characters escaped (a reply cannot
+/// recolour or rewrite the terminal the log is read on).
 fn snippet(s: &str) -> String {
-    const MAX: usize = 500;
-    if s.len() <= MAX {
-        return s.to_string();
+    const MAX: usize = 200;
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
+    out
 }
 
 /// Whether a transport error is a timeout (ureq reports read deadlines as io errors).

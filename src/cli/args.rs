@@ -46,7 +46,7 @@ pub(crate) struct ModelArgs {
     #[arg(long)]
     pub(crate) device: Option<String>,
     /// CPU threads for the model's kernels [default: all cores].
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::threads)]
     pub(crate) threads: Option<usize>,
     /// Keep Q4_1/Q5_0/Q5_1 tensors as they are instead of re-quantizing them to Q8_0 (which has fast CPU kernels).
     #[arg(long)]
@@ -65,16 +65,16 @@ pub(crate) struct ModelArgs {
     #[arg(long)]
     pub(crate) remote_model: Option<String>,
     /// With --backend openai: requests open at once, over all articles [default: 8].
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::max_inflight)]
     pub(crate) max_inflight: Option<usize>,
     /// With --backend openai: seconds one request may take before it is retried [default: 300].
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::timeout)]
     pub(crate) timeout: Option<f64>,
     /// With --backend openai: retries of a request on 429, 5xx, timeouts and connection errors [default: 5].
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::retries)]
     pub(crate) retries: Option<u32>,
     /// With --backend openai: the remote model's context length in tokens [default: 8192].
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::context)]
     pub(crate) remote_context: Option<usize>,
 }
 
@@ -95,7 +95,7 @@ pub(crate) struct JobArgs {
     #[arg(long)]
     pub(crate) format: Option<String>,
     /// Articles in flight at once; their generation steps run as one batch [default: 1 on a CPU, 16 on a GPU].
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_parser = super::bounds::jobs)]
     pub(crate) jobs: Option<usize>,
     /// Redo every article, even those already done.
     #[arg(long)]
@@ -107,7 +107,7 @@ pub(crate) struct JobArgs {
     #[arg(long)]
     pub(crate) log_format: Option<String>,
     /// Lower the context the prompts may use (tokens) below the model's [default: the model's, at most 8192].
-    #[arg(long)]
+    #[arg(long, value_parser = super::bounds::context)]
     pub(crate) max_context: Option<usize>,
     /// Reject input files larger than this many bytes [default: 8 MiB].
     #[arg(long)]

@@ -12,6 +12,10 @@
 //! jobs = 1
 //! quiet = true
 //! log_format = "json"
+//! backend = "openai"       # with endpoint, remote_model, api_key_env, max_inflight, timeout,
+//! endpoint = "http://vllm:8000"   # retries, remote_context (see docs/SCALE-OUT.md)
+//! remote_model = "Qwen/Qwen2.5-1.5B-Instruct"
+//! shard = "0/4"
 //! ```
 //!
 //! Relative paths are taken from the folder the file is in.
@@ -51,6 +55,19 @@ pub(crate) struct Config {
     #[serde(alias = "max-context")]
     pub(crate) max_context: Option<usize>,
     pub(crate) strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
+    pub(crate) backend: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    #[serde(alias = "api-key-env")]
+    pub(crate) api_key_env: Option<String>,
+    #[serde(alias = "remote-model")]
+    pub(crate) remote_model: Option<String>,
+    #[serde(alias = "max-inflight")]
+    pub(crate) max_inflight: Option<usize>,
+    pub(crate) timeout: Option<f64>,
+    pub(crate) retries: Option<u32>,
+    #[serde(alias = "remote-context")]
+    pub(crate) remote_context: Option<usize>,
+    pub(crate) shard: Option<String>,
 }
 
 fn list_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
@@ -122,5 +139,48 @@ mod tests {
         assert_eq!((c.max_words, c.quiet), (Some(40), Some(true)));
         let err = Config::parse("outt = \"x\"", Path::new(".")).unwrap_err();
         assert!(format!("{err:#}").contains("outt"), "{err:#}");
+    }
+
+    /// Every key the file takes, each set once, read into its field (a new field without a line here
+    /// stays `Default` and fails the comparison with the full struct below).
+    #[test]
+    fn every_key_is_read() {
+        let text =
+            "inputs = [\"in\"]\nout = \"o\"\nmodel = \"m\"\ndevice = \"cpu\"\nthreads = 2\nno_requantize = true\n\
+langs = \"en\"\nformat = \"md\"\nsentences = 2\nmax_words = 30\njobs = 3\nforce = true\nquiet = true\n\
+log_format = \"json\"\nmax_input_tokens = 500\nmax_bytes = 1000\nmax_context = 1024\nstrategy = \"direct\"\n\
+backend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\nmax_inflight = 4\n\
+timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
+        let c = Config::parse(text, Path::new("/b")).unwrap();
+        let expected = Config {
+            inputs: vec![PathBuf::from("/b/in")],
+            out: Some(PathBuf::from("/b/o")),
+            model: Some("m".into()),
+            device: Some("cpu".into()),
+            threads: Some(2),
+            no_requantize: Some(true),
+            langs: Some("en".into()),
+            format: Some("md".into()),
+            sentences: Some(2),
+            max_words: Some(30),
+            jobs: Some(3),
+            force: Some(true),
+            quiet: Some(true),
+            log_format: Some("json".into()),
+            max_input_tokens: Some(500),
+            max_bytes: Some(1000),
+            max_context: Some(1024),
+            strategy: Some(crate::summarize::pipeline::SummaryStrategy::Direct),
+            backend: Some("openai".into()),
+            endpoint: Some("http://h".into()),
+            api_key_env: Some("K".into()),
+            remote_model: Some("r".into()),
+            max_inflight: Some(4),
+            timeout: Some(7.5),
+            retries: Some(1),
+            remote_context: Some(2048),
+            shard: Some("1/2".into()),
+        };
+        assert_eq!(c, expected);
     }
 }

@@ -6,6 +6,7 @@
 //! holds the output folder, 2 usage error, 1 fatal error.
 
 mod args;
+mod bounds;
 mod config;
 mod generate;
 mod models;

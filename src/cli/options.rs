@@ -3,11 +3,11 @@
 //! `UsageError` (exit 2).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Result;
 
 use super::args::{JobArgs, ModelArgs, SummarizeArgs, TranslateArgs};
+use super::bounds;
 use super::config::Config;
 use crate::backend::openai::OpenAiConfig;
 use crate::backend::{Backend, LocalModel};
@@ -48,13 +48,15 @@ pub(crate) fn backend(args: &ModelArgs, config: &Config) -> Result<Backend> {
     let device: DeviceSpec =
         args.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
     let spec = args.model.clone().or(config.model.clone()).unwrap_or_else(|| crate::DEFAULT_MODEL.to_string());
+    let threads =
+        args.threads.or(config.threads).map(|n| bounds::threads(&n.to_string())).transpose().map_err(usage)?;
     let local = LocalModel {
         spec,
         device,
-        threads: args.threads.or(config.threads),
+        threads,
         requantize: !(args.no_requantize || config.no_requantize.unwrap_or(false)),
     };
-    match args.backend.as_deref().unwrap_or("local") {
+    match args.backend.as_deref().or(config.backend.as_deref()).unwrap_or("local") {
         "local" => {
             if args.endpoint.is_some() || args.remote_model.is_some() {
                 return Err(usage("--endpoint and --remote-model need --backend openai"));
@@ -70,36 +72,33 @@ pub(crate) fn backend(args: &ModelArgs, config: &Config) -> Result<Backend> {
             }
             Ok(Backend::Local(local))
         }
-        "openai" => Ok(Backend::OpenAi(openai(args)?)),
+        "openai" => Ok(Backend::OpenAi(openai(args, config)?)),
         other => Err(usage(format!("--backend {other:?}: use local or openai"))),
     }
 }
 
-fn openai(args: &ModelArgs) -> Result<OpenAiConfig> {
-    let Some(endpoint) = args.endpoint.clone() else {
+/// The server settings: flags over `polysum.toml`, the file's values bounded as the flags are.
+fn openai(args: &ModelArgs, config: &Config) -> Result<OpenAiConfig> {
+    let Some(endpoint) = args.endpoint.clone().or(config.endpoint.clone()) else {
         return Err(usage("--backend openai needs --endpoint URL (e.g. http://127.0.0.1:8000)"));
     };
-    let Some(model) = args.remote_model.clone() else {
+    let Some(model) = args.remote_model.clone().or(config.remote_model.clone()) else {
         return Err(usage("--backend openai needs --remote-model NAME (the model the server serves)"));
     };
-    let mut cfg = OpenAiConfig::new(endpoint, model).api_key_from_env(args.api_key_env.as_deref()).map_err(usage)?;
-    if let Some(n) = args.max_inflight {
-        if n == 0 {
-            return Err(usage("--max-inflight must be at least 1"));
-        }
-        cfg.max_inflight = n;
+    let key_env = args.api_key_env.as_deref().or(config.api_key_env.as_deref());
+    let mut cfg = OpenAiConfig::new(endpoint, model).api_key_from_env(key_env).map_err(usage)?;
+    let bounded = |r: std::result::Result<usize, String>| r.map_err(usage);
+    if let Some(n) = args.max_inflight.or(config.max_inflight) {
+        cfg.max_inflight = bounded(bounds::max_inflight(&n.to_string()))?;
     }
-    if let Some(t) = args.timeout {
-        if !(t > 0.0 && t.is_finite()) {
-            return Err(usage("--timeout must be a positive number of seconds"));
-        }
-        cfg.timeout = Duration::from_secs_f64(t);
+    if let Some(t) = args.timeout.or(config.timeout) {
+        cfg.timeout = bounds::check_timeout(t).map_err(usage)?;
     }
-    if let Some(r) = args.retries {
-        cfg.max_retries = r;
+    if let Some(r) = args.retries.or(config.retries) {
+        cfg.max_retries = bounds::retries(&r.to_string()).map_err(usage)?;
     }
-    if let Some(c) = args.remote_context {
-        cfg.context_length = c;
+    if let Some(c) = args.remote_context.or(config.remote_context) {
+        cfg.context_length = bounded(bounds::context(&c.to_string()))?;
     }
     Ok(cfg)
 }
@@ -126,10 +125,7 @@ fn job_common(
         Backend::OpenAi(cfg) => Some(cfg.max_inflight.div_ceil(2).max(1)),
         _ => None,
     };
-    let jobs = job.jobs.or(config.jobs).or(remote_jobs);
-    if jobs == Some(0) {
-        return Err(usage("--jobs must be at least 1"));
-    }
+    let jobs = job.jobs.or(config.jobs).or(remote_jobs).map(bounds::check_jobs).transpose().map_err(usage)?;
     let run = RunOptions {
         inputs,
         out,
@@ -144,11 +140,7 @@ fn job_common(
 }
 
 fn max_context(job: &JobArgs, config: &Config) -> Result<Option<usize>> {
-    let max_context = job.max_context.or(config.max_context);
-    if max_context.is_some_and(|c| c < 256) {
-        return Err(usage("--max-context is at least 256 tokens"));
-    }
-    Ok(max_context)
+    job.max_context.or(config.max_context).map(|c| bounds::context(&c.to_string())).transpose().map_err(usage)
 }
 
 /// `polysum summarize`: flags over `polysum.toml` over the defaults.
@@ -187,7 +179,7 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         None => config.strategy.unwrap_or_default(),
     };
     let (mut run, backend, logging) = job_common(job, &config, inputs, out)?;
-    run.shard = args.shard.as_deref().map(ShardSpec::parse).transpose().map_err(usage)?;
+    run.shard = args.shard.as_deref().or(config.shard.as_deref()).map(ShardSpec::parse).transpose().map_err(usage)?;
     let settings = Settings {
         length,
         max_input_tokens: args.max_input_tokens.or(config.max_input_tokens),
@@ -221,4 +213,59 @@ pub(crate) fn translate(args: &TranslateArgs) -> Result<Job<Translate>> {
     let (run, backend, logging) = job_common(job, &config, job.inputs.clone(), out)?;
     let task = Translate { to, from, max_context: job.max_context };
     Ok(Job { run, task, backend, logging })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn the_files_server_settings_apply_under_the_flags() {
+        let c = config(
+            "backend = \"openai\"\nendpoint = \"http://h\"\nremote_model = \"r\"\nmax_inflight = 4\ntimeout = 7.5\n\
+             retries = 1\nremote_context = 2048\n",
+        );
+        let Backend::OpenAi(cfg) = backend(&ModelArgs::default(), &c).unwrap() else { panic!("not the server") };
+        assert_eq!((cfg.endpoint.as_str(), cfg.model.as_str(), cfg.max_inflight), ("http://h", "r", 4));
+        assert_eq!((cfg.timeout, cfg.max_retries, cfg.context_length), (Duration::from_millis(7500), 1, 2048));
+        let flags = ModelArgs { remote_model: Some("flag".into()), max_inflight: Some(2), ..ModelArgs::default() };
+        let Backend::OpenAi(cfg) = backend(&flags, &c).unwrap() else { panic!("not the server") };
+        assert_eq!((cfg.model.as_str(), cfg.max_inflight), ("flag", 2), "flags win");
+        let local = ModelArgs { backend: Some("local".into()), ..ModelArgs::default() };
+        assert!(matches!(backend(&local, &c).unwrap(), Backend::Local(_)), "flags win");
+    }
+
+    #[test]
+    fn the_files_values_are_bounded_like_the_flags() {
+        let base = "backend = \"openai\"\nendpoint = \"http://h\"\nremote_model = \"r\"\n";
+        for bad in ["timeout = 1e20", "max_inflight = 0", "retries = 1000", "remote_context = 10", "threads = 0"] {
+            let err = backend(&ModelArgs::default(), &config(&format!("{base}{bad}\n"))).unwrap_err();
+            assert!(err.downcast_ref::<UsageError>().is_some(), "{bad}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn the_files_shard_and_jobs_apply() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("polysum.toml");
+        std::fs::write(
+            &cfg,
+            format!("inputs = [\"{0}\"]\nout = \"{0}/out\"\nshard = \"1/2\"\njobs = 3\n", tmp.path().display()),
+        )
+        .unwrap();
+        let args = SummarizeArgs {
+            job: JobArgs { config: Some(cfg.clone()), ..JobArgs::default() },
+            ..SummarizeArgs::default()
+        };
+        let job = summarize(&args).unwrap();
+        assert_eq!((job.run.shard.map(|s| s.to_string()), job.run.jobs), (Some("1/2".into()), Some(3)));
+        std::fs::write(&cfg, format!("inputs = [\"{}\"]\nout = \"o\"\njobs = 100000\n", tmp.path().display())).unwrap();
+        assert!(summarize(&args).unwrap_err().downcast_ref::<UsageError>().is_some());
+    }
 }

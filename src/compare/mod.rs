@@ -71,7 +71,7 @@ pub(crate) fn build(
                     "[{}/{}] {}: back-translated in {:.1}s",
                     i + 1,
                     records.len(),
-                    r.id,
+                    render::terminal_safe(&r.id),
                     t0.elapsed().as_secs_f64()
                 );
             }

@@ -62,38 +62,46 @@ impl Record {
 }
 
 /// Records of an output folder: `index.jsonl` when it exists (a later line with the same id replaces an
-/// earlier one), else every `*.json` file under it. Lines that do not parse are reported in `warnings`.
+/// earlier one), else every `*.json` file under it. A line that is not a record (invalid UTF-8, torn by
+/// a crash, not JSON, no id) is reported in `warnings` and skipped, and then the `*.json` files fill in
+/// the records the index lost.
 pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
     let mut warnings = Vec::new();
     let mut records: Vec<Record> = Vec::new();
-    let push = |rec: Record, records: &mut Vec<Record>| {
-        if let Some(pos) = records.iter().position(|r| r.id == rec.id) {
-            records[pos] = rec;
-        } else {
-            records.push(rec);
-        }
-    };
     let index = dir.join("index.jsonl");
     if !dir.is_dir() {
         anyhow::bail!("{} is not a folder (give the --out folder of `polysum summarize`)", dir.display());
     }
-    if index.is_file() {
-        let text = std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
+    let from_files = if index.is_file() {
+        let bytes = std::fs::read(&index).with_context(|| format!("reading {}", index.display()))?;
+        let mut skipped = 0;
+        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_str::<Record>(line) {
-                Ok(rec) if rec.id.is_empty() => {
+            let parsed = std::str::from_utf8(line)
+                .map_err(|e| format!("not UTF-8 ({e})"))
+                .and_then(|l| serde_json::from_str::<Record>(l).map_err(|e| format!("not a record ({e})")));
+            match parsed {
+                Ok(rec) if !rec.id.is_empty() => push(rec, &mut records),
+                Ok(_) => {
+                    skipped += 1;
                     warnings.push(format!("{}:{}: record without an id, skipped", index.display(), n + 1))
                 }
-                Ok(rec) => push(rec, &mut records),
-                Err(e) => warnings.push(format!("{}:{}: not a record ({e}), skipped", index.display(), n + 1)),
+                Err(why) => {
+                    skipped += 1;
+                    warnings.push(format!("{}:{}: {why}, skipped", index.display(), n + 1))
+                }
             }
         }
+        skipped > 0
     } else {
+        true
+    };
+    if from_files {
         let mut files: Vec<_> = walkdir::WalkDir::new(dir)
             .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "json"))
             .map(|e| e.into_path())
@@ -104,7 +112,12 @@ pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
                 .map_err(anyhow::Error::from)
                 .and_then(|t| Ok(serde_json::from_str::<Record>(&t)?));
             match parsed {
-                Ok(rec) if !rec.id.is_empty() => push(rec, &mut records),
+                // Records from the index come first: a file fills in only what the index lost.
+                Ok(rec) if !rec.id.is_empty() => {
+                    if !records.iter().any(|r| r.id == rec.id) {
+                        records.push(rec);
+                    }
+                }
                 Ok(_) => warnings.push(format!("{}: record without an id, skipped", path.display())),
                 Err(e) => warnings.push(format!("{}: not a record ({e}), skipped", path.display())),
             }
@@ -119,6 +132,15 @@ pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
         }
     }
     Ok((records, warnings))
+}
+
+/// Add `rec`, replacing an earlier record with the same id.
+fn push(rec: Record, records: &mut Vec<Record>) {
+    if let Some(pos) = records.iter().position(|r| r.id == rec.id) {
+        records[pos] = rec;
+    } else {
+        records.push(rec);
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,26 @@ impl Paint {
     }
 }
 
+/// Text from articles, summaries or files, made safe to print on a terminal: control characters (escape
+/// sequences start with one) and the invisible characters that reorder or hide text (bidi overrides and
+/// isolates, zero-width characters) are shown as `\u{...}`; line breaks and tabs become spaces.
+pub(crate) fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' | '\r' => out.push(' '),
+            c if c.is_control() || is_invisible_format(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Bidi embeddings, overrides and isolates, marks, zero-width characters and the BOM.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
+}
+
 /// Break `text` into lines of at most `width` characters (longer words are cut).
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(8);
@@ -112,46 +132,48 @@ fn fmt_score(c: Option<&PairCheck>, label: &str) -> String {
 pub(crate) fn terminal(r: &Report, color: bool, width: usize) -> String {
     let p = Paint { on: color };
     let width = width.clamp(60, 200);
+    // Every text below that comes from an input goes through `t` before it is printed.
+    let t = terminal_safe;
     let mut out = String::new();
     for w in &r.warnings {
-        out.push_str(&format!("{} {w}\n", p.flag("warning:")));
+        out.push_str(&format!("{} {}\n", p.flag("warning:"), t(w)));
     }
     for a in &r.articles {
-        out.push_str(&format!("\n{} [{}]", p.bold(&a.id), p.verdict(a.verdict)));
-        if let Some(t) = &a.title {
-            out.push_str(&format!("  {}", p.dim(t)));
+        out.push_str(&format!("\n{} [{}]", p.bold(&t(&a.id)), p.verdict(a.verdict)));
+        if let Some(title) = &a.title {
+            out.push_str(&format!("  {}", p.dim(&t(title))));
         }
         out.push('\n');
         side_by_side(
             &mut out,
             &p,
             "EN",
-            a.en.as_deref().unwrap_or("(none)"),
+            &t(a.en.as_deref().unwrap_or("(none)")),
             "ES",
-            a.es.as_deref().unwrap_or("(none)"),
+            &t(a.es.as_deref().unwrap_or("(none)")),
             width,
         );
         if let Some(c) = &a.check {
             out.push_str(&format!("  {}\n", p.dim(&scores_line(c))));
         }
         for reason in &a.reasons {
-            out.push_str(&format!("  {} {reason}\n", p.flag("✗")));
+            out.push_str(&format!("  {} {}\n", p.flag("✗"), t(reason)));
         }
     }
     for s in &r.stories {
         out.push_str(&format!(
             "\n{} {} [{}]  {} + {}\n",
             p.bold("story"),
-            p.bold(&s.key),
+            p.bold(&t(&s.key)),
             p.verdict(s.verdict),
-            s.en_article,
-            s.es_article
+            t(&s.en_article),
+            t(&s.es_article)
         ));
         for c in &s.checks {
             out.push_str(&format!("  {} vs {}: {}\n", c.left.label, c.right.label, scores_line(c)));
         }
         for reason in &s.reasons {
-            out.push_str(&format!("  {} {reason}\n", p.flag("✗")));
+            out.push_str(&format!("  {} {}\n", p.flag("✗"), t(reason)));
         }
     }
 
@@ -191,7 +213,7 @@ pub(crate) fn terminal(r: &Report, color: bool, width: usize) -> String {
         let verdict = if a.verdict == Verdict::Check { p.wrap("1;33", &verdict) } else { p.wrap("32", &verdict) };
         out.push_str(&format!(
             "{}  {}  {:>6}  {:>6}  {:>5}  {:>7}  {:>5}\n",
-            pad(&a.id, idw),
+            pad(&t(&a.id), idw),
             verdict,
             fmt_score(c, "ES→EN"),
             fmt_score(c, "EN→ES"),
@@ -220,7 +242,7 @@ pub(crate) fn terminal(r: &Report, color: bool, width: usize) -> String {
             let verdict = if s.verdict == Verdict::Check { p.wrap("1;33", &verdict) } else { p.wrap("32", &verdict) };
             out.push_str(&format!(
                 "{}  {}  {:>6}  {:>6}  {:>6}  {:>6}\n",
-                pad(&s.key, idw),
+                pad(&t(&s.key), idw),
                 verdict,
                 fmt_score(native, "ES→EN"),
                 fmt_score(native, "EN→ES"),

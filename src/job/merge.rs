@@ -17,7 +17,7 @@ use crate::job::input::output_path;
 use crate::job::lock::Lock;
 use crate::job::output;
 use crate::job::record::{ArticleRecord, Status};
-use crate::job::state::State;
+use crate::job::state::{recorded_task, State};
 
 /// What a merge did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,13 +37,16 @@ fn records_of(dir: &Path) -> Result<Vec<ArticleRecord>> {
         .collect()
 }
 
-/// Merge `dirs` into `out`.
+/// Merge `dirs` into `out`. Every folder must hold the outputs of one task (`.polysum/task`); the
+/// summary cache rows are copied with their keys as stored (strategy and context included), so a later
+/// run on `out` reuses exactly the work it would have reused in the shard folders.
 pub(crate) fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let out_canon = out.canonicalize()?;
     let _out_lock = Lock::acquire(out)?;
     // id → (record, folder it comes from).
     let mut chosen: BTreeMap<String, (ArticleRecord, PathBuf)> = BTreeMap::new();
+    let mut cache_rows = Vec::new();
     let mut sources: Vec<PathBuf> = vec![out.to_path_buf()];
     for d in dirs {
         if d.canonicalize().ok().as_deref() == Some(out_canon.as_path()) {
@@ -51,8 +54,21 @@ pub(crate) fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport> {
         }
         sources.push(d.clone());
     }
+    let mut task: Option<(String, PathBuf)> = None;
     for (i, dir) in sources.iter().enumerate() {
         let _lock = if i == 0 { None } else { Some(Lock::acquire(dir)?) };
+        if let Some(kind) = recorded_task(dir) {
+            match &task {
+                Some((have, from)) if *have != kind => bail!(
+                    "{} holds the outputs of `polysum {have}` and {} those of `polysum {kind}`: they cannot be merged; \
+nothing was merged",
+                    from.display(),
+                    dir.display()
+                ),
+                Some(_) => {}
+                None => task = Some((kind, dir.clone())),
+            }
+        }
         for rec in records_of(dir)? {
             let take = match chosen.get(&rec.id) {
                 Some((have, from)) if have.sha256 != rec.sha256 => bail!(
@@ -71,25 +87,33 @@ under one name (were the shards run on different inputs?); nothing was merged",
                 chosen.insert(rec.id.clone(), (rec, dir.clone()));
             }
         }
+        if i > 0 {
+            cache_rows.extend(State::open(dir)?.cache_rows()?);
+        }
     }
 
     let mut report = MergeReport { articles: chosen.len(), files: 0 };
+    if let Some((kind, _)) = &task {
+        let marker = out.join(crate::job::META_DIR).join("task");
+        if !marker.exists() {
+            output::atomic_write(&marker, format!("{kind}\n").as_bytes())?;
+        }
+    }
     let mut state = State::open(out)?;
     for (rec, from) in chosen.values() {
         if from.as_path() != out {
-            for suffix in [".json", ".md"] {
-                let src = output_path(from, &rec.id, suffix)?;
+            for suffix in output::article_suffixes(rec) {
+                let src = output_path(from, &rec.id, &suffix)?;
                 if src.is_file() {
                     let bytes = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
-                    output::atomic_write(&output_path(out, &rec.id, suffix)?, &bytes)?;
+                    output::atomic_write(&output_path(out, &rec.id, &suffix)?, &bytes)?;
                     report.files += 1;
                 }
             }
         }
-        // The record's ok summaries go into the cache too, so a later run on `out` reuses them.
-        let length = rec.summaries.values().next().map(|s| s.length.clone()).unwrap_or_default();
-        state.commit(rec, &length)?;
     }
+    let records: Vec<&ArticleRecord> = chosen.values().map(|(r, _)| r).collect();
+    state.import(&records, &cache_rows)?;
     output::write_index(out, &state.index_lines()?)?;
     Ok(report)
 }

@@ -1,7 +1,7 @@
 //! The batch framework that `summarize` and `translate` run on: inputs, the plan against the state,
 //! the runner, the lock, the state, the output files, progress, the record schema, shards and merge.
 
-pub(crate) mod input;
+pub mod input;
 pub(crate) mod lock;
 pub(crate) mod merge;
 pub(crate) mod output;

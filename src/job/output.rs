@@ -36,12 +36,31 @@ impl Formats {
     }
 }
 
-/// Write `bytes` to `path` atomically (parents created).
+/// The mode output files are created with before the umask applies, as any program that creates a file
+/// does (0644 under the usual umask 022): outputs are meant to be read by others (a web server, a
+/// colleague), and a private folder is made private by its umask or its own mode. Temporary files are
+/// private by default, so this must be asked for.
+#[cfg(unix)]
+const OUTPUT_MODE: u32 = 0o666;
+
+/// A builder for the temporary file of an atomic write: the polysum prefix, and the output files' mode.
+fn temp_builder() -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(TMP_PREFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(OUTPUT_MODE));
+    }
+    b
+}
+
+/// Write `bytes` to `path` atomically (parents created). This is the one place that creates files in
+/// an output folder: they get the mode any new file gets under the process's umask.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().context("output path has no folder")?;
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
+    let mut tmp = temp_builder()
         .tempfile_in(parent)
         .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
     tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
@@ -73,12 +92,25 @@ pub(crate) fn write_article(dir: &Path, record: &ArticleRecord, formats: Formats
     Ok(())
 }
 
+/// The suffixes of the files `write_article` can write for `record` (whether or not they exist).
+pub(crate) fn article_suffixes(record: &ArticleRecord) -> [String; 2] {
+    [".json".to_string(), markdown_suffix(record)]
+}
+
+fn markdown_suffix(record: &ArticleRecord) -> String {
+    match &record.translation {
+        Some(t) => format!(".{}.md", t.lang),
+        None => ".md".to_string(),
+    }
+}
+
 /// The Markdown file's suffix and text: `.md` with the summaries, or `.<lang>.md` with a translation.
 fn markdown(record: &ArticleRecord) -> (String, String) {
-    match &record.translation {
-        Some(t) => (format!(".{}.md", t.lang), render_translation_md(record, t)),
-        None => (".md".to_string(), render_md(record)),
-    }
+    let body = match &record.translation {
+        Some(t) => render_translation_md(record, t),
+        None => render_md(record),
+    };
+    (markdown_suffix(record), body)
 }
 
 /// True when the files of `record` are on disk and intact: the JSON parses and matches the record's hash
@@ -97,7 +129,7 @@ pub(crate) fn outputs_intact(dir: &Path, record: &ArticleRecord, formats: Format
             }
         }
         if formats.md && record.error.is_none() {
-            let text = std::fs::read_to_string(output_path(dir, &record.id, &markdown(record).0)?)?;
+            let text = std::fs::read_to_string(output_path(dir, &record.id, &markdown_suffix(record))?)?;
             if !text.starts_with("# ") {
                 return Ok(false);
             }
@@ -192,6 +224,25 @@ pub(crate) fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::T
     }
     s.push('\n');
     s
+}
+
+/// Free bytes under which an I/O error from SQLite is taken for a full disk.
+const NEARLY_FULL_BYTES: u64 = 1 << 20;
+
+/// Is this error, from writing into the folder `dir`, "no space left on the device"? Besides the errors
+/// that say so, SQLite reports a disk that fills while it maps its shared-memory file (WAL mode) as a
+/// plain I/O error: that counts as disk full when the file system of `dir` has (almost) no space left.
+pub(crate) fn is_disk_full_in(err: &anyhow::Error, dir: &Path) -> bool {
+    if is_disk_full(err) {
+        return true;
+    }
+    let sqlite_io = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::SystemIoFailure
+        )
+    });
+    sqlite_io && fs4::available_space(dir).is_ok_and(|free| free < NEARLY_FULL_BYTES)
 }
 
 /// Is this error (anywhere in its chain) "no space left on the device"?

@@ -58,6 +58,7 @@ struct Work {
 /// fatal; article-level problems are counted in the report instead.
 pub(crate) fn run(opts: &RunOptions, task: &dyn Task, backend: &Backend, reporter: &Reporter) -> Result<RunReport> {
     let t0 = Instant::now();
+    input::check_out_dir(&opts.inputs, &opts.out).map_err(|e| anyhow::Error::new(UsageError(e)))?;
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating the output folder {}", opts.out.display()))?;
     let _lock = Lock::acquire(&opts.out)?;
     check_task_kind(&opts.out, task)?;
@@ -79,7 +80,7 @@ pub(crate) fn run(opts: &RunOptions, task: &dyn Task, backend: &Backend, reporte
         Ok(report)
     })();
     result.map_err(|e| {
-        if output::is_disk_full(&e) {
+        if output::is_disk_full_in(&e, &opts.out) {
             anyhow::Error::new(DiskFull(format!(
                 "no space left on the device while writing to {} ({e:#}). Results finished so far are kept and \
 valid: free some space and run again to finish the rest",

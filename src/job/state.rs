@@ -25,6 +25,30 @@ pub(crate) struct Key<'a> {
     pub(crate) length: &'a str,
 }
 
+/// One row of the summary cache: the work's key (`length` is the task's whole state key, strategy and
+/// context included), the language, and the stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CacheRow {
+    pub(crate) sha256: String,
+    pub(crate) model: String,
+    pub(crate) prompt_version: String,
+    pub(crate) length: String,
+    pub(crate) lang: String,
+    pub(crate) record: String,
+    pub(crate) updated_at: String,
+}
+
+/// The task whose outputs the folder `dir` holds (`summarize`, `translate`), from `.polysum/task`;
+/// a folder with a state but no marker is from before the marker existed and holds summaries.
+pub(crate) fn recorded_task(dir: &Path) -> Option<String> {
+    let meta = dir.join(crate::job::META_DIR);
+    match std::fs::read_to_string(meta.join("task")) {
+        Ok(kind) => Some(kind.trim().to_string()),
+        Err(_) if meta.join("state.sqlite").exists() => Some("summarize".to_string()),
+        Err(_) => None,
+    }
+}
+
 impl State {
     pub(crate) fn open(dir: &Path) -> Result<State> {
         let meta = dir.join(crate::job::META_DIR);
@@ -80,19 +104,54 @@ impl State {
                 rows.push((t.lang.code(), &t.record, serde_json::to_string(t)?));
             }
             for (lang, s, json) in rows {
-                tx.execute(
-                    "INSERT OR REPLACE INTO summaries (sha256, model, prompt_version, length, lang, record, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![sha, s.model, s.prompt_version, length, lang, json, record.updated_at],
+                put_cache_row(
+                    &tx,
+                    &CacheRow {
+                        sha256: sha.clone(),
+                        model: s.model.clone(),
+                        prompt_version: s.prompt_version.clone(),
+                        length: length.to_string(),
+                        lang: lang.to_string(),
+                        record: json,
+                        updated_at: record.updated_at.clone(),
+                    },
                 )?;
             }
         }
-        let status = serde_json::to_value(record.status)?.as_str().unwrap_or("failed").to_string();
-        tx.execute(
-            "INSERT OR REPLACE INTO articles (id, sha256, status, record, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![record.id, record.sha256, status, serde_json::to_string(record)?, record.updated_at],
-        )?;
+        put_article(&tx, record)?;
         tx.commit().context("saving the run state")?;
+        Ok(())
+    }
+
+    /// Every row of the summary cache, as stored (`polysum merge` copies them, keys unchanged).
+    pub(crate) fn cache_rows(&self) -> Result<Vec<CacheRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sha256, model, prompt_version, length, lang, record, updated_at FROM summaries")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CacheRow {
+                sha256: r.get(0)?,
+                model: r.get(1)?,
+                prompt_version: r.get(2)?,
+                length: r.get(3)?,
+                lang: r.get(4)?,
+                record: r.get(5)?,
+                updated_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Store article records and summary cache rows as they are, in one transaction (`polysum merge`).
+    pub(crate) fn import(&mut self, records: &[&ArticleRecord], rows: &[CacheRow]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for c in rows {
+            put_cache_row(&tx, c)?;
+        }
+        for record in records {
+            put_article(&tx, record)?;
+        }
+        tx.commit().context("saving the merged state")?;
         Ok(())
     }
 
@@ -109,6 +168,24 @@ impl State {
         }
         Ok(out)
     }
+}
+
+fn put_cache_row(tx: &rusqlite::Transaction<'_>, c: &CacheRow) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO summaries (sha256, model, prompt_version, length, lang, record, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![c.sha256, c.model, c.prompt_version, c.length, c.lang, c.record, c.updated_at],
+    )?;
+    Ok(())
+}
+
+fn put_article(tx: &rusqlite::Transaction<'_>, record: &ArticleRecord) -> Result<()> {
+    let status = serde_json::to_value(record.status)?.as_str().unwrap_or("failed").to_string();
+    tx.execute(
+        "INSERT OR REPLACE INTO articles (id, sha256, status, record, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![record.id, record.sha256, status, serde_json::to_string(record)?, record.updated_at],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! polysum's model cache: `<cache>/models/<name>/<file>`. A file there is only ever created by an atomic rename
 //! after its sha256 matched; downloads in progress live in `<cache>/models/<name>/.partial/`, which listing and
 //! resolution ignore.
+//!
+//! A file whose sha256 matched gets a stamp beside it (`<cache>/models/<name>/.verified`: size, inode and
+//! modification time of the file, and the hash): loading trusts a file whose stamp still matches and
+//! hashes it again when anything in the stamp changed (a file rewritten in place gets a new mtime).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -29,6 +33,35 @@ pub enum CacheStatus {
         bytes: u64,
     },
     Missing,
+}
+
+/// The stamp file's name in a model's folder.
+const STAMP: &str = ".verified";
+
+/// What identified the file when its hash was last checked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    size: u64,
+    inode: u64,
+    mtime_secs: i64,
+    mtime_nanos: u32,
+    sha256: String,
+}
+
+impl Stamp {
+    fn of(path: &Path, sha256: &str) -> std::io::Result<Stamp> {
+        let m = std::fs::metadata(path)?;
+        let since = |t: std::time::SystemTime| match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+            Err(e) => (-(e.duration().as_secs() as i64), e.duration().subsec_nanos()),
+        };
+        let (mtime_secs, mtime_nanos) = since(m.modified()?);
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(Stamp { size: m.len(), inode, mtime_secs, mtime_nanos, sha256: sha256.to_string() })
+    }
 }
 
 /// Held while a model is being pulled (an exclusive lock on `<cache>/models/<name>/.lock`).
@@ -109,6 +142,48 @@ impl ModelCache {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }
         Ok(dest)
+    }
+
+    /// Records that `path`, the cached file of `entry`, hashed to `sha256` (see the module notes). A
+    /// stamp that cannot be written only costs a hash at the next load.
+    pub fn record_verified(&self, entry: &ModelEntry, path: &Path, sha256: &str) {
+        if let Ok(stamp) = Stamp::of(path, sha256) {
+            if let Ok(json) = serde_json::to_string(&stamp) {
+                let _ = write_atomic(&self.model_dir(entry).join(STAMP), &json);
+            }
+        }
+    }
+
+    /// Checks the cached file `path` of `entry` against the registry's sha256: free when the stamp
+    /// still describes the file, else a full hash (and a new stamp when it matches). A registry entry
+    /// without a sha256 has nothing to check.
+    pub fn check_verified(&self, entry: &ModelEntry, path: &Path, progress: bool) -> Result<(), RegistryError> {
+        let Some(expected) = entry.sha256.as_deref() else {
+            return Ok(());
+        };
+        let corrupt =
+            |reason: String| RegistryError::CorruptCache { name: entry.name.clone(), path: path.to_path_buf(), reason };
+        let stamp_path = self.model_dir(entry).join(STAMP);
+        let stamped = std::fs::read_to_string(&stamp_path).ok().and_then(|t| serde_json::from_str::<Stamp>(&t).ok());
+        let now = Stamp::of(path, expected).map_err(|e| corrupt(format!("cannot read it: {e}")))?;
+        if stamped.as_ref() == Some(&now) {
+            return Ok(());
+        }
+        crate::registry::progress::note(
+            progress,
+            &format!(
+                "{}: checking the sha256 of the cached file (new, or changed since it was last checked)",
+                entry.name
+            ),
+        );
+        let label = format!("verifying {}", entry.name);
+        let actual = sha256_file(path, Some(&label), progress).map_err(|e| corrupt(format!("{e:#}")))?;
+        if actual != expected {
+            let _ = std::fs::remove_file(&stamp_path);
+            return Err(corrupt(format!("its sha256 is {actual}, not {expected}")));
+        }
+        self.record_verified(entry, path, expected);
+        Ok(())
     }
 
     /// Removes a model's folder (file, partial downloads, lock). Returns whether there was anything.

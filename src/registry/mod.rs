@@ -57,7 +57,8 @@ pub fn resolve(spec: &str, registry: &Registry, cfg: &Config) -> Result<Resolved
     }
 }
 
-/// A registry model: the cached file (pulled first if missing), after a cheap check of its size and header.
+/// A registry model: the cached file (pulled first if missing), after a check of its size, header and
+/// sha256 (hashed only when the file changed since it was last verified: `cache::ModelCache::check_verified`).
 pub fn resolve_entry(cfg: &Config, entry: &ModelEntry) -> Result<ResolvedModel> {
     let gguf = pull::ensure(cfg, entry)?;
     if let Some(size) = entry.size {
@@ -74,6 +75,7 @@ pub fn resolve_entry(cfg: &Config, entry: &ModelEntry) -> Result<ResolvedModel> 
     if let Err(e) = cache::check_gguf(&gguf) {
         return Err(RegistryError::CorruptCache { name: entry.name.clone(), path: gguf, reason: e.to_string() }.into());
     }
+    cache::ModelCache::new(cfg).check_verified(entry, &gguf, cfg.progress)?;
     Ok(ResolvedModel { name: entry.name.clone(), tokenizer_json: tokenizer_beside(&gguf), gguf })
 }
 

@@ -82,6 +82,10 @@ pub fn pull(cfg: &Config, entry: &ModelEntry, only: Option<SourceKind>) -> Resul
         match result {
             Ok(path) => {
                 std::fs::remove_dir_all(cache.partial_dir(entry)).ok();
+                // Every source checks the sha256 before installing.
+                if let Some(sha) = &entry.sha256 {
+                    cache.record_verified(entry, &path, sha);
+                }
                 note(cfg.progress, &format!("{}: ready at {}", entry.name, path.display()));
                 return Ok(Pulled { path, source: Some(what) });
             }
@@ -175,5 +179,9 @@ pub fn verify(cfg: &Config, entry: &ModelEntry) -> Result<Verdict> {
         return Ok(Verdict::NoChecksum);
     };
     let actual = sha256_file(&path, Some(&format!("verifying {}", entry.name)), cfg.progress)?;
-    Ok(if &actual == expected { Verdict::Ok } else { Verdict::Mismatch { expected: expected.clone(), actual } })
+    if &actual != expected {
+        return Ok(Verdict::Mismatch { expected: expected.clone(), actual });
+    }
+    cache.record_verified(entry, &path, expected);
+    Ok(Verdict::Ok)
 }
