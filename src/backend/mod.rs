@@ -95,6 +95,11 @@ pub trait Generator: Sync {
     fn is_cpu(&self) -> bool {
         true
     }
+    /// Why the backend can take no more requests, when it cannot (a server taken for down after requests
+    /// in a row gave up): the run then stops, instead of failing every article left one by one.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
     /// Articles to keep in flight when --jobs does not say: more than one pays only where concurrent calls
     /// share work (a batching scheduler, a server).
     fn default_jobs(&self) -> usize {

@@ -612,6 +612,13 @@ impl Generator for OpenAiClient {
     fn is_cpu(&self) -> bool {
         false
     }
+    fn unavailable(&self) -> Option<String> {
+        let give_ups = self.give_ups.load(Ordering::SeqCst);
+        (give_ups >= BREAKER_GIVE_UPS).then(|| {
+            let last = self.last_give_up.lock().map(|l| l.clone()).unwrap_or_default();
+            OpenAiError::Unavailable { url: self.url.clone(), give_ups, last }.to_string()
+        })
+    }
 }
 
 #[cfg(test)]

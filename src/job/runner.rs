@@ -238,6 +238,11 @@ fn execute(
     let do_one = |w: &Work| -> Result<()> {
         let t = Instant::now();
         let results = task.run(&w.article, w.cached.clone(), gen);
+        // A dead backend fails every article the same way: stop the run, and leave this article unrecorded
+        // so that the next run does it.
+        if let Some(why) = gen.unavailable() {
+            anyhow::bail!("{why}; the articles finished so far are saved: run again when the server answers");
+        }
         let generated_tokens = results.generated_tokens;
         let record = build_record(&w.article, results);
         output::write_article(out, &record, opts.formats)?;
