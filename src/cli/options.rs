@@ -193,6 +193,7 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         max_input_tokens: args.max_input_tokens.or(config.max_input_tokens),
         max_context: max_context(job, &config)?,
         strategy,
+        check_language: !args.skip_language_check,
     };
     Ok(Job { run, task: Summarize { langs, settings }, backend, logging })
 }
