@@ -173,6 +173,8 @@ impl Engine {
         let mut stats = CallStats::default();
         let t0 = Instant::now();
         let mut batch = self.prefill(prompts, requests, 0, &mut stats)?;
+        // A GPU runs the prompt's kernels asynchronously: wait for them, or their time counts as decode time.
+        self.device().synchronize()?;
         stats.prompt_seconds = t0.elapsed().as_secs_f64();
 
         let t1 = Instant::now();
