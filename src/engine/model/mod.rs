@@ -29,9 +29,11 @@ use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs
 pub use layers::{Activation, RopeStyle};
 use loader::Gguf;
 
+/// Reads one architecture's hyperparameters from its GGUF file.
+type SpecFn = fn(&Gguf) -> Result<ArchSpec>;
+
 /// The GGUF `general.architecture` values polysum runs, and how to read each one's hyperparameters.
-const ARCHITECTURES: &[(&str, fn(&Gguf) -> Result<ArchSpec>)] =
-    &[("llama", llama::spec), ("qwen2", qwen2::spec), ("gemma3", gemma3::spec)];
+const ARCHITECTURES: &[(&str, SpecFn)] = &[("llama", llama::spec), ("qwen2", qwen2::spec), ("gemma3", gemma3::spec)];
 
 pub fn supported_architectures() -> Vec<&'static str> {
     ARCHITECTURES.iter().map(|(name, _)| *name).collect()
@@ -331,7 +333,7 @@ impl Model {
     }
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.lm_head.forward(&self.norm.forward(hidden)?)?)
+        self.lm_head.forward(&self.norm.forward(hidden)?)
     }
 
     /// Append each row's tokens (rows may differ in length) and return the logits after each row's last
