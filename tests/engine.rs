@@ -135,20 +135,7 @@ fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
         // Longer than the context: this call fails, the others do not.
         vec![Request::greedy(chat(e, &"word ".repeat(9000)), 8)],
     ];
-    let start = std::sync::Barrier::new(calls.len());
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = calls
-            .iter()
-            .map(|c| {
-                let (scheduler, start) = (&scheduler, &start);
-                s.spawn(move || {
-                    start.wait();
-                    scheduler.generate(c)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = common::generate_concurrently(&scheduler, &calls);
     assert!(
         scheduler.peak_rows() >= 2,
         "concurrent calls must share decode steps (peak {} rows)",
@@ -176,12 +163,7 @@ fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
 #[test]
 fn continuations_of_a_shared_prefix_equal_independent_runs() {
     let e = smollm();
-    let article = std::fs::read_to_string(common::fixture("news-paragraph.txt")).unwrap();
-    let ask = |instruction: &str| chat(e, &format!("Article:\n{article}\n\n{instruction}"));
-    let requests = vec![
-        Request::greedy(ask("Summarize the article in one sentence."), 24),
-        Request::greedy(ask("List two people or groups named in the article."), 24),
-    ];
+    let requests = common::article_questions(e);
     let (together, stats) = e.generate_streaming(&requests, &mut |_, _| true).unwrap();
     let total: usize = requests.iter().map(|r| e.encode_prompt(&r.prompt).unwrap().len()).sum();
     assert!(

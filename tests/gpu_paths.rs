@@ -68,12 +68,7 @@ fn a_padded_batch_equals_each_prompt_alone() {
 #[test]
 fn a_shared_prefix_is_computed_once_and_broadcast() {
     let (gpu, _) = engines();
-    let article = std::fs::read_to_string(common::fixture("news-paragraph.txt")).unwrap();
-    let ask = |instruction: &str| chat(gpu, &format!("Article:\n{article}\n\n{instruction}"));
-    let requests = vec![
-        Request::greedy(ask("Summarize the article in one sentence."), 24),
-        Request::greedy(ask("List two people or groups named in the article."), 24),
-    ];
+    let requests = common::article_questions(gpu);
     let (together, stats) = gpu.generate_streaming(&requests, &mut |_, _| true).unwrap();
     let total: usize = requests.iter().map(|r| gpu.encode_prompt(&r.prompt).unwrap().len()).sum();
     assert!(stats.prompt_tokens < total * 2 / 3, "prefix computed once: {} of {total} tokens", stats.prompt_tokens);
@@ -96,20 +91,7 @@ fn the_scheduler_batches_gpu_sized_and_joined_calls_equal_each_alone() {
     let calls: Vec<Vec<Request>> = (0..6)
         .map(|i| vec![Request::greedy(chat(cpu, &format!("Write one sentence about the number {}.", i * 7 + 3)), 16)])
         .collect();
-    let start = std::sync::Barrier::new(calls.len());
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = calls
-            .iter()
-            .map(|c| {
-                let (scheduler, start) = (&scheduler, &start);
-                s.spawn(move || {
-                    start.wait();
-                    scheduler.generate(c).unwrap()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results: Vec<_> = common::generate_concurrently(&scheduler, &calls).into_iter().map(Result::unwrap).collect();
     assert!(scheduler.peak_rows() >= 2, "concurrent calls share decode steps (peak {})", scheduler.peak_rows());
     for (call, (gens, _)) in calls.iter().zip(&results) {
         let alone = gpu.generate(call).unwrap().remove(0);

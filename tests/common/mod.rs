@@ -101,3 +101,38 @@ pub fn assert_same_tokens_or_rounding_tie(
         b[n]
     );
 }
+
+/// Two questions about one article, 24 greedy tokens each: prompts that share the article as a prefix, as
+/// an article's EN and ES requests do.
+pub fn article_questions(e: &polysum::engine::generate::Engine) -> Vec<polysum::engine::generate::Request> {
+    let article = std::fs::read_to_string(fixture("news-paragraph.txt")).unwrap();
+    ["Summarize the article in one sentence.", "List two people or groups named in the article."]
+        .iter()
+        .map(|q| {
+            let user = format!("Article:\n{article}\n\n{q}");
+            let prompt = e.chat_prompt(Some("You are a helpful assistant."), &user, None).unwrap();
+            polysum::engine::generate::Request::greedy(prompt, 24)
+        })
+        .collect()
+}
+
+/// Each call on its own thread, all started at once, so that they meet in the scheduler's running batch.
+pub fn generate_concurrently(
+    scheduler: &polysum::engine::scheduler::Scheduler,
+    calls: &[Vec<polysum::engine::generate::Request>],
+) -> Vec<anyhow::Result<(Vec<polysum::engine::generate::Generation>, polysum::engine::generate::CallStats)>> {
+    let start = std::sync::Barrier::new(calls.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = calls
+            .iter()
+            .map(|c| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    scheduler.generate(c)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
