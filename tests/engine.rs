@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use candle_core::Device;
 use polysum::engine::generate::{Engine, Request, StopReason};
-use polysum::engine::model::LoadOptions;
+use polysum::engine::model::{BatchPaths, LoadOptions};
 use polysum::engine::sampling::SamplingParams;
 
 /// llama.cpp's file names in the fixtures → registry names.
@@ -21,7 +21,11 @@ fn registry_name(model_file: &str) -> &'static str {
 }
 
 fn load(name: &str, requantize: bool) -> Engine {
-    let opts = LoadOptions { requantize, ..LoadOptions::new(Device::Cpu) };
+    load_with(name, requantize, BatchPaths::ByDevice)
+}
+
+fn load_with(name: &str, requantize: bool, paths: BatchPaths) -> Engine {
+    let opts = LoadOptions { requantize, paths, ..LoadOptions::new(Device::Cpu) };
     Engine::load(&common::model_file(name), None, &opts).unwrap_or_else(|e| panic!("loading {name}: {e:#}"))
 }
 
@@ -32,6 +36,16 @@ fn smollm() -> &'static Engine {
 
 #[test]
 fn greedy_generation_reproduces_llama_cpp() {
+    reproduces_llama_cpp(BatchPaths::ByDevice);
+}
+
+/// The GPU's way of batching (masked decode attention), forced on the CPU, against the same references.
+#[test]
+fn greedy_generation_on_the_gpu_paths_reproduces_llama_cpp() {
+    reproduces_llama_cpp(BatchPaths::Gpu);
+}
+
+fn reproduces_llama_cpp(paths: BatchPaths) {
     let mut by_model: HashMap<&str, Vec<serde_json::Value>> = HashMap::new();
     for case in common::jsonl("greedy-reference.jsonl") {
         by_model.entry(registry_name(case["model_file"].as_str().unwrap())).or_default().push(case);
@@ -40,7 +54,7 @@ fn greedy_generation_reproduces_llama_cpp() {
     for (name, cases) in by_model {
         // Qwen's Q5_0 stays as stored (a SIMD kernel) or converts to Q8_0 exactly; SmolLM2's Q4_1 cannot
         // convert exactly, so it runs as stored, the way llama.cpp ran it.
-        let engine = load(name, name != "smollm2-135m");
+        let engine = load_with(name, name != "smollm2-135m", paths);
         for case in cases {
             // The references were made from the prompt without its final newline (as shell command
             // substitution passes it): SmolLM2's answers all begin with the "\n" the prompt lacked.
@@ -52,7 +66,7 @@ fn greedy_generation_reproduces_llama_cpp() {
                 // llama.cpp's kernels sum in another order than candle's: a run may part from the
                 // reference only where the two candidates were tied within that noise.
                 let reference = engine.tokenizer().encode(expected, false).unwrap();
-                assert_same_tokens_or_rounding_tie(&engine, prompt, &got.tokens, &reference, 0.25);
+                common::assert_same_tokens_or_rounding_tie(&engine, prompt, &got.tokens, &reference, 0.25);
                 continue;
             }
             if case["stopped_on_eos"].as_bool().unwrap() {
@@ -68,29 +82,6 @@ fn greedy_generation_reproduces_llama_cpp() {
             }
         }
     }
-}
-
-/// Prefix sharing computes a prompt in two steps instead of one, which changes the shapes of the f32
-/// GEMMs and so the order of their sums. Two greedy runs must agree token for token, or part only where
-/// the two candidates were tied within that noise (0.1 logit, far below the gaps of real choices; a wrong
-/// mask or position parts the runs at once, by whole logits). Against llama.cpp, whose kernels quantize
-/// activations and sum in their own order, the noise is larger (0.25).
-fn assert_same_tokens_or_rounding_tie(e: &Engine, prompt: &str, a: &[u32], b: &[u32], tolerance: f32) {
-    let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    if n == a.len() && n == b.len() {
-        return;
-    }
-    assert!(n < a.len() && n < b.len(), "one run stopped early: {a:?} vs {b:?}");
-    let mut ids = e.encode_prompt(prompt).unwrap();
-    ids.extend_from_slice(&a[..n]);
-    let logits: Vec<f32> = e.logits_all(&ids).unwrap().get(ids.len() - 1).unwrap().to_vec1().unwrap();
-    let gap = (logits[a[n] as usize] - logits[b[n] as usize]).abs();
-    assert!(
-        gap < tolerance,
-        "the runs part at token {n} ({} vs {}) with a logit gap of {gap}: not a rounding tie",
-        a[n],
-        b[n]
-    );
 }
 
 fn chat(engine: &Engine, user: &str) -> String {
@@ -144,20 +135,7 @@ fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
         // Longer than the context: this call fails, the others do not.
         vec![Request::greedy(chat(e, &"word ".repeat(9000)), 8)],
     ];
-    let start = std::sync::Barrier::new(calls.len());
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = calls
-            .iter()
-            .map(|c| {
-                let (scheduler, start) = (&scheduler, &start);
-                s.spawn(move || {
-                    start.wait();
-                    scheduler.generate(c)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = common::generate_concurrently(&scheduler, &calls);
     assert!(
         scheduler.peak_rows() >= 2,
         "concurrent calls must share decode steps (peak {} rows)",
@@ -185,12 +163,7 @@ fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
 #[test]
 fn continuations_of_a_shared_prefix_equal_independent_runs() {
     let e = smollm();
-    let article = std::fs::read_to_string(common::fixture("news-paragraph.txt")).unwrap();
-    let ask = |instruction: &str| chat(e, &format!("Article:\n{article}\n\n{instruction}"));
-    let requests = vec![
-        Request::greedy(ask("Summarize the article in one sentence."), 24),
-        Request::greedy(ask("List two people or groups named in the article."), 24),
-    ];
+    let requests = common::article_questions(e);
     let (together, stats) = e.generate_streaming(&requests, &mut |_, _| true).unwrap();
     let total: usize = requests.iter().map(|r| e.encode_prompt(&r.prompt).unwrap().len()).sum();
     assert!(
@@ -200,7 +173,7 @@ fn continuations_of_a_shared_prefix_equal_independent_runs() {
     );
     for (req, t) in requests.iter().zip(&together) {
         let alone = e.generate(std::slice::from_ref(req)).unwrap().remove(0);
-        assert_same_tokens_or_rounding_tie(e, &req.prompt, &t.tokens, &alone.tokens, 0.1);
+        common::assert_same_tokens_or_rounding_tie(e, &req.prompt, &t.tokens, &alone.tokens, 0.1);
     }
     assert_ne!(together[0].tokens, together[1].tokens);
 }

@@ -39,7 +39,7 @@ impl LocalModel {
     /// The engine behind the continuous-batching scheduler, with as many rows as the device suits.
     pub(crate) fn load_scheduler(&self) -> Result<Scheduler> {
         let engine = self.load_engine()?;
-        let rows = if engine.device().is_cpu() { scheduler::CPU_ROWS } else { scheduler::GPU_ROWS };
+        let rows = scheduler::default_rows(&engine);
         Scheduler::new(engine, rows)
     }
 }

@@ -135,6 +135,9 @@ pub(crate) struct SummarizeArgs {
     /// summary from the article [default: translate].
     #[arg(long)]
     pub(crate) strategy: Option<String>,
+    /// Accept summaries in any language (scripts/bench-gpu: a synthetic model writes no language).
+    #[arg(long, hide = true)]
+    pub(crate) skip_language_check: bool,
     /// Summarize only shard K of N (K from 0): the articles whose content hash falls in it. N runs with
     /// K = 0..N-1, each with its own --out, cover every article once; `polysum merge` combines them.
     #[arg(long)]

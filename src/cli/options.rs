@@ -185,6 +185,7 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         max_input_tokens: args.max_input_tokens.or(config.max_input_tokens),
         max_context: max_context(job, &config)?,
         strategy,
+        check_language: !args.skip_language_check,
     };
     Ok(Job { run, task: Summarize { langs, settings }, backend, logging })
 }
@@ -266,6 +267,6 @@ mod tests {
         let job = summarize(&args).unwrap();
         assert_eq!((job.run.shard.map(|s| s.to_string()), job.run.jobs), (Some("1/2".into()), Some(3)));
         std::fs::write(&cfg, format!("inputs = [\"{}\"]\nout = \"o\"\njobs = 100000\n", tmp.path().display())).unwrap();
-        assert!(summarize(&args).unwrap_err().downcast_ref::<UsageError>().is_some());
+        assert!(summarize(&args).err().unwrap().downcast_ref::<UsageError>().is_some());
     }
 }

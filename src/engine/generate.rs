@@ -104,6 +104,11 @@ impl Engine {
         self.model.device()
     }
 
+    /// Whether batches run the GPU way (`model::BatchPaths`): on a GPU, or when the load options force it.
+    pub fn gpu_paths(&self) -> bool {
+        self.model.gpu_paths()
+    }
+
     /// The model's trained context length (prompt plus output must fit).
     pub fn context_length(&self) -> usize {
         self.model.config().context_length
@@ -168,6 +173,8 @@ impl Engine {
         let mut stats = CallStats::default();
         let t0 = Instant::now();
         let mut batch = self.prefill(prompts, requests, 0, &mut stats)?;
+        // A GPU runs the prompt's kernels asynchronously: wait for them, or their time counts as decode time.
+        self.device().synchronize()?;
         stats.prompt_seconds = t0.elapsed().as_secs_f64();
 
         let t1 = Instant::now();
@@ -208,7 +215,8 @@ impl Engine {
     /// is compute-bound there, so batching rows saves nothing, while left-padding them computes the padding
     /// and changes the order of the GEMMs' sums, so a row's output would depend on its batch. (With the
     /// decode attention of `model::decode_attention`, a row then gives the same tokens alone or batched,
-    /// for the weight types `model::gemv` decodes at every batch size.) A GPU computes them together.
+    /// for the weight types `model::gemv` decodes at every batch size.) A GPU computes them together, in
+    /// one padded step (`model::BatchPaths`), which `BatchPaths::Gpu` also forces on the CPU.
     pub fn prefill(
         &self,
         prompts: &[Vec<u32>],
@@ -228,7 +236,7 @@ impl Engine {
         }
         let suffixes: Vec<Vec<u32>> = prompts.iter().map(|p| p[shared..].to_vec()).collect();
         stats.prompt_tokens += suffixes.iter().map(|s| s.len()).sum::<usize>();
-        let (cache, logits) = if self.model.device().is_cpu() && rows > 1 {
+        let (cache, logits) = if !self.model.gpu_paths() && rows > 1 {
             let mut cache = KvCache::new(n_layer, 0);
             let mut logits = Vec::with_capacity(rows);
             for suffix in suffixes {
@@ -265,8 +273,8 @@ impl Engine {
         let mut next = Vec::with_capacity(batch.rows.len());
         let mut keep = Vec::with_capacity(batch.rows.len());
         let mut stops = Vec::with_capacity(batch.rows.len());
-        for (i, row) in batch.rows.iter_mut().enumerate() {
-            let token = row.sampler.sample(&logits.get(i)?, &row.history)?;
+        let tokens = sample_rows(&logits, &mut batch.rows)?;
+        for (i, (row, token)) in batch.rows.iter_mut().zip(tokens).enumerate() {
             row.history.push(token);
             let stop = self.accept(token, row.tag, &row.request, &mut row.state, on_token)?;
             if stop.is_none() {
@@ -425,6 +433,35 @@ struct RowState {
     text: String,
     /// Bytes of `text` already passed to the streaming callback.
     emitted: usize,
+}
+
+/// Each row's next token from the step's logits (`[rows, vocab]`, row i for `rows[i]`).
+///
+/// Off the CPU, greedy rows without a repetition penalty take their argmax on the device, so only their
+/// token ids come back to the host; the other rows' logits are copied over in one transfer and sampled
+/// there.
+fn sample_rows(logits: &Tensor, rows: &mut [BatchRow]) -> Result<Vec<u32>> {
+    let on_host = |r: &BatchRow| !(r.request.sampling.is_greedy() && r.request.sampling.repetition_penalty == 1.0);
+    if logits.device().is_cpu() {
+        return rows.iter_mut().enumerate().map(|(i, r)| r.sampler.sample(&logits.get(i)?, &r.history)).collect();
+    }
+    let argmax = match rows.iter().any(|r| !on_host(r)) {
+        true => Some(logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?),
+        false => None,
+    };
+    let host = match rows.iter().any(on_host) {
+        true => Some(logits.to_device(&Device::Cpu)?),
+        false => None,
+    };
+    let mut tokens = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter_mut().enumerate() {
+        tokens.push(match (&argmax, &host) {
+            (Some(argmax), _) if !on_host(r) => argmax[i],
+            (_, Some(host)) => r.sampler.sample(&host.get(i)?, &r.history)?,
+            _ => bail!("row {i} has neither a device argmax nor host logits"),
+        });
+    }
+    Ok(tokens)
 }
 
 /// How many bytes at the end of `text` could be the beginning of a stop string.

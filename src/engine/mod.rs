@@ -8,4 +8,5 @@ pub mod kv_cache;
 pub mod model;
 pub mod sampling;
 pub mod scheduler;
+pub mod synth;
 pub mod tokenizer;

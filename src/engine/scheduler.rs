@@ -22,6 +22,16 @@ use crate::engine::generate::{Batch, CallStats, Engine, Generation, Request};
 pub const CPU_ROWS: usize = 8;
 pub const GPU_ROWS: usize = 32;
 
+/// The rows to decode together on `engine`: `GPU_ROWS` where it batches the GPU way (on a GPU, or forced
+/// by `model::BatchPaths::Gpu`), else `CPU_ROWS`.
+pub fn default_rows(engine: &Engine) -> usize {
+    if engine.gpu_paths() {
+        GPU_ROWS
+    } else {
+        CPU_ROWS
+    }
+}
+
 type Reply = mpsc::Sender<Result<(Vec<Generation>, CallStats)>>;
 
 struct Call {

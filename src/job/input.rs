@@ -87,7 +87,7 @@ pub type Item = std::result::Result<Article, Rejected>;
 
 /// Output names polysum keeps for itself at the top of the output folder (compared without case, for
 /// case-insensitive file systems). An input whose key would take one gets a distinct name instead.
-pub const RESERVED_TOP_NAMES: &[&str] = &[crate::job::output::INDEX, crate::job::META_DIR];
+pub const RESERVED_TOP_NAMES: &[&str] = &[crate::job::INDEX, crate::job::META_DIR];
 
 /// Separates a name from the counter that keeps it distinct (`story.txt~2`). Sanitizing replaces this
 /// character in every name taken from an input, so a generated name never equals a literal one.

@@ -12,5 +12,8 @@ pub(crate) mod shard;
 pub(crate) mod state;
 pub(crate) mod task;
 
+/// The index of every article's record, at the top of the output folder.
+pub(crate) const INDEX: &str = "index.jsonl";
+
 /// polysum's own files inside the output folder (lock, state database).
 pub(crate) const META_DIR: &str = ".polysum";

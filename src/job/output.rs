@@ -10,7 +10,6 @@ use crate::job::input::output_path;
 use crate::job::record::{ArticleRecord, Status};
 
 pub(crate) const TMP_PREFIX: &str = ".polysum-tmp-";
-pub(crate) const INDEX: &str = "index.jsonl";
 
 /// Which per-article files to write (`--format json,md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +145,7 @@ pub(crate) fn write_index(dir: &Path, lines: &[String]) -> Result<()> {
         body.push_str(l);
         body.push('\n');
     }
-    atomic_write(&dir.join(INDEX), body.as_bytes())
+    atomic_write(&dir.join(crate::job::INDEX), body.as_bytes())
 }
 
 /// Remove temporary files a killed run left behind (call with the lock held).

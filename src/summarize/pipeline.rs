@@ -64,13 +64,22 @@ pub(crate) struct Settings {
     /// Cap on the context the prompts use (below the model's).
     pub(crate) max_context: Option<usize>,
     pub(crate) strategy: SummaryStrategy,
+    /// Reject summaries that come out in another language (off only for benchmarks with synthetic models,
+    /// which write no language).
+    pub(crate) check_language: bool,
 }
 
 #[cfg(test)]
 impl Settings {
     /// Settings for tests: `length`, nothing capped, every summary from the article.
     pub(crate) fn new(length: Length) -> Self {
-        Settings { length, max_input_tokens: None, max_context: None, strategy: SummaryStrategy::Direct }
+        Settings {
+            length,
+            max_input_tokens: None,
+            max_context: None,
+            strategy: SummaryStrategy::Direct,
+            check_language: true,
+        }
     }
 }
 
@@ -152,7 +161,8 @@ fn instructions_of(p: &Prompt) -> String {
     format!("{} {} {}", p.system, user, p.assistant_prefix.as_deref().unwrap_or(""))
 }
 
-fn judge(g: &Generation, target: Lang, length: Length, article: &str, instructions: &str) -> Verdict {
+fn judge(g: &Generation, target: Lang, settings: &Settings, article: &str, instructions: &str) -> Verdict {
+    let length = settings.length;
     let (cleaned, removed) = clean::clean(&g.text, &prompt::answer_labels());
     let fitted = guard::fit_length(&cleaned, length, g.stop_reason == StopReason::MaxTokens);
     let text = fitted.text;
@@ -163,7 +173,7 @@ fn judge(g: &Generation, target: Lang, length: Length, article: &str, instructio
         return Verdict::Echo;
     }
     let (in_target, detected) = lang::check(&text, target);
-    if !in_target {
+    if settings.check_language && !in_target {
         return Verdict::WrongLanguage { detected, text };
     }
     let mut flags = Vec::new();
@@ -191,10 +201,11 @@ fn run_phase(
     strategies: &[Strategy],
     article: &Article,
     text: &str,
-    length: Length,
+    settings: &Settings,
     gen: &dyn Generator,
     out: &mut Summarized,
 ) {
+    let length = settings.length;
     for &strategy in strategies {
         // Prompts for the lanes still open.
         let mut rows: Vec<(usize, Prompt)> = Vec::new();
@@ -260,7 +271,7 @@ fn run_phase(
                     lane.seconds += secs;
                     lane.tokens.prompt += g.prompt_tokens;
                     lane.tokens.generated += g.tokens.len();
-                    match judge(g, lane.lang, length, &article.text, &instructions_of(p)) {
+                    match judge(g, lane.lang, settings, &article.text, &instructions_of(p)) {
                         Verdict::Ok(mut a) => {
                             if strategy != Strategy::Base {
                                 a.flags.push(if strategy == Strategy::Translate {
@@ -380,7 +391,7 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
         }
     };
     for (members, strategies) in phases {
-        run_phase(&mut lanes, &members, &strategies, article, &text, length, gen, &mut out);
+        run_phase(&mut lanes, &members, &strategies, article, &text, settings, gen, &mut out);
     }
 
     for lane in lanes {

@@ -72,3 +72,67 @@ pub fn read_json(p: &std::path::Path) -> serde_json::Value {
     let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not valid JSON: {e}\n{text}", p.display()))
 }
+
+/// Prefix sharing computes a prompt in two steps instead of one, which changes the shapes of the f32
+/// GEMMs and so the order of their sums. Two greedy runs must agree token for token, or part only where
+/// the two candidates were tied within that noise (0.1 logit, far below the gaps of real choices; a wrong
+/// mask or position parts the runs at once, by whole logits). Against llama.cpp, whose kernels quantize
+/// activations and sum in their own order, the noise is larger (0.25).
+pub fn assert_same_tokens_or_rounding_tie(
+    e: &polysum::engine::generate::Engine,
+    prompt: &str,
+    a: &[u32],
+    b: &[u32],
+    tolerance: f32,
+) {
+    let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    if n == a.len() && n == b.len() {
+        return;
+    }
+    assert!(n < a.len() && n < b.len(), "one run stopped early: {a:?} vs {b:?}");
+    let mut ids = e.encode_prompt(prompt).unwrap();
+    ids.extend_from_slice(&a[..n]);
+    let logits: Vec<f32> = e.logits_all(&ids).unwrap().get(ids.len() - 1).unwrap().to_vec1().unwrap();
+    let gap = (logits[a[n] as usize] - logits[b[n] as usize]).abs();
+    assert!(
+        gap < tolerance,
+        "the runs part at token {n} ({} vs {}) with a logit gap of {gap}: not a rounding tie",
+        a[n],
+        b[n]
+    );
+}
+
+/// Two questions about one article, 24 greedy tokens each: prompts that share the article as a prefix, as
+/// an article's EN and ES requests do.
+pub fn article_questions(e: &polysum::engine::generate::Engine) -> Vec<polysum::engine::generate::Request> {
+    let article = std::fs::read_to_string(fixture("news-paragraph.txt")).unwrap();
+    ["Summarize the article in one sentence.", "List two people or groups named in the article."]
+        .iter()
+        .map(|q| {
+            let user = format!("Article:\n{article}\n\n{q}");
+            let prompt = e.chat_prompt(Some("You are a helpful assistant."), &user, None).unwrap();
+            polysum::engine::generate::Request::greedy(prompt, 24)
+        })
+        .collect()
+}
+
+/// Each call on its own thread, all started at once, so that they meet in the scheduler's running batch.
+pub fn generate_concurrently(
+    scheduler: &polysum::engine::scheduler::Scheduler,
+    calls: &[Vec<polysum::engine::generate::Request>],
+) -> Vec<anyhow::Result<(Vec<polysum::engine::generate::Generation>, polysum::engine::generate::CallStats)>> {
+    let start = std::sync::Barrier::new(calls.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = calls
+            .iter()
+            .map(|c| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    scheduler.generate(c)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}

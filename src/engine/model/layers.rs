@@ -232,7 +232,7 @@ impl Mlp {
             Activation::Silu => candle_nn::ops::silu(&gate)?,
             Activation::GeluTanh => gate.gelu()?,
         };
-        Ok(self.down.forward(&(gate * self.up.forward(x)?)?)?)
+        self.down.forward(&(gate * self.up.forward(x)?)?)
     }
 }
 

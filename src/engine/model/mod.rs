@@ -29,9 +29,11 @@ use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs
 pub use layers::{Activation, RopeStyle};
 use loader::Gguf;
 
+/// Reads one architecture's hyperparameters from its GGUF file.
+type SpecFn = fn(&Gguf) -> Result<ArchSpec>;
+
 /// The GGUF `general.architecture` values polysum runs, and how to read each one's hyperparameters.
-const ARCHITECTURES: &[(&str, fn(&Gguf) -> Result<ArchSpec>)] =
-    &[("llama", llama::spec), ("qwen2", qwen2::spec), ("gemma3", gemma3::spec)];
+const ARCHITECTURES: &[(&str, SpecFn)] = &[("llama", llama::spec), ("qwen2", qwen2::spec), ("gemma3", gemma3::spec)];
 
 pub fn supported_architectures() -> Vec<&'static str> {
     ARCHITECTURES.iter().map(|(name, _)| *name).collect()
@@ -40,16 +42,34 @@ pub fn supported_architectures() -> Vec<&'static str> {
 /// Prompts longer than this are computed in several steps, which bounds the attention scores' memory.
 const PREFILL_CHUNK: usize = 512;
 
+/// Which of the engine's two ways of running a batch it takes.
+///
+/// The CPU way computes each row's prompt on its own and decodes with attention over each row's own slots
+/// (`decode_attention`), so a row gives the same numbers alone or batched. The GPU way computes all rows
+/// in one padded step (a shared prompt prefix computed once and broadcast to every row), decodes with
+/// masked attention, and batches many more rows: what a GPU's kernels want.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchPaths {
+    /// The CPU way on the CPU, the GPU way on any other device.
+    #[default]
+    ByDevice,
+    /// The GPU way on every device, the CPU included: how the tests run the GPU branches without a GPU.
+    Gpu,
+}
+
+/// How to load a model.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub device: Device,
     /// Re-quantize Q4_1/Q5_0/Q5_1 weights to Q8_0 (fast CPU kernels). On by default on CPU.
     pub requantize: bool,
+    pub paths: BatchPaths,
 }
 
 impl LoadOptions {
+    /// The defaults for `device`: re-quantize on the CPU only, batch the device's way.
     pub fn new(device: Device) -> Self {
-        Self { requantize: device.is_cpu(), device }
+        Self { requantize: device.is_cpu(), device, paths: BatchPaths::ByDevice }
     }
 }
 
@@ -130,6 +150,8 @@ pub struct Model {
     spec: ArchSpec,
     config: ModelConfig,
     device: Device,
+    /// The GPU way of batching (`BatchPaths`), on a GPU or when forced.
+    gpu_paths: bool,
     embedding: Embedding,
     blocks: Vec<Block>,
     norm: RmsNorm,
@@ -164,12 +186,13 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
         );
     };
     let spec = spec_fn(&gguf)?;
-    let model = Model::from_gguf(&gguf, spec)?;
+    let gpu_paths = opts.paths == BatchPaths::Gpu || !opts.device.is_cpu();
+    let model = Model::from_gguf(&gguf, spec, gpu_paths)?;
     Ok(Loaded { model, metadata: gguf.content })
 }
 
 impl Model {
-    fn from_gguf(g: &Gguf, spec: ArchSpec) -> Result<Self> {
+    fn from_gguf(g: &Gguf, spec: ArchSpec, gpu_paths: bool) -> Result<Self> {
         let device = g.device().clone();
         let eps = spec.rms_eps;
         let norm = |name: &str| -> Result<RmsNorm> { Ok(RmsNorm::new(g.f32_tensor(name)?, eps)) };
@@ -239,6 +262,7 @@ impl Model {
             spec,
             config,
             device,
+            gpu_paths,
             embedding,
             blocks,
             lm_head,
@@ -257,6 +281,11 @@ impl Model {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Whether batches run the GPU way (see `BatchPaths`).
+    pub fn gpu_paths(&self) -> bool {
+        self.gpu_paths
     }
 
     /// One step of every row: `rows[i]` holds row i's new tokens (rows may differ in length; an empty row
@@ -279,9 +308,8 @@ impl Model {
             x = (x * s as f64)?;
         }
         let window = self.spec.sliding_window;
-        let decode_slots = (t == 1 && self.device.is_cpu())
-            .then(|| decode_attention::visible_slots(cache.positions(), None))
-            .flatten();
+        let decode_slots =
+            (t == 1 && !self.gpu_paths).then(|| decode_attention::visible_slots(cache.positions(), None)).flatten();
         let visibility = match decode_slots {
             Some(global) => Visibility::Slots {
                 global,
@@ -305,7 +333,7 @@ impl Model {
     }
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.lm_head.forward(&self.norm.forward(hidden)?)?)
+        self.lm_head.forward(&self.norm.forward(hidden)?)
     }
 
     /// Append each row's tokens (rows may differ in length) and return the logits after each row's last
