@@ -16,6 +16,7 @@ mod layers;
 mod llama;
 pub mod loader;
 mod qwen2;
+mod simd;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,8 +30,11 @@ use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs
 pub use layers::{Activation, RopeStyle};
 use loader::Gguf;
 
+/// Reads an architecture's hyperparameters from its GGUF metadata.
+type SpecReader = fn(&Gguf) -> Result<ArchSpec>;
+
 /// The GGUF `general.architecture` values polysum runs, and how to read each one's hyperparameters.
-const ARCHITECTURES: &[(&str, fn(&Gguf) -> Result<ArchSpec>)] =
+const ARCHITECTURES: &[(&str, SpecReader)] =
     &[("llama", llama::spec), ("qwen2", qwen2::spec), ("gemma3", gemma3::spec)];
 
 pub fn supported_architectures() -> Vec<&'static str> {
@@ -305,7 +309,7 @@ impl Model {
     }
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.lm_head.forward(&self.norm.forward(hidden)?)?)
+        self.lm_head.forward(&self.norm.forward(hidden)?)
     }
 
     /// Append each row's tokens (rows may differ in length) and return the logits after each row's last
