@@ -32,7 +32,8 @@ pub const PLAIN_ANSWER_CUE: &str = "Answer:\n";
 
 pub enum ChatTemplate {
     /// A compiled template; the environment owns its source, so this is `'static` and `Send + Sync`.
-    Jinja { env: Environment<'static>, bos_token: Option<String>, eos_token: Option<String> },
+    /// Boxed: an environment is large, and a template is built once per engine.
+    Jinja { env: Box<Environment<'static>>, bos_token: Option<String>, eos_token: Option<String> },
     /// For models without a template (base models such as gemma-3-270m). The format, with each content
     /// trimmed of surrounding whitespace and every block followed by a blank line:
     ///
@@ -98,7 +99,7 @@ impl ChatTemplate {
                 "the model's chat template does not compile: {e:#}; pass a GGUF with a valid tokenizer.chat_template"
             )
         })?;
-        Ok(Self::Jinja { env, bos_token: bos, eos_token: eos })
+        Ok(Self::Jinja { env: Box::new(env), bos_token: bos, eos_token: eos })
     }
 
     /// The prompt for `messages`; with `add_generation_prompt` it ends exactly where the assistant's answer

@@ -17,8 +17,8 @@ use anyhow::{anyhow, Result};
 
 use crate::engine::generate::{Batch, CallStats, Engine, Generation, Request};
 
-/// Rows decoded together at most: on 2 CPU cores the 1.5B model's summed decode rises to 8 rows on short
-/// contexts (15 → 29 tok/s at 1 and 4 rows); a GPU has room for many more.
+/// Rows decoded together at most: on 2 CPU cores the 1.5B model's summed decode rises up to 8 rows on short
+/// contexts (docs/BENCHMARKS.md, batch rows); a GPU has room for many more.
 pub const CPU_ROWS: usize = 8;
 pub const GPU_ROWS: usize = 32;
 

@@ -296,7 +296,7 @@ impl VocabSpec {
         let get = |k: &str| md.get(k);
         let model = match get("tokenizer.ggml.model") {
             Some(v) => v.to_string().map_err(|_| anyhow!("tokenizer.ggml.model is not a string"))?.clone(),
-            None => bail!("GGUF has no tokenizer.ggml.model: pass a tokenizer.json with --tokenizer"),
+            None => bail!("GGUF has no tokenizer.ggml.model: put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"),
         };
         let tokens: Vec<String> = match get("tokenizer.ggml.tokens") {
             Some(v) => v
@@ -305,7 +305,7 @@ impl VocabSpec {
                 .iter()
                 .map(|t| t.to_string().cloned().map_err(|_| anyhow!("tokenizer.ggml.tokens holds a non-string")))
                 .collect::<Result<_>>()?,
-            None => bail!("GGUF has no tokenizer.ggml.tokens: pass a tokenizer.json with --tokenizer"),
+            None => bail!("GGUF has no tokenizer.ggml.tokens: put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"),
         };
         let n = tokens.len();
         let types: Vec<i64> = match get("tokenizer.ggml.token_type") {
@@ -344,7 +344,7 @@ impl VocabSpec {
                                 .ok_or_else(|| anyhow!("tokenizer.ggml.merges entry {m:?} is not two tokens separated by a space"))
                         })
                         .collect::<Result<Vec<_>>>()?,
-                    None => bail!("GGUF has a gpt2 vocabulary but no tokenizer.ggml.merges: pass a tokenizer.json with --tokenizer"),
+                    None => bail!("GGUF has a gpt2 vocabulary but no tokenizer.ggml.merges: put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"),
                 };
                 let pre = match get("tokenizer.ggml.pre") {
                     Some(v) => v.to_string().map_err(|_| anyhow!("tokenizer.ggml.pre is not a string"))?.clone(),
@@ -360,7 +360,7 @@ impl VocabSpec {
                         .iter()
                         .map(|s| s.to_f32().map_err(|_| anyhow!("tokenizer.ggml.scores holds a non-f32")))
                         .collect::<Result<_>>()?,
-                    None => bail!("GGUF has a sentencepiece (llama) vocabulary but no tokenizer.ggml.scores: pass a tokenizer.json with --tokenizer"),
+                    None => bail!("GGUF has a sentencepiece (llama) vocabulary but no tokenizer.ggml.scores: put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"),
                 };
                 if scores.len() != n {
                     bail!("tokenizer.ggml.scores has {} entries for {n} tokens: the GGUF is inconsistent", scores.len());
@@ -369,7 +369,7 @@ impl VocabSpec {
                 VocabKind::SentencePiece { scores, add_space_prefix: flag("tokenizer.ggml.add_space_prefix").unwrap_or(true) }
             }
             other => bail!(
-                "GGUF tokenizer type {other:?} is not supported (only \"gpt2\" byte-level BPE and \"llama\" sentencepiece): pass a tokenizer.json with --tokenizer"
+                "GGUF tokenizer type {other:?} is not supported (only \"gpt2\" byte-level BPE and \"llama\" sentencepiece): put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"
             ),
         };
         // llama.cpp's defaults: sentencepiece models want a BOS, byte-level BPE ones do not.
@@ -449,7 +449,7 @@ fn build_byte_level_bpe(
         // A wrong pre-tokenizer gives plausible but different ids and silently worse output, so refuse, as
         // llama.cpp does for pre-tokenizers it does not know.
         other => bail!(
-            "GGUF pre-tokenizer tokenizer.ggml.pre = {other:?} is not supported (known: default, gpt2, qwen2, smollm, starcoder, llama-bpe and aliases): pass the model's tokenizer.json with --tokenizer"
+            "GGUF pre-tokenizer tokenizer.ggml.pre = {other:?} is not supported (known: default, gpt2, qwen2, smollm, starcoder, llama-bpe and aliases): put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"
         ),
     };
     let bpe = BPE::builder()
@@ -746,6 +746,6 @@ mod tests {
     #[test]
     fn unknown_pre_tokenizer_is_refused_with_its_name() {
         let err = build_byte_level_bpe(vec!["a".into()], vec![], "mystery-pre").unwrap_err().to_string();
-        assert!(err.contains("mystery-pre") && err.contains("--tokenizer"), "{err}");
+        assert!(err.contains("mystery-pre") && err.contains("tokenizer.json in the folder of the GGUF"), "{err}");
     }
 }

@@ -1,36 +1,38 @@
-//! Quantized matrix × matrix products on the CPU for Q4_K and Q6_K weights (batched decode and prompt
-//! steps), read straight from the compact GGUF blocks.
+//! Quantized matrix × matrix products on the CPU (batched decode and prompt steps), read straight from the
+//! compact GGUF blocks: Q4_K and Q6_K at every row count above one, Q8_0 and Q5_0 (and what the loader
+//! re-quantizes to Q8_0) on prompt steps.
 //!
 //! Why not candle's `QMatMul` for these: on x86 candle 0.11 builds, at the first multi-row product, a tiled
 //! copy of every Q4_K/Q6_K weight (scales unpacked to f32, 1.33–1.5× the bytes) and keeps it beside the
-//! original blocks for the life of the model: the 1.5B model's peak RSS was 2.39 GB against llama.cpp's
-//! 1.84, and 1.33 GB without that copy. Here nothing is stored twice; weights are unpacked per call into
-//! small buffers:
+//! original blocks for the life of the model, and it has no integer kernel for the legacy types, whose
+//! prompt steps otherwise dequantize each weight to f32 per call. Here nothing is stored twice; weights
+//! are unpacked per call into small buffers:
 //!
-//! - up to `MAX_ROWS` rows (batched decode, bound by reading the weights): a weight row is unpacked once
-//!   per call into bytes 0..63 and one 16-bit scale per 16 values, the same for both types, and the inner
-//!   loop is `maddubs(weights, activations)` then `madd` with the scales, a row at a time;
-//! - more rows (prompt steps, bound by the multiplies): each work item packs 16 weight rows into two
-//!   interleaved panels once and runs up to `PANEL_TILE` activation rows past them, one `maddubs` against
-//!   4 broadcast activation values serving 8 weight rows, and a whole scale group summed in 16 bits before
-//!   its one `madd` (about half the multiplies of the row kernel).
+//! - up to `MAX_ROWS` rows of Q4_K/Q6_K (batched decode, bound by reading the weights): a weight row is
+//!   unpacked once per call into bytes 0..63 and one 16-bit scale per 16 values, the same for both types,
+//!   and the inner loop is `maddubs(weights, activations)` then `madd` with the scales, a row at a time;
+//! - more rows (prompt steps, bound by the multiplies): each work item packs 16 weight rows into one
+//!   interleaved panel once and runs up to `PANEL_TILE` activation rows past it: one multiply against 4
+//!   broadcast activation values serves 8 weight rows (AVX2) or 16 (AVX-512), and with VNNI `vpdpbusd`
+//!   sums the 4 products in 32 bits in one instruction.
 //!
-//! Each output is computed from its own weight row and activation row only, in a fixed order for each
-//! kernel, so a sequence's numbers do not depend on what else is in the batch.
+//! Every kernel exists for each level of `simd::Isa`, chosen at run time. Each output is computed from its
+//! own weight row and activation row only, in a fixed order for each kernel and level, so a sequence's
+//! numbers do not depend on what else is in the batch.
 
 use anyhow::Result;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Tensor};
 use half::f16;
 
-use super::gemv::SendPtr;
+use super::gemv::{LegacyBlock, SendPtr, Q5_0, Q8_0};
+use super::simd::{self as level, Isa, Level};
 
 const QK_K: usize = 256;
 /// Products with up to this many rows take the row kernel, longer ones the panels. Batched decode (a few
 /// rows) is bound by reading the weights, which the row kernel reads once per call without the panels'
-/// packing work (batch 4 gives 2.4× batch 1's summed tokens/s on the 1.5B model); a prompt step has
-/// enough rows to pay for packing.
-pub const MAX_ROWS: usize = 16;
+/// packing work; a prompt step has enough rows to pay for packing.
+pub(crate) const MAX_ROWS: usize = 16;
 /// Weight rows per work item of the row kernel.
 const COL_GROUP: usize = 16;
 
@@ -82,23 +84,19 @@ struct ActBlock {
 trait KBlock: Sized + Sync {
     /// Values per scale group as the panel kernel sees them (Q4_K 32, Q6_K 16).
     const GROUP: usize;
-    /// How many 4-value `maddubs` results can be summed in 16 bits before the `madd` with the scales
-    /// (a pair of products is at most 2·15·128 for Q4_K, 2·63·128 for Q6_K).
-    const MADD_CHUNKS: usize;
     fn unpack(&self, out: &mut Unpacked);
 }
 
 impl KBlock for BlockQ4K {
     const GROUP: usize = 32;
-    const MADD_CHUNKS: usize = 8;
     fn unpack(&self, out: &mut Unpacked) {
         let d = self.d.to_f32();
         let dmin = self.dmin.to_f32();
         for chunk in 0..4 {
             let qs = &self.qs[chunk * 32..chunk * 32 + 32];
-            for j in 0..32 {
-                out.q[chunk * 64 + j] = qs[j] & 0x0F;
-                out.q[chunk * 64 + 32 + j] = qs[j] >> 4;
+            for (j, &b) in qs.iter().enumerate() {
+                out.q[chunk * 64 + j] = b & 0x0F;
+                out.q[chunk * 64 + 32 + j] = b >> 4;
             }
         }
         for sub in 0..8 {
@@ -122,7 +120,6 @@ fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
 
 impl KBlock for BlockQ6K {
     const GROUP: usize = 16;
-    const MADD_CHUNKS: usize = 2;
     fn unpack(&self, out: &mut Unpacked) {
         let d = self.d.to_f32();
         // ggml's `dequantize_row_q6_K`: two halves of 128 values, each from 64 low-nibble bytes and 32 bytes
@@ -179,78 +176,175 @@ fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
     }
 }
 
-/// `x @ wᵀ` for `x`: `[.., k]` f32 on the CPU, `w` Q4_K or Q6_K; `None` when this path does not apply.
-pub fn forward(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
-    let Some(level) = simd::level() else { return Ok(None) };
-    let types = matches!(w.dtype(), GgmlDType::Q4K | GgmlDType::Q6K);
-    if !types || !x.device().is_cpu() || x.dtype() != DType::F32 {
+impl ActBlock {
+    const ZERO: ActBlock = ActBlock { qs: [0; QK_K], sums: [0.0; 16], sums32: [0.0; 8], d: 0.0 };
+}
+
+/// One activation block for the Q8_0/Q5_0 panels: ggml's `block_q8_0` with an f32 scale.
+#[repr(C, align(32))]
+struct ActQ8 {
+    qs: [i8; QK8],
+    d: f32,
+}
+
+impl ActQ8 {
+    const ZERO: ActQ8 = ActQ8 { qs: [0; QK8], d: 0.0 };
+}
+
+/// Values per Q8_0/Q5_0 block.
+const QK8: usize = 32;
+
+/// ggml's `quantize_row_q8_0`: a scale from the largest magnitude, values rounded to −127..=127.
+fn quantize_row_q8(x: &[f32], out: &mut [ActQ8]) {
+    for (xb, y) in x.chunks_exact(QK8).zip(out) {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        for (q, &v) in y.qs.iter_mut().zip(xb) {
+            *q = (v * id).round() as i8;
+        }
+        y.d = d;
+    }
+}
+
+/// `x @ wᵀ` for `x`: `[.., k]` f32 on the CPU, with `w` Q4_K or Q6_K, or Q8_0 or Q5_0 when `x` has more than
+/// `MAX_ROWS` rows (below that, `gemv` has the faster kernel for those); `None` when this path does not
+/// apply (CPU without AVX2, device, dtype or shape), so the caller falls back.
+pub(crate) fn forward(w: &QTensor, x: &Tensor) -> Result<Option<Tensor>> {
+    let Some(level) = level::best() else { return Ok(None) };
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || x.elem_count() == 0 {
         return Ok(None);
     }
     let dims = x.dims().to_vec();
     let Some(&k) = dims.last() else { return Ok(None) };
     let Ok((n, wk)) = w.shape().dims2() else { return Ok(None) };
-    if wk != k || k % QK_K != 0 || x.elem_count() == 0 {
+    let m = x.elem_count() / k.max(1);
+    let applies = match w.dtype() {
+        GgmlDType::Q4K | GgmlDType::Q6K => k.is_multiple_of(QK_K),
+        GgmlDType::Q8_0 | GgmlDType::Q5_0 => m > MAX_ROWS && k.is_multiple_of(QK8),
+        _ => false,
+    };
+    if !applies || wk != k || k == 0 {
         return Ok(None);
     }
-    let m = x.elem_count() / k;
     let x = x.flatten_all()?.to_vec1::<f32>()?;
-    let out = match w.dtype() {
-        GgmlDType::Q4K => run::<BlockQ4K>(level, &w.data()?, &x, m, n, k),
-        GgmlDType::Q6K => run::<BlockQ6K>(level, &w.data()?, &x, m, n, k),
-        _ => None,
-    };
+    let out = product(level, w.dtype(), &w.data()?, &x, m, n, k);
     let Some(out) = out else { return Ok(None) };
     let mut shape = dims;
     *shape.last_mut().expect("checked above") = n;
     Ok(Some(Tensor::from_vec(out, shape, &candle_core::Device::Cpu)?))
 }
 
-fn run<T: KBlock>(level: simd::Level, data: &[u8], x: &[f32], m: usize, n: usize, k: usize) -> Option<Vec<f32>> {
-    let blocks = k / QK_K;
-    if data.len() != n * blocks * std::mem::size_of::<T>() || data.as_ptr() as usize % std::mem::align_of::<T>() != 0 {
+/// `x @ wᵀ` with `x` `m × k` and `w` `n` rows of `dtype` blocks, at `level`; `None` for another dtype or
+/// when `data` does not hold `n` rows of whole blocks.
+fn product(level: Level, dtype: GgmlDType, data: &[u8], x: &[f32], m: usize, n: usize, k: usize) -> Option<Vec<f32>> {
+    match dtype {
+        GgmlDType::Q4K => run_k::<BlockQ4K>(level, data, x, m, n, k),
+        GgmlDType::Q6K => run_k::<BlockQ6K>(level, data, x, m, n, k),
+        GgmlDType::Q8_0 => run_legacy::<Q8_0>(level, data, x, m, n, k),
+        GgmlDType::Q5_0 => run_legacy::<Q5_0>(level, data, x, m, n, k),
+        _ => None,
+    }
+}
+
+/// `data` as `count` blocks of `T`, or `None` when its length or alignment do not fit.
+fn as_blocks<T: WeightBlock>(data: &[u8], count: usize) -> Option<&[T]> {
+    if data.len() != count * std::mem::size_of::<T>()
+        || !(data.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>())
+    {
         return None;
     }
-    // SAFETY: candle stores CPU quantized tensors as a `Vec` of `#[repr(C)]` GGUF blocks, which `T` mirrors;
-    // length and alignment are checked above, and `data` outlives the slice.
-    let w: &[T] = unsafe { std::slice::from_raw_parts(data.as_ptr() as *const T, n * blocks) };
+    // SAFETY: `T: WeightBlock` is a `#[repr(C)]` GGUF block of plain numbers, valid for any bytes, as candle
+    // stores CPU quantized tensors; length and alignment are checked above, and the slice borrows `data`.
+    Some(unsafe { std::slice::from_raw_parts(data.as_ptr() as *const T, count) })
+}
 
-    let mut act: Vec<ActBlock> = Vec::with_capacity(m * blocks);
-    // SAFETY: `ActBlock` is plain numbers; every block is written by `quantize_row` below.
-    unsafe { act.set_len(m * blocks) };
+/// GGUF block types read in place from candle's bytes.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` structs of integers and `f16`s, without padding, for which every bit
+/// pattern is a valid value.
+unsafe trait WeightBlock: Sized + Sync {}
+// SAFETY: `#[repr(C)]`, integer and f16 fields only, sizes asserted above (no padding).
+unsafe impl WeightBlock for BlockQ4K {}
+// SAFETY: as for `BlockQ4K`.
+unsafe impl WeightBlock for BlockQ6K {}
+// SAFETY: `gemv`'s `#[repr(C)]` mirrors of ggml's blocks: an f16 and byte arrays, sizes asserted there.
+unsafe impl WeightBlock for Q8_0 {}
+// SAFETY: as for `Q8_0`.
+unsafe impl WeightBlock for Q5_0 {}
+
+fn run_k<T: KBlock + WeightBlock>(
+    level: Level,
+    data: &[u8],
+    x: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Option<Vec<f32>> {
+    let blocks = k / QK_K;
+    let w: &[T] = as_blocks(data, n * blocks)?;
+    let mut act: Vec<ActBlock> = (0..m * blocks).map(|_| ActBlock::ZERO).collect();
     for (xr, ar) in x.chunks_exact(k).zip(act.chunks_exact_mut(blocks)) {
         quantize_row(xr, ar);
     }
+    let a = |r: usize| &act[r * blocks..(r + 1) * blocks];
 
     let mut out = vec![0f32; m * n];
     if m > MAX_ROWS {
-        run_panels(w, &act, &mut out, m, n, blocks);
+        run_panels(
+            m,
+            n,
+            &mut out,
+            || (0..blocks).map(|_| PanelBlock::ZERO).collect(),
+            |group, panels: &mut [PanelBlock]| {
+                let mut u = Box::new(Unpacked::ZERO);
+                for j in 0..PANEL {
+                    let col = group * PANEL + j;
+                    for (b, p) in panels.iter_mut().enumerate() {
+                        match w.get(col * blocks + b).filter(|_| col < n) {
+                            Some(block) => block.unpack(&mut u),
+                            // Rows past n: zeros, whose outputs are dropped.
+                            None => *u = Unpacked::ZERO,
+                        }
+                        p.set_row::<T>(j, &u);
+                    }
+                }
+            },
+            |p, r, three| {
+                if three {
+                    kernels::panel_k::<T, 3>(level, p, [a(r), a(r + 1), a(r + 2)])
+                } else {
+                    let [v] = kernels::panel_k::<T, 1>(level, p, [a(r)]);
+                    [v, [0.0; PANEL], [0.0; PANEL]]
+                }
+            },
+        );
         return Some(out);
     }
     let out_ptr = SendPtr(out.as_mut_ptr());
     let groups = n.div_ceil(COL_GROUP);
     candle_core::utils::barrier_pool().execute_chunked(groups, |items| {
         let out = out_ptr;
-        let mut row: Vec<Unpacked> = Vec::with_capacity(blocks);
-        // SAFETY: plain numbers, each block written by `unpack` before it is read.
-        unsafe { row.set_len(blocks) };
+        let mut row: Vec<Unpacked> = (0..blocks).map(|_| Unpacked::ZERO).collect();
         for group in items {
             for col in group * COL_GROUP..((group + 1) * COL_GROUP).min(n) {
                 for (b, u) in w[col * blocks..(col + 1) * blocks].iter().zip(row.iter_mut()) {
                     b.unpack(u);
                 }
-                let a = |r: usize| &act[r * blocks..(r + 1) * blocks];
-                // SAFETY (writes): each (row, col) belongs to exactly one item; `out` outlives the pool call.
+                // SAFETY: (row, col) is in the m × n output, and each belongs to exactly one item, so no
+                // two threads write it; `out` outlives the pool call.
                 let put = |r: usize, v: f32| unsafe { *out.0.add(r * n + col) = v };
                 let mut r = 0;
                 while r + 4 <= m {
-                    let d = simd::dot(level, &row, [a(r), a(r + 1), a(r + 2), a(r + 3)]);
+                    let d = kernels::dot(level, &row, [a(r), a(r + 1), a(r + 2), a(r + 3)]);
                     for (i, v) in d.into_iter().enumerate() {
                         put(r + i, v);
                     }
                     r += 4;
                 }
                 for r in r..m {
-                    put(r, simd::dot(level, &row, [a(r)])[0]);
+                    put(r, kernels::dot(level, &row, [a(r)])[0]);
                 }
             }
         }
@@ -258,27 +352,130 @@ fn run<T: KBlock>(level: simd::Level, data: &[u8], x: &[f32], m: usize, n: usize
     Some(out)
 }
 
-/// Weight rows in one panel: one 256-bit register holds 4 consecutive values of each.
-const PANEL: usize = 8;
-/// Activation rows per panel work item: the item's panels (16 weight rows, up to 217 KB for the widest
-/// input) are built once and stay in L2 while these rows stream past them.
+/// Q8_0/Q5_0 prompt steps: the weight blocks' signed values packed 16 rows to a panel, activations in
+/// Q8_0 as ggml quantizes them for these types.
+fn run_legacy<T: LegacyBlock + WeightBlock>(
+    level: Level,
+    data: &[u8],
+    x: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Option<Vec<f32>> {
+    let blocks = k / QK8;
+    let w: &[T] = as_blocks(data, n * blocks)?;
+    let mut act: Vec<ActQ8> = (0..m * blocks).map(|_| ActQ8::ZERO).collect();
+    for (xr, ar) in x.chunks_exact(k).zip(act.chunks_exact_mut(blocks)) {
+        quantize_row_q8(xr, ar);
+    }
+    let a = |r: usize| &act[r * blocks..(r + 1) * blocks];
+    let mut out = vec![0f32; m * n];
+    run_panels(
+        m,
+        n,
+        &mut out,
+        || (0..blocks).map(|_| LegacyPanel::ZERO).collect(),
+        |group, panels: &mut [LegacyPanel]| {
+            for j in 0..PANEL {
+                let col = group * PANEL + j;
+                for (b, p) in panels.iter_mut().enumerate() {
+                    let (v, d) = match w.get(col * blocks + b).filter(|_| col < n) {
+                        Some(block) => (block.values(), block.scale()),
+                        None => ([0; QK8], 0.0),
+                    };
+                    for (c, q) in p.q.iter_mut().enumerate() {
+                        q[4 * j..4 * j + 4].copy_from_slice(&v[4 * c..4 * c + 4]);
+                    }
+                    p.d[j] = d;
+                    p.sum128[j] = 128 * v.iter().map(|&v| v as i32).sum::<i32>();
+                }
+            }
+        },
+        |p, r, three| {
+            if three {
+                kernels::panel_legacy::<3>(level, p, [a(r), a(r + 1), a(r + 2)])
+            } else {
+                let [v] = kernels::panel_legacy::<1>(level, p, [a(r)]);
+                [v, [0.0; PANEL], [0.0; PANEL]]
+            }
+        },
+    );
+    Some(out)
+}
+
+/// Weight rows in one panel: one 512-bit register (or two 256-bit ones) holds 4 consecutive values of each.
+const PANEL: usize = 16;
+/// Activation rows per panel work item: the item's panel (16 weight rows, under 256 KB for the widest
+/// input) is built once and stays in L2 while these rows stream past it.
 const PANEL_TILE: usize = 256;
 
-/// One 256-value block of `PANEL` weight rows, laid out for broadcast activations: `q[c]` holds values
-/// 4c..4c+4 of every row (row j at bytes 4j..4j+4), so one `maddubs` against 4 activation values
-/// broadcast serves 8 rows, and the 16-bit results of a whole scale group can be summed before one `madd`
-/// with the group's scales (`scales[g]`: each row's scale twice, the pair `madd` multiplies).
-#[repr(C, align(32))]
+/// The panel kernels' work split: items are (16 weight rows, up to `PANEL_TILE` activation rows), group
+/// major, so consecutive items of a worker reuse the panels it packed (`pack(group, panels)`); `kernel(p,
+/// r, three)` gives the 16 outputs of activation row r (and of r + 1 and r + 2 when `three`).
+fn run_panels<P>(
+    m: usize,
+    n: usize,
+    out: &mut [f32],
+    new: impl Fn() -> Vec<P> + Sync,
+    pack: impl Fn(usize, &mut [P]) + Sync,
+    kernel: impl Fn(&[P], usize, bool) -> [[f32; PANEL]; 3] + Sync,
+) {
+    assert_eq!(out.len(), m * n);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let groups = n.div_ceil(PANEL);
+    let tiles = m.div_ceil(PANEL_TILE);
+    candle_core::utils::barrier_pool().execute_chunked(tiles * groups, |items| {
+        let out = out_ptr;
+        let mut panels = new();
+        let mut packed = usize::MAX;
+        for item in items {
+            let (group, tile) = (item / tiles, item % tiles);
+            if group != packed {
+                pack(group, &mut panels);
+                packed = group;
+            }
+            let cols = group * PANEL..((group + 1) * PANEL).min(n);
+            let rows = tile * PANEL_TILE..((tile + 1) * PANEL_TILE).min(m);
+            let mut r = rows.start;
+            while r < rows.end {
+                let three = r + 3 <= rows.end;
+                let v = kernel(&panels, r, three);
+                let count = if three { 3 } else { 1 };
+                for (i, v) in v.iter().take(count).enumerate() {
+                    for col in cols.clone() {
+                        // SAFETY: (r + i, col) is in the m × n output (asserted), and each belongs to
+                        // exactly one item, so no two threads write it; `out` outlives the pool call.
+                        unsafe { *out.0.add((r + i) * n + col) = v[col - cols.start] };
+                    }
+                }
+                r += count;
+            }
+        }
+    });
+}
+
+/// One 256-value block of `PANEL` Q4_K/Q6_K weight rows, laid out for broadcast activations: `q[c]` holds
+/// values 4c..4c+4 of every row (row j at bytes 4j..4j+4, so rows 0..8 fill the first 256-bit half), so
+/// one multiply against 4 activation values broadcast serves every row of a register.
+#[repr(C, align(64))]
 struct PanelBlock {
-    q: [[u8; 32]; QK_K / 4],
-    scales: [[i16; 16]; 16],
+    q: [[u8; 4 * PANEL]; QK_K / 4],
+    /// Each row's scale of group g twice (the pair `madd` multiplies after `maddubs`).
+    scales: [[i16; 2 * PANEL]; 16],
+    /// The same once per row as 32 bits (the VNNI kernels scale 32-bit sums).
+    scales32: [[i32; PANEL]; 16],
     corr: [[f32; PANEL]; 16],
     d: [f32; PANEL],
 }
 
 impl PanelBlock {
-    const ZERO: PanelBlock =
-        PanelBlock { q: [[0; 32]; QK_K / 4], scales: [[0; 16]; 16], corr: [[0.0; PANEL]; 16], d: [0.0; PANEL] };
+    const ZERO: PanelBlock = PanelBlock {
+        q: [[0; 4 * PANEL]; QK_K / 4],
+        scales: [[0; 2 * PANEL]; 16],
+        scales32: [[0; PANEL]; 16],
+        corr: [[0.0; PANEL]; 16],
+        d: [0.0; PANEL],
+    };
 
     /// Row `j` of the panel from an unpacked block, its groups `T::GROUP` values wide.
     fn set_row<T: KBlock>(&mut self, j: usize, u: &Unpacked) {
@@ -291,6 +488,7 @@ impl PanelBlock {
             let sc = u.scales[i / 2][8 * (i % 2)];
             self.scales[g][2 * j] = sc;
             self.scales[g][2 * j + 1] = sc;
+            self.scales32[g][j] = sc as i32;
             // Q4_K's two halves of a 32-value group share one min, so either half's correction serves.
             self.corr[g][j] = u.corr[i];
         }
@@ -298,164 +496,279 @@ impl PanelBlock {
     }
 }
 
-/// Prompt steps: each work item packs 16 weight rows into two panels once, then runs its tile of
-/// activation rows three at a time against them. The integer sums are the row kernel's exactly; only the
-/// order of the f32 additions differs.
-fn run_panels<T: KBlock>(w: &[T], act: &[ActBlock], out: &mut [f32], m: usize, n: usize, blocks: usize) {
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    let groups = n.div_ceil(2 * PANEL);
-    let tiles = m.div_ceil(PANEL_TILE);
-    candle_core::utils::barrier_pool().execute_chunked(tiles * groups, |items| {
-        let out = out_ptr;
-        let mut panels: Vec<PanelBlock> = (0..2 * blocks).map(|_| PanelBlock::ZERO).collect();
-        let mut u = Box::new(Unpacked::ZERO);
-        let mut packed = usize::MAX;
-        for item in items {
-            // Group-major items: consecutive items of a worker reuse the panels it packed.
-            let (group, tile) = (item / tiles, item % tiles);
-            if group != packed {
-                for j in 0..2 * PANEL {
-                    let col = group * 2 * PANEL + j;
-                    let (half, lane) = (j / PANEL, j % PANEL);
-                    for b in 0..blocks {
-                        let p = &mut panels[half * blocks + b];
-                        if col < n {
-                            w[col * blocks + b].unpack(&mut u);
-                        } else {
-                            // Rows past n: zeros, whose outputs are dropped below.
-                            *u = Unpacked::ZERO;
-                        }
-                        p.set_row::<T>(lane, &u);
-                    }
-                }
-                packed = group;
-            }
-            let (p0, p1) = panels.split_at(blocks);
-            let a = |r: usize| &act[r * blocks..(r + 1) * blocks];
-            let cols = group * 2 * PANEL..((group + 1) * 2 * PANEL).min(n);
-            // SAFETY (writes): each (row, col) belongs to exactly one item; `out` outlives the pool call.
-            let put = |r: usize, v: &[[f32; PANEL]; 2]| {
-                for col in cols.clone() {
-                    let j = col - cols.start;
-                    unsafe { *out.0.add(r * n + col) = v[j / PANEL][j % PANEL] };
-                }
-            };
-            let rows = tile * PANEL_TILE..((tile + 1) * PANEL_TILE).min(m);
-            let mut r = rows.start;
-            while r + 3 <= rows.end {
-                let v = simd::panel::<T, 3>([p0, p1], [a(r), a(r + 1), a(r + 2)]);
-                for (i, v) in v.iter().enumerate() {
-                    put(r + i, v);
-                }
-                r += 3;
-            }
-            for r in r..rows.end {
-                put(r, &simd::panel::<T, 1>([p0, p1], [a(r)])[0]);
-            }
-        }
-    });
+/// One 32-value block of `PANEL` Q8_0/Q5_0 weight rows, laid out as `PanelBlock::q`, values signed.
+#[repr(C, align(64))]
+struct LegacyPanel {
+    q: [[i8; 4 * PANEL]; QK8 / 4],
+    d: [f32; PANEL],
+    /// 128 × the sum of each row's values: the VNNI kernels multiply activations + 128 (unsigned bytes).
+    sum128: [i32; PANEL],
 }
 
-mod simd {
-    use super::{ActBlock, KBlock, PanelBlock, Unpacked};
+impl LegacyPanel {
+    const ZERO: LegacyPanel = LegacyPanel { q: [[0; 4 * PANEL]; QK8 / 4], d: [0.0; PANEL], sum128: [0; PANEL] };
+}
 
-    #[derive(Clone, Copy, Debug, PartialEq)]
-    pub enum Level {
-        Avx2,
-        Avx512,
-    }
-
-    /// The widest level this CPU has.
-    pub fn level() -> Option<Level> {
-        available().last().copied()
-    }
-
-    /// Every level this CPU can run, narrowest first (the tests run each).
-    pub fn available() -> &'static [Level] {
-        static LEVELS: std::sync::OnceLock<Vec<Level>> = std::sync::OnceLock::new();
-        LEVELS.get_or_init(|| {
-            let mut levels = Vec::new();
-            #[cfg(target_arch = "x86_64")]
-            {
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    levels.push(Level::Avx2);
-                    if is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512f") {
-                        levels.push(Level::Avx512);
-                    }
-                }
-            }
-            levels
-        })
-    }
+/// The safe entry points of the SIMD kernels: each takes a `Level`, which only exists for levels this CPU
+/// has, and checks the slice lengths the kernels index without bounds checks.
+mod kernels {
+    use super::{ActBlock, ActQ8, Isa, KBlock, LegacyPanel, Level, PanelBlock, Unpacked, PANEL};
 
     /// One unpacked weight row against `R` activation rows.
     #[inline]
-    pub fn dot<const R: usize>(level: Level, w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+    pub(super) fn dot<const R: usize>(level: Level, w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
         assert!(a.iter().all(|a| a.len() == w.len()));
-        // SAFETY: `level` came from `available()`, which checked the CPU features; lengths checked above.
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: `level` exists only for levels `simd::available()` found on this CPU, and each arm runs
+        // the kernel of that level's features; the lengths the kernels rely on are checked above.
         unsafe {
-            match level {
-                Level::Avx2 => x86::dot_avx2(w, a),
-                Level::Avx512 => x86::dot_avx512(w, a),
+            match level.isa() {
+                Isa::Avx2 => x86::dot_avx2(w, a),
+                Isa::AvxVnni => x86::dot_avxvnni(w, a),
+                Isa::Avx512 => x86::dot_avx512(w, a),
+                Isa::Avx512Vnni => x86::dot_avx512vnni(w, a),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (level, w, a);
-            unreachable!("level() is None off x86_64")
-        }
+        unreachable!("no SIMD level off x86_64: {level:?} {} {}", w.len(), a.len())
     }
 
-    /// `R` activation rows against two panels (16 weight rows). AVX2 only: every CPU `level()` accepts has it.
+    /// `R` activation rows against a Q4_K/Q6_K panel (16 weight rows).
     #[inline]
-    pub fn panel<T: KBlock, const R: usize>(p: [&[PanelBlock]; 2], a: [&[ActBlock]; R]) -> [[[f32; 8]; 2]; R] {
-        assert!(a.iter().all(|a| a.len() == p[0].len()) && p[1].len() == p[0].len());
-        assert!(level().is_some(), "no SIMD level on this CPU");
-        // SAFETY: `level()` found AVX2 and FMA; lengths checked above.
+    pub(super) fn panel_k<T: KBlock, const R: usize>(
+        level: Level,
+        p: &[PanelBlock],
+        a: [&[ActBlock]; R],
+    ) -> [[f32; PANEL]; R] {
+        assert!(a.iter().all(|a| a.len() == p.len()));
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: the level's features are present, the lengths checked above.
         unsafe {
-            match (T::GROUP, T::MADD_CHUNKS) {
-                (32, 8) => x86::panel_avx2::<8, 8, R>(p, a),
-                (16, 2) => x86::panel_avx2::<4, 2, R>(p, a),
-                other => unreachable!("no panel kernel for (group, madd chunks) {other:?}"),
+            // Without VNNI, the second number is how many 4-value `maddubs` results are summed in 16 bits
+            // before the `madd` with the scales: a pair of products is at most 2·15·128 for Q4_K (8 fit),
+            // 2·63·128 for Q6_K (2 fit).
+            match (T::GROUP, level.isa()) {
+                (32, Isa::Avx2) => x86::panel_avx2::<8, 8, R>(p, a),
+                (16, Isa::Avx2) => x86::panel_avx2::<4, 2, R>(p, a),
+                (32, Isa::AvxVnni) => x86::panel_avxvnni::<8, R>(p, a),
+                (16, Isa::AvxVnni) => x86::panel_avxvnni::<4, R>(p, a),
+                (32, Isa::Avx512) => x86::panel_avx512::<8, 8, R>(p, a),
+                (16, Isa::Avx512) => x86::panel_avx512::<4, 2, R>(p, a),
+                (32, Isa::Avx512Vnni) => x86::panel_avx512vnni::<8, R>(p, a),
+                (16, Isa::Avx512Vnni) => x86::panel_avx512vnni::<4, R>(p, a),
+                (group, _) => unreachable!("no panel kernel for groups of {group}"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (p, a);
-            unreachable!("level() is None off x86_64")
-        }
+        unreachable!("no SIMD level off x86_64: {level:?} {} {}", p.len(), a.len())
     }
 
+    /// `R` activation rows against a Q8_0/Q5_0 panel (16 weight rows).
+    #[inline]
+    pub(super) fn panel_legacy<const R: usize>(level: Level, p: &[LegacyPanel], a: [&[ActQ8]; R]) -> [[f32; PANEL]; R] {
+        assert!(a.iter().all(|a| a.len() == p.len()));
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`: the level's features are present, the lengths checked above.
+        unsafe {
+            match level.isa() {
+                Isa::Avx2 => x86::legacy_avx2(p, a),
+                Isa::AvxVnni => x86::legacy_avxvnni(p, a),
+                Isa::Avx512 => x86::legacy_avx512(p, a),
+                Isa::Avx512Vnni => x86::legacy_avx512vnni(p, a),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("no SIMD level off x86_64: {level:?} {} {}", p.len(), a.len())
+    }
+
+    /// The kernels. Each level's entry point is a `#[target_feature]` function around an `#[inline(always)]`
+    /// body shared by the levels of one register width (`VNNI` picks the fused instructions), so the body
+    /// is compiled once per level with that level's instructions.
     #[cfg(target_arch = "x86_64")]
     mod x86 {
         use std::arch::x86_64::*;
 
-        use super::{ActBlock, PanelBlock, Unpacked};
+        use super::super::{ActBlock, ActQ8, LegacyPanel, PanelBlock, Unpacked, PANEL};
 
-        /// `G`: 4-value chunks per scale group; `M`: chunks whose 16-bit sums are added before each `madd`.
+        /// Four activation bytes (values 4c..4c+4 of a block) in every 32-bit lane.
+        #[inline(always)]
+        unsafe fn bcast256(qs: &[i8], c: usize) -> __m256i {
+            _mm256_set1_epi32((qs.as_ptr().add(4 * c) as *const i32).read_unaligned())
+        }
+
+        #[inline(always)]
+        unsafe fn bcast512(qs: &[i8], c: usize) -> __m512i {
+            _mm512_set1_epi32((qs.as_ptr().add(4 * c) as *const i32).read_unaligned())
+        }
+
+        #[inline(always)]
+        unsafe fn hsum256(v: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+        }
+
+        // ------------------------------------------------------------ Q4_K/Q6_K rows (batched decode)
+
+        /// # Safety
+        /// The CPU has AVX2 and FMA (and AVX-VNNI when `VNNI`); every `a[r]` is as long as `w`.
+        #[inline(always)]
+        unsafe fn dot256<const R: usize, const VNNI: bool>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+            let mut acc = [_mm256_setzero_ps(); R];
+            for (b, wb) in w.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let mut isum = [_mm256_setzero_si256(); R];
+                for c in 0..8 {
+                    let wq = _mm256_load_si256(wb.q.as_ptr().add(32 * c) as *const __m256i);
+                    let sc = _mm256_load_si256(wb.scales[c].as_ptr() as *const __m256i);
+                    for r in 0..R {
+                        let yq = _mm256_load_si256(ys[r].qs.as_ptr().add(32 * c) as *const __m256i);
+                        let p = _mm256_maddubs_epi16(wq, yq);
+                        isum[r] = if VNNI {
+                            _mm256_dpwssd_avx_epi32(isum[r], p, sc)
+                        } else {
+                            _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, sc))
+                        };
+                    }
+                }
+                let c0 = _mm256_load_ps(wb.corr.as_ptr());
+                let c1 = _mm256_load_ps(wb.corr.as_ptr().add(8));
+                for r in 0..R {
+                    let y = ys[r];
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(wb.d * y.d), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(c0, _mm256_load_ps(y.sums.as_ptr()), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(c1, _mm256_load_ps(y.sums.as_ptr().add(8)), acc[r]);
+                }
+            }
+            acc.map(|v| hsum256(v))
+        }
+
+        /// The same sums 64 values at a time: two 32-value chunks' scales are adjacent in `Unpacked`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F and BW (and VNNI when `VNNI`); every `a[r]` is as long as `w`.
+        #[inline(always)]
+        unsafe fn dot512<const R: usize, const VNNI: bool>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+            let mut acc = [_mm512_setzero_ps(); R];
+            for (b, wb) in w.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let mut isum = [_mm512_setzero_si512(); R];
+                for c in 0..4 {
+                    let wq = _mm512_load_si512(wb.q.as_ptr().add(64 * c) as *const _);
+                    let sc = _mm512_load_si512(wb.scales[2 * c].as_ptr() as *const _);
+                    for r in 0..R {
+                        let yq = _mm512_load_si512(ys[r].qs.as_ptr().add(64 * c) as *const _);
+                        let p = _mm512_maddubs_epi16(wq, yq);
+                        isum[r] = if VNNI {
+                            _mm512_dpwssd_epi32(isum[r], p, sc)
+                        } else {
+                            _mm512_add_epi32(isum[r], _mm512_madd_epi16(p, sc))
+                        };
+                    }
+                }
+                let corr = _mm512_load_ps(wb.corr.as_ptr());
+                for r in 0..R {
+                    let y = ys[r];
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(wb.d * y.d), acc[r]);
+                    acc[r] = _mm512_fmadd_ps(corr, _mm512_load_ps(y.sums.as_ptr()), acc[r]);
+                }
+            }
+            acc.map(|v| _mm512_reduce_add_ps(v))
+        }
+
+        /// # Safety
+        /// The CPU has AVX2 and FMA; every `a[r]` is as long as `w`.
         #[target_feature(enable = "avx2,fma")]
-        pub unsafe fn panel_avx2<const G: usize, const M: usize, const R: usize>(
-            p: [&[PanelBlock]; 2],
+        pub(in super::super) unsafe fn dot_avx2<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+            dot256::<R, false>(w, a)
+        }
+
+        /// # Safety
+        /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `w`.
+        #[target_feature(enable = "avx2,fma,avxvnni")]
+        pub(in super::super) unsafe fn dot_avxvnni<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+            dot256::<R, true>(w, a)
+        }
+
+        /// # Safety
+        /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `w`.
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+        pub(in super::super) unsafe fn dot_avx512<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+            dot512::<R, false>(w, a)
+        }
+
+        /// # Safety
+        /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `w`.
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(in super::super) unsafe fn dot_avx512vnni<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+            dot512::<R, true>(w, a)
+        }
+
+        // ------------------------------------------------------------ Q4_K/Q6_K panels (prompt steps)
+
+        /// The float part of one block of a K-quant panel: `acc += isum · d · dy + Σ_g corr_g · sums_g`.
+        #[inline(always)]
+        unsafe fn k_block_end256<const G: usize>(
+            p: &PanelBlock,
+            y: &ActBlock,
+            isum: [__m256i; 2],
+            acc: &mut [__m256; 2],
+        ) {
+            let dy = _mm256_set1_ps(y.d);
+            for q in 0..2 {
+                let dd = _mm256_mul_ps(_mm256_load_ps(p.d.as_ptr().add(8 * q)), dy);
+                let mut v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[q]), dd, acc[q]);
+                for g in 0..64 / G {
+                    let s = if G == 8 { y.sums32[g] } else { y.sums[g] };
+                    v = _mm256_fmadd_ps(_mm256_load_ps(p.corr[g].as_ptr().add(8 * q)), _mm256_set1_ps(s), v);
+                }
+                acc[q] = v;
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn k_block_end512<const G: usize>(p: &PanelBlock, y: &ActBlock, isum: __m512i, acc: &mut __m512) {
+            let dd = _mm512_mul_ps(_mm512_load_ps(p.d.as_ptr()), _mm512_set1_ps(y.d));
+            let mut v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), dd, *acc);
+            for g in 0..64 / G {
+                let s = if G == 8 { y.sums32[g] } else { y.sums[g] };
+                v = _mm512_fmadd_ps(_mm512_load_ps(p.corr[g].as_ptr()), _mm512_set1_ps(s), v);
+            }
+            *acc = v;
+        }
+
+        fn store<const R: usize, V>(acc: [V; R], put: impl Fn(&mut [f32; PANEL], V)) -> [[f32; PANEL]; R] {
+            let mut out = [[0f32; PANEL]; R];
+            for (o, v) in out.iter_mut().zip(acc) {
+                put(o, v);
+            }
+            out
+        }
+
+        /// `G`: 4-value chunks per scale group; `M`: chunks whose 16-bit `maddubs` sums are added before
+        /// each `madd` (as many as cannot overflow 16 bits).
+        ///
+        /// # Safety
+        /// The CPU has AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in super::super) unsafe fn panel_avx2<const G: usize, const M: usize, const R: usize>(
+            p: &[PanelBlock],
             a: [&[ActBlock]; R],
-        ) -> [[[f32; 8]; 2]; R] {
+        ) -> [[f32; PANEL]; R] {
             let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            for b in 0..p[0].len() {
-                let w = [p[0].get_unchecked(b), p[1].get_unchecked(b)];
+            for (b, w) in p.iter().enumerate() {
                 let ys = a.map(|a| a.get_unchecked(b));
                 let mut isum = [[_mm256_setzero_si256(); 2]; R];
                 for g in 0..64 / G {
-                    let sc = w.map(|w| _mm256_load_si256(w.scales[g].as_ptr() as *const __m256i));
+                    let sc = [0, 1].map(|q| _mm256_load_si256(w.scales[g].as_ptr().add(16 * q) as *const __m256i));
                     for h in 0..G / M {
                         let mut s16 = [[_mm256_setzero_si256(); 2]; R];
                         for c in 0..M {
                             let chunk = g * G + h * M + c;
-                            let wq = w.map(|w| _mm256_load_si256(w.q[chunk].as_ptr() as *const __m256i));
+                            let wq =
+                                [0, 1].map(|q| _mm256_load_si256(w.q[chunk].as_ptr().add(32 * q) as *const __m256i));
                             for r in 0..R {
-                                let x = _mm256_set1_epi32(
-                                    (ys[r].qs.as_ptr().add(4 * chunk) as *const i32).read_unaligned(),
-                                );
+                                let x = bcast256(&ys[r].qs, chunk);
                                 for q in 0..2 {
                                     s16[r][q] = _mm256_add_epi16(s16[r][q], _mm256_maddubs_epi16(wq[q], x));
                                 }
@@ -469,81 +782,274 @@ mod simd {
                     }
                 }
                 for r in 0..R {
-                    let y = ys[r];
-                    let dy = _mm256_set1_ps(y.d);
-                    for q in 0..2 {
-                        let dd = _mm256_mul_ps(_mm256_load_ps(w[q].d.as_ptr()), dy);
-                        let mut v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][q]), dd, acc[r][q]);
-                        for g in 0..64 / G {
-                            let s = if G == 8 { y.sums32[g] } else { y.sums[g] };
-                            v = _mm256_fmadd_ps(_mm256_load_ps(w[q].corr[g].as_ptr()), _mm256_set1_ps(s), v);
-                        }
-                        acc[r][q] = v;
-                    }
+                    k_block_end256::<G>(w, ys[r], isum[r], &mut acc[r]);
                 }
             }
-            let mut out = [[[0f32; 8]; 2]; R];
-            for r in 0..R {
-                for q in 0..2 {
-                    _mm256_storeu_ps(out[r][q].as_mut_ptr(), acc[r][q]);
-                }
-            }
-            out
-        }
-
-        #[target_feature(enable = "avx2,fma")]
-        pub unsafe fn dot_avx2<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
-            let mut acc = [_mm256_setzero_ps(); R];
-            for (b, wb) in w.iter().enumerate() {
-                let ys = a.map(|a| a.get_unchecked(b));
-                let mut isum = [_mm256_setzero_si256(); R];
-                for c in 0..8 {
-                    let wq = _mm256_load_si256(wb.q.as_ptr().add(32 * c) as *const __m256i);
-                    let sc = _mm256_load_si256(wb.scales[c].as_ptr() as *const __m256i);
-                    for r in 0..R {
-                        let yq = _mm256_load_si256(ys[r].qs.as_ptr().add(32 * c) as *const __m256i);
-                        isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(wq, yq), sc));
-                    }
-                }
-                let c0 = _mm256_load_ps(wb.corr.as_ptr());
-                let c1 = _mm256_load_ps(wb.corr.as_ptr().add(8));
-                for r in 0..R {
-                    let y = ys[r];
-                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(wb.d * y.d), acc[r]);
-                    acc[r] = _mm256_fmadd_ps(c0, _mm256_load_ps(y.sums.as_ptr()), acc[r]);
-                    acc[r] = _mm256_fmadd_ps(c1, _mm256_load_ps(y.sums.as_ptr().add(8)), acc[r]);
-                }
-            }
-            acc.map(|v| {
-                let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+            store(acc, |o, v| {
+                _mm256_storeu_ps(o.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(o.as_mut_ptr().add(8), v[1]);
             })
         }
 
-        /// The same sums 64 values at a time: two 32-value chunks' scales are adjacent in `Unpacked`.
-        #[target_feature(enable = "avx512f,avx512bw")]
-        pub unsafe fn dot_avx512<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
-            let mut acc = [_mm512_setzero_ps(); R];
-            for (b, wb) in w.iter().enumerate() {
+        /// `vpdpbusd` sums each 4 products in 32 bits at once; a group's sum is then scaled with one 32-bit
+        /// multiply. `G`: 4-value chunks per scale group.
+        ///
+        /// # Safety
+        /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `p`.
+        #[target_feature(enable = "avx2,fma,avxvnni")]
+        pub(in super::super) unsafe fn panel_avxvnni<const G: usize, const R: usize>(
+            p: &[PanelBlock],
+            a: [&[ActBlock]; R],
+        ) -> [[f32; PANEL]; R] {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for (b, w) in p.iter().enumerate() {
                 let ys = a.map(|a| a.get_unchecked(b));
-                let mut isum = [_mm512_setzero_si512(); R];
-                for c in 0..4 {
-                    let wq = _mm512_load_si512(wb.q.as_ptr().add(64 * c) as *const _);
-                    let sc = _mm512_load_si512(wb.scales[2 * c].as_ptr() as *const _);
+                let mut isum = [[_mm256_setzero_si256(); 2]; R];
+                for g in 0..64 / G {
+                    let sc = [0, 1].map(|q| _mm256_load_si256(w.scales32[g].as_ptr().add(8 * q) as *const __m256i));
+                    let mut s32 = [[_mm256_setzero_si256(); 2]; R];
+                    for chunk in g * G..(g + 1) * G {
+                        let wq = [0, 1].map(|q| _mm256_load_si256(w.q[chunk].as_ptr().add(32 * q) as *const __m256i));
+                        for r in 0..R {
+                            let x = bcast256(&ys[r].qs, chunk);
+                            for q in 0..2 {
+                                s32[r][q] = _mm256_dpbusd_avx_epi32(s32[r][q], wq[q], x);
+                            }
+                        }
+                    }
                     for r in 0..R {
-                        let yq = _mm512_load_si512(ys[r].qs.as_ptr().add(64 * c) as *const _);
-                        isum[r] = _mm512_add_epi32(isum[r], _mm512_madd_epi16(_mm512_maddubs_epi16(wq, yq), sc));
+                        for q in 0..2 {
+                            isum[r][q] = _mm256_add_epi32(isum[r][q], _mm256_mullo_epi32(s32[r][q], sc[q]));
+                        }
                     }
                 }
-                let corr = _mm512_load_ps(wb.corr.as_ptr());
                 for r in 0..R {
-                    let y = ys[r];
-                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(wb.d * y.d), acc[r]);
-                    acc[r] = _mm512_fmadd_ps(corr, _mm512_load_ps(y.sums.as_ptr()), acc[r]);
+                    k_block_end256::<G>(w, ys[r], isum[r], &mut acc[r]);
                 }
             }
-            acc.map(|v| _mm512_reduce_add_ps(v))
+            store(acc, |o, v| {
+                _mm256_storeu_ps(o.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(o.as_mut_ptr().add(8), v[1]);
+            })
+        }
+
+        /// `panel_avx2` with all 16 rows in one register.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+        pub(in super::super) unsafe fn panel_avx512<const G: usize, const M: usize, const R: usize>(
+            p: &[PanelBlock],
+            a: [&[ActBlock]; R],
+        ) -> [[f32; PANEL]; R] {
+            let mut acc = [_mm512_setzero_ps(); R];
+            for (b, w) in p.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let mut isum = [_mm512_setzero_si512(); R];
+                for g in 0..64 / G {
+                    let sc = _mm512_load_si512(w.scales[g].as_ptr() as *const _);
+                    for h in 0..G / M {
+                        let mut s16 = [_mm512_setzero_si512(); R];
+                        for c in 0..M {
+                            let chunk = g * G + h * M + c;
+                            let wq = _mm512_load_si512(w.q[chunk].as_ptr() as *const _);
+                            for r in 0..R {
+                                s16[r] = _mm512_add_epi16(s16[r], _mm512_maddubs_epi16(wq, bcast512(&ys[r].qs, chunk)));
+                            }
+                        }
+                        for r in 0..R {
+                            isum[r] = _mm512_add_epi32(isum[r], _mm512_madd_epi16(s16[r], sc));
+                        }
+                    }
+                }
+                for r in 0..R {
+                    k_block_end512::<G>(w, ys[r], isum[r], &mut acc[r]);
+                }
+            }
+            store(acc, |o, v| _mm512_storeu_ps(o.as_mut_ptr(), v))
+        }
+
+        /// `panel_avxvnni` with all 16 rows in one register.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(in super::super) unsafe fn panel_avx512vnni<const G: usize, const R: usize>(
+            p: &[PanelBlock],
+            a: [&[ActBlock]; R],
+        ) -> [[f32; PANEL]; R] {
+            let mut acc = [_mm512_setzero_ps(); R];
+            for (b, w) in p.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let mut isum = [_mm512_setzero_si512(); R];
+                for g in 0..64 / G {
+                    let sc = _mm512_load_si512(w.scales32[g].as_ptr() as *const _);
+                    let mut s32 = [_mm512_setzero_si512(); R];
+                    for chunk in g * G..(g + 1) * G {
+                        let wq = _mm512_load_si512(w.q[chunk].as_ptr() as *const _);
+                        for r in 0..R {
+                            s32[r] = _mm512_dpbusd_epi32(s32[r], wq, bcast512(&ys[r].qs, chunk));
+                        }
+                    }
+                    for r in 0..R {
+                        isum[r] = _mm512_add_epi32(isum[r], _mm512_mullo_epi32(s32[r], sc));
+                    }
+                }
+                for r in 0..R {
+                    k_block_end512::<G>(w, ys[r], isum[r], &mut acc[r]);
+                }
+            }
+            store(acc, |o, v| _mm512_storeu_ps(o.as_mut_ptr(), v))
+        }
+
+        // ------------------------------------------------------------ Q8_0/Q5_0 panels (prompt steps)
+
+        /// Without VNNI: `maddubs(|w|, x · sign(w))` (ggml's `mul_sum_i8_pairs`; activations are within
+        /// ±127, so the pair sums fit 16 bits), `madd` with ones.
+        ///
+        /// # Safety
+        /// The CPU has AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[target_feature(enable = "avx2,fma")]
+        pub(in super::super) unsafe fn legacy_avx2<const R: usize>(
+            p: &[LegacyPanel],
+            a: [&[ActQ8]; R],
+        ) -> [[f32; PANEL]; R] {
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for (b, w) in p.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let mut isum = [[_mm256_setzero_si256(); 2]; R];
+                for c in 0..8 {
+                    let wq = [0, 1].map(|q| _mm256_load_si256(w.q[c].as_ptr().add(32 * q) as *const __m256i));
+                    let aw = wq.map(|v| _mm256_sign_epi8(v, v));
+                    for r in 0..R {
+                        let x = bcast256(&ys[r].qs, c);
+                        for q in 0..2 {
+                            let prod = _mm256_maddubs_epi16(aw[q], _mm256_sign_epi8(x, wq[q]));
+                            isum[r][q] = _mm256_add_epi32(isum[r][q], _mm256_madd_epi16(prod, ones));
+                        }
+                    }
+                }
+                for r in 0..R {
+                    let dy = _mm256_set1_ps(ys[r].d);
+                    for q in 0..2 {
+                        let dd = _mm256_mul_ps(_mm256_load_ps(w.d.as_ptr().add(8 * q)), dy);
+                        acc[r][q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][q]), dd, acc[r][q]);
+                    }
+                }
+            }
+            store(acc, |o, v| {
+                _mm256_storeu_ps(o.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(o.as_mut_ptr().add(8), v[1]);
+            })
+        }
+
+        /// With VNNI: `vpdpbusd(x + 128, w)` needs no sign juggling; `sum128` takes the 128 · Σw back.
+        ///
+        /// # Safety
+        /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `p`.
+        #[target_feature(enable = "avx2,fma,avxvnni")]
+        pub(in super::super) unsafe fn legacy_avxvnni<const R: usize>(
+            p: &[LegacyPanel],
+            a: [&[ActQ8]; R],
+        ) -> [[f32; PANEL]; R] {
+            let flip = _mm256_set1_epi8(-128);
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for (b, w) in p.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let mut isum = [[_mm256_setzero_si256(); 2]; R];
+                for c in 0..8 {
+                    let wq = [0, 1].map(|q| _mm256_load_si256(w.q[c].as_ptr().add(32 * q) as *const __m256i));
+                    for r in 0..R {
+                        let x = _mm256_xor_si256(bcast256(&ys[r].qs, c), flip);
+                        for q in 0..2 {
+                            isum[r][q] = _mm256_dpbusd_avx_epi32(isum[r][q], x, wq[q]);
+                        }
+                    }
+                }
+                for r in 0..R {
+                    let dy = _mm256_set1_ps(ys[r].d);
+                    for q in 0..2 {
+                        let s = _mm256_sub_epi32(
+                            isum[r][q],
+                            _mm256_load_si256(w.sum128.as_ptr().add(8 * q) as *const __m256i),
+                        );
+                        let dd = _mm256_mul_ps(_mm256_load_ps(w.d.as_ptr().add(8 * q)), dy);
+                        acc[r][q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc[r][q]);
+                    }
+                }
+            }
+            store(acc, |o, v| {
+                _mm256_storeu_ps(o.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(o.as_mut_ptr().add(8), v[1]);
+            })
+        }
+
+        /// `legacy_avx2` on 16 rows at once; AVX-512 has no `sign_epi8`, so x is negated under the mask
+        /// of negative weights.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+        pub(in super::super) unsafe fn legacy_avx512<const R: usize>(
+            p: &[LegacyPanel],
+            a: [&[ActQ8]; R],
+        ) -> [[f32; PANEL]; R] {
+            let ones = _mm512_set1_epi16(1);
+            let zero = _mm512_setzero_si512();
+            let mut acc = [_mm512_setzero_ps(); R];
+            for (b, w) in p.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let mut isum = [_mm512_setzero_si512(); R];
+                for c in 0..8 {
+                    let wq = _mm512_load_si512(w.q[c].as_ptr() as *const _);
+                    let aw = _mm512_abs_epi8(wq);
+                    let neg = _mm512_movepi8_mask(wq);
+                    for r in 0..R {
+                        let x = bcast512(&ys[r].qs, c);
+                        let xs = _mm512_mask_sub_epi8(x, neg, zero, x);
+                        isum[r] = _mm512_add_epi32(isum[r], _mm512_madd_epi16(_mm512_maddubs_epi16(aw, xs), ones));
+                    }
+                }
+                let d = _mm512_load_ps(w.d.as_ptr());
+                for r in 0..R {
+                    let dd = _mm512_mul_ps(d, _mm512_set1_ps(ys[r].d));
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), dd, acc[r]);
+                }
+            }
+            store(acc, |o, v| _mm512_storeu_ps(o.as_mut_ptr(), v))
+        }
+
+        /// `legacy_avxvnni` on 16 rows at once.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(in super::super) unsafe fn legacy_avx512vnni<const R: usize>(
+            p: &[LegacyPanel],
+            a: [&[ActQ8]; R],
+        ) -> [[f32; PANEL]; R] {
+            let flip = _mm512_set1_epi8(-128);
+            let mut acc = [_mm512_setzero_ps(); R];
+            for (b, w) in p.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let mut isum = [_mm512_setzero_si512(); R];
+                for c in 0..8 {
+                    let wq = _mm512_load_si512(w.q[c].as_ptr() as *const _);
+                    for r in 0..R {
+                        let x = _mm512_xor_si512(bcast512(&ys[r].qs, c), flip);
+                        isum[r] = _mm512_dpbusd_epi32(isum[r], x, wq);
+                    }
+                }
+                let d = _mm512_load_ps(w.d.as_ptr());
+                let sum128 = _mm512_load_si512(w.sum128.as_ptr() as *const _);
+                for r in 0..R {
+                    let dd = _mm512_mul_ps(d, _mm512_set1_ps(ys[r].d));
+                    let s = _mm512_sub_epi32(isum[r], sum128);
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), dd, acc[r]);
+                }
+            }
+            store(acc, |o, v| _mm512_storeu_ps(o.as_mut_ptr(), v))
         }
     }
 }
@@ -553,37 +1059,63 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn product(level: simd::Level, q: &QTensor, x: &Tensor) -> Vec<f32> {
+    const TYPES: [GgmlDType; 4] = [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0, GgmlDType::Q5_0];
+
+    fn product_at(level: Level, q: &QTensor, x: &Tensor) -> Vec<f32> {
         let (m, k) = x.dims2().unwrap();
         let n = q.shape().dims2().unwrap().0;
-        let data = q.data().unwrap();
         let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        match q.dtype() {
-            GgmlDType::Q4K => run::<BlockQ4K>(level, &data, &x, m, n, k),
-            GgmlDType::Q6K => run::<BlockQ6K>(level, &data, &x, m, n, k),
-            _ => None,
+        product(level, q.dtype(), &q.data().unwrap(), &x, m, n, k).expect("path applies")
+    }
+
+    /// Inputs as wide as a multiple of both block sizes, and for the 32-value types one that is not a
+    /// multiple of 256 (qwen2.5-0.5B's 896).
+    fn width(dtype: GgmlDType) -> usize {
+        if matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K) {
+            768
+        } else {
+            800
         }
-        .expect("path applies")
     }
 
     /// Against the f32 product with the dequantized weight (only the activations' 8-bit rounding
-    /// differs), at every SIMD level this CPU has.
+    /// differs), at every SIMD level this CPU has, selected one by one, on both kernels (row kernel up to
+    /// `MAX_ROWS` rows, panels above).
     #[test]
     fn matches_the_dequantized_product() {
         let dev = Device::Cpu;
-        let (n, k) = (37, 768); // n not a multiple of the column group, k three blocks
-        let wf = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
-        for &level in simd::available() {
-            for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+        for level in level::levels_for_test("gemm::matches_the_dequantized_product") {
+            for dtype in TYPES {
+                let (n, k) = (37, width(dtype)); // n not a multiple of the column group or the panel
+                let wf = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
                 let q = QTensor::quantize(&wf, dtype).unwrap();
                 let wd = q.dequantize(&dev).unwrap();
-                for m in [1, 2, 5, 131] {
+                for m in [1, 2, 5, MAX_ROWS + 1, 131] {
                     let x = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
-                    let ours = Tensor::from_vec(product(level, &q, &x), (m, n), &dev).unwrap();
+                    let ours = Tensor::from_vec(product_at(level, &q, &x), (m, n), &dev).unwrap();
                     let exact = x.matmul(&wd.t().unwrap()).unwrap();
                     let diff = (&ours - &exact).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                     let scale = exact.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                     assert!(diff <= 2e-2 * scale, "{level:?} {dtype:?} m={m}: differs by {diff} (scale {scale})");
+                }
+            }
+        }
+    }
+
+    /// Every level computes the same integer sums, so their products agree to float rounding.
+    #[test]
+    fn levels_agree() {
+        let dev = Device::Cpu;
+        let levels = level::levels_for_test("gemm::levels_agree");
+        for dtype in TYPES {
+            let (n, k) = (21, width(dtype));
+            let wf = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
+            let q = QTensor::quantize(&wf, dtype).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (40, k), &dev).unwrap();
+            let base = product_at(levels[0], &q, &x);
+            for &level in &levels[1..] {
+                for (i, (a, b)) in product_at(level, &q, &x).iter().zip(&base).enumerate() {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{level:?} {dtype:?} output {i}: {a} vs {b}");
                 }
             }
         }
@@ -594,21 +1126,21 @@ mod tests {
     #[test]
     fn a_row_is_the_same_alone_and_in_a_batch() {
         let dev = Device::Cpu;
-        let (n, k) = (20, 512);
-        let wf = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
-        for &level in simd::available() {
-            for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+        for level in level::levels_for_test("gemm::a_row_is_the_same_alone_and_in_a_batch") {
+            for dtype in TYPES {
+                let (n, k) = (20, width(dtype));
+                let wf = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
                 let q = QTensor::quantize(&wf, dtype).unwrap();
                 let x = Tensor::randn(0f32, 1.0, (PANEL_TILE + 7, k), &dev).unwrap();
-                let few = product(level, &q, &x.narrow(0, 0, MAX_ROWS).unwrap());
+                let few = product_at(level, &q, &x.narrow(0, 0, MAX_ROWS).unwrap());
                 for r in [0, 3, MAX_ROWS - 1] {
-                    let alone = product(level, &q, &x.narrow(0, r, 1).unwrap());
+                    let alone = product_at(level, &q, &x.narrow(0, r, 1).unwrap());
                     assert_eq!(alone, few[r * n..(r + 1) * n], "{level:?} {dtype:?} row {r} of {MAX_ROWS}");
                 }
-                let all = product(level, &q, &x);
+                let all = product_at(level, &q, &x);
                 for r in [0, 4, PANEL_TILE - 1, PANEL_TILE + 6] {
                     let start = r.min(PANEL_TILE + 7 - (MAX_ROWS + 1));
-                    let window = product(level, &q, &x.narrow(0, start, MAX_ROWS + 1).unwrap());
+                    let window = product_at(level, &q, &x.narrow(0, start, MAX_ROWS + 1).unwrap());
                     let i = r - start;
                     assert_eq!(window[i * n..(i + 1) * n], all[r * n..(r + 1) * n], "{level:?} {dtype:?} row {r}");
                 }

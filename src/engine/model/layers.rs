@@ -75,11 +75,11 @@ impl Rope {
     }
 }
 
-/// A quantized weight matrix. When inputs hold several positions per sequence (prompt processing) on the
-/// CPU and the type has no fast dot kernel, it is dequantized for the call and multiplied with the f32
-/// GEMM, whose cache blocking beats
-/// candle's per-row quantized dot products once many rows share the dequantization (2.6× on a 250-token
-/// prompt); decode steps (one position per sequence) stay quantized. The choice depends on the step, not
+/// A quantized weight matrix. Products with several rows go to `gemm` and one-position steps to `gemv` where
+/// those have a kernel for the type. Otherwise, when inputs hold several positions per sequence (prompt
+/// processing) on the CPU and the type has no fast dot kernel, the weight is dequantized for the call and
+/// multiplied with the f32 GEMM, whose cache blocking beats candle's per-row quantized dot products once
+/// many rows share the dequantization; decode steps (one position per sequence) stay quantized. The choice depends on the step, not
 /// on the batch, so a sequence computes the same numbers alone or batched.
 pub struct Weight(pub QMatMul);
 
@@ -114,7 +114,7 @@ impl Weight {
 }
 
 /// K-quants have AVX2 dot products against 8-bit activations that are cheaper than dequantizing the
-/// weight to f32 for the GEMM (1.5B Q4_K_M prompt: 33 vs 12 tok/s); the legacy block types do not.
+/// weight to f32 for the GEMM (figures in docs/BENCHMARKS.md); candle's legacy block types do not.
 fn has_fast_kernel(dtype: candle_core::quantized::GgmlDType) -> bool {
     use candle_core::quantized::GgmlDType::*;
     matches!(dtype, Q2K | Q3K | Q4K | Q5K | Q6K)

@@ -16,6 +16,7 @@ mod layers;
 mod llama;
 pub mod loader;
 mod qwen2;
+mod simd;
 
 use std::path::Path;
 use std::sync::Arc;
