@@ -153,7 +153,7 @@ fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
             assert_eq!(got.tokens, alone.tokens, "{:?}", req.prompt);
         }
     }
-    let err = results[4].as_ref().err().expect("a prompt beyond the context fails");
+    let Err(err) = &results[4] else { panic!("a prompt beyond the context fails") };
     assert!(format!("{err:#}").contains("context"), "{err:#}");
     // The scheduler keeps serving after the failure.
     let (again, _) = scheduler.generate(&calls[0]).unwrap();

@@ -86,7 +86,7 @@ fn the_scheduler_batches_gpu_sized_and_joined_calls_equal_each_alone() {
     let (gpu, cpu) = engines();
     assert_eq!(default_rows(gpu), GPU_ROWS);
     assert_eq!(default_rows(cpu), CPU_ROWS);
-    assert!(GPU_ROWS > CPU_ROWS);
+    const { assert!(GPU_ROWS > CPU_ROWS) };
     let scheduler = Scheduler::new(smollm(BatchPaths::Gpu), default_rows(gpu)).unwrap();
     let calls: Vec<Vec<Request>> = (0..6)
         .map(|i| vec![Request::greedy(chat(cpu, &format!("Write one sentence about the number {}.", i * 7 + 3)), 16)])

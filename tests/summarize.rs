@@ -214,7 +214,7 @@ fn rerun_skips_done_work_redoes_changes_and_repairs_outputs() {
 
     // --force redoes everything; another length is other work.
     let o = summarize(&[&args[..], &["--force", "--quiet"]].concat());
-    assert_eq!(final_line(&o).contains("\"done\":2"), true, "{}", final_line(&o));
+    assert!(final_line(&o).contains("\"done\":2"), "{}", final_line(&o));
     assert!(o.stderr.is_empty(), "--quiet prints nothing but errors: {}", String::from_utf8_lossy(&o.stderr));
     let o = summarize(&[&args[..], &["--max-words", "20"]].concat());
     assert!(final_line(&o).contains("\"done\":2"), "{}", final_line(&o));
@@ -326,7 +326,7 @@ fn sigkill_at_any_point_then_rerun_completes_without_duplicates() {
         let o = summarize(&[s(&input), "--out", s(&out), "--model", "fake"]);
         assert_eq!(o.status.code(), Some(0), "round {round}");
         let line = final_line(&o);
-        assert!(line.contains(&format!("failed 0")), "{line}");
+        assert!(line.contains("failed 0"), "{line}");
         assert_eq!(all_outputs_valid(&out), n);
         let idx = index(&out);
         assert_eq!(idx.len(), n);

@@ -12,7 +12,7 @@
 //! `check` and `bench` print one JSON object on stdout. Without a GPU, `check` compares the CPU's way of
 //! batching with the GPU's way forced on the CPU (`BatchPaths::Gpu`), and `bench` measures the CPU.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -108,7 +108,7 @@ fn main() -> Result<()> {
 }
 
 /// The engine on `spec`'s device; on the CPU with the GPU's way of batching forced when `gpu_paths`.
-fn load(model: &PathBuf, spec: DeviceSpec, gpu_paths: bool) -> Result<Engine> {
+fn load(model: &Path, spec: DeviceSpec, gpu_paths: bool) -> Result<Engine> {
     let device = spec.open()?;
     let paths = if gpu_paths { BatchPaths::Gpu } else { BatchPaths::ByDevice };
     let opts = LoadOptions { paths, ..LoadOptions::new(device) };
@@ -129,7 +129,7 @@ const CHECK_PROMPTS: &[&str] = &[
     "List three fruits.",
 ];
 
-fn check(model: &PathBuf, spec: DeviceSpec, tokens: usize, tolerance: f32) -> Result<()> {
+fn check(model: &Path, spec: DeviceSpec, tokens: usize, tolerance: f32) -> Result<()> {
     let cpu = load(model, DeviceSpec::Cpu, false)?;
     let dev = load(model, spec, true)?;
     let requests: Vec<Request> = CHECK_PROMPTS
@@ -176,7 +176,7 @@ fn check(model: &PathBuf, spec: DeviceSpec, tokens: usize, tolerance: f32) -> Re
 }
 
 fn bench(
-    model: &PathBuf,
+    model: &Path,
     spec: DeviceSpec,
     prompt_tokens: usize,
     decode_prompt_tokens: usize,
