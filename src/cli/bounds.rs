@@ -40,22 +40,42 @@ pub(crate) fn check_jobs(n: usize) -> Result<usize, String> {
 
 /// `--max-inflight N`: 1 to `MAX_INFLIGHT`.
 pub(crate) fn max_inflight(s: &str) -> Result<usize, String> {
-    in_range("--max-inflight", int("--max-inflight", s)?, 1, MAX_INFLIGHT)
+    check_max_inflight(int("--max-inflight", s)?)
+}
+
+/// `max_inflight` from `polysum.toml`, bounded as `--max-inflight`.
+pub(crate) fn check_max_inflight(n: usize) -> Result<usize, String> {
+    in_range("--max-inflight", n, 1, MAX_INFLIGHT)
 }
 
 /// `--threads N`: 1 to `MAX_THREADS`.
 pub(crate) fn threads(s: &str) -> Result<usize, String> {
-    in_range("--threads", int("--threads", s)?, 1, MAX_THREADS)
+    check_threads(int("--threads", s)?)
+}
+
+/// `threads` from `polysum.toml`, bounded as `--threads`.
+pub(crate) fn check_threads(n: usize) -> Result<usize, String> {
+    in_range("--threads", n, 1, MAX_THREADS)
 }
 
 /// `--retries N`: 0 to `MAX_RETRIES`.
 pub(crate) fn retries(s: &str) -> Result<u32, String> {
-    in_range("--retries", int("--retries", s)?, 0, MAX_RETRIES)
+    check_retries(int("--retries", s)?)
+}
+
+/// `retries` from `polysum.toml`, bounded as `--retries`.
+pub(crate) fn check_retries(n: u32) -> Result<u32, String> {
+    in_range("--retries", n, 0, MAX_RETRIES)
 }
 
 /// A context size in tokens: 256 to `MAX_CONTEXT`.
 pub(crate) fn context(s: &str) -> Result<usize, String> {
-    in_range("the context", int("the context", s)?, 256, MAX_CONTEXT)
+    check_context(int("the context", s)?)
+}
+
+/// A context size from `polysum.toml`, bounded as the context flags.
+pub(crate) fn check_context(n: usize) -> Result<usize, String> {
+    in_range("the context", n, 256, MAX_CONTEXT)
 }
 
 /// `--timeout SECONDS`: a finite number above 0 and at most `MAX_TIMEOUT_SECS` (fractions allowed).

@@ -49,8 +49,7 @@ pub(crate) fn backend(args: &ModelArgs, config: &Config) -> Result<Backend> {
     let device: DeviceSpec =
         args.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
     let spec = args.model.clone().or(config.model.clone()).unwrap_or_else(|| crate::DEFAULT_MODEL.to_string());
-    let threads =
-        args.threads.or(config.threads).map(|n| bounds::threads(&n.to_string())).transpose().map_err(usage)?;
+    let threads = args.threads.or(config.threads).map(bounds::check_threads).transpose().map_err(usage)?;
     let local = LocalModel {
         spec,
         device,
@@ -90,20 +89,16 @@ struct ServerLimits {
 }
 
 fn server_limits(args: &ModelArgs, config: &Config) -> Result<ServerLimits> {
-    let bounded = |r: std::result::Result<usize, String>| r.map_err(usage);
     Ok(ServerLimits {
         max_inflight: args
             .max_inflight
             .or(config.max_inflight)
-            .map(|n| bounded(bounds::max_inflight(&n.to_string())))
-            .transpose()?,
-        timeout: args.timeout.or(config.timeout).map(|t| bounds::check_timeout(t).map_err(usage)).transpose()?,
-        retries: args.retries.or(config.retries).map(|r| bounds::retries(&r.to_string()).map_err(usage)).transpose()?,
-        context: args
-            .remote_context
-            .or(config.remote_context)
-            .map(|c| bounded(bounds::context(&c.to_string())))
-            .transpose()?,
+            .map(bounds::check_max_inflight)
+            .transpose()
+            .map_err(usage)?,
+        timeout: args.timeout.or(config.timeout).map(bounds::check_timeout).transpose().map_err(usage)?,
+        retries: args.retries.or(config.retries).map(bounds::check_retries).transpose().map_err(usage)?,
+        context: args.remote_context.or(config.remote_context).map(bounds::check_context).transpose().map_err(usage)?,
     })
 }
 
@@ -161,7 +156,7 @@ fn job_common(
 }
 
 fn max_context(job: &JobArgs, config: &Config) -> Result<Option<usize>> {
-    job.max_context.or(config.max_context).map(|c| bounds::context(&c.to_string())).transpose().map_err(usage)
+    job.max_context.or(config.max_context).map(bounds::check_context).transpose().map_err(usage)
 }
 
 /// `polysum summarize`: flags over `polysum.toml` over the defaults.

@@ -74,7 +74,7 @@ pub(crate) fn run(opts: &RunOptions, task: &dyn Task, backend: &Backend, reporte
         if !work.is_empty() {
             reporter.info(&format!("{} articles to {}; loading the model {model_id}", work.len(), task.kind().name()));
             let gen = backend.load()?;
-            execute(opts, task, &model_id, gen.as_ref(), work, state, &mut report, reporter)?;
+            execute(opts, task, gen.as_ref(), work, state, &mut report, reporter)?;
         }
         report.wall_seconds = t0.elapsed().as_secs_f64();
         Ok(report)
@@ -211,11 +211,9 @@ fn plan(
 
 /// Run the model over `work`, `--jobs` articles in flight, each article's outputs and state written as
 /// soon as it is done. The index is rewritten now and then, and always at the end, even on an error.
-#[allow(clippy::too_many_arguments)]
 fn execute(
     opts: &RunOptions,
     task: &dyn Task,
-    model_id: &str,
     gen: &dyn Generator,
     work: Vec<Work>,
     state: State,
@@ -225,7 +223,6 @@ fn execute(
     let out = opts.out.as_path();
     let settings_key = task.settings_key();
     let jobs = opts.jobs.unwrap_or_else(|| gen.default_jobs()).max(1);
-    debug_assert_eq!(model_id, gen.model_id());
     reporter.start_work(work.len());
     let t_work = Instant::now();
 
