@@ -16,6 +16,7 @@ pub mod registry;
 pub(crate) mod summarize;
 pub mod text;
 pub(crate) mod translate;
+pub(crate) mod verify;
 
 /// The model used when neither --model nor POLYSUM_MODEL names one: the only small model here that writes
 /// fluent Spanish.

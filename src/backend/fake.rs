@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use super::{CallStats, Generation, Generator, Prompt, StopReason};
+use super::{CallStats, Generation, Generator, Prompt, ScoreRequest, StopReason};
 
 /// The prompt as one text, the way a chat template would lay it out.
 fn render(prompt: &Prompt) -> String {
@@ -24,7 +24,9 @@ fn render(prompt: &Prompt) -> String {
 /// `english` answers in English whatever the target; `native-es` answers English to the first prompt and
 /// Spanish once the prompt itself is in Spanish; `chatty` adds "Sure! Here is a summary:";
 /// `delay=MS` sleeps per call; `fail` makes every call an error; `ctx=N` sets the context length.
-/// It counts one token per word.
+/// It counts one token per word. Asked to score answers about a `<statement>` against a `<text>`, it
+/// favours "yes" when every word of four letters or more of the statement is in the text, else "not
+/// stated" (an answer starting "not"; any other but "yes" is a "no").
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FakeGenerator {
     pub(crate) english_only: bool,
@@ -83,6 +85,22 @@ impl FakeGenerator {
     }
 }
 
+/// The scripted judgment: whether every longer word of the statement occurs in the text.
+fn statement_in_text(prompt: &str) -> bool {
+    let between = |open: &str, close: &str| -> String {
+        match (prompt.rfind(open), prompt.rfind(close)) {
+            (Some(a), Some(b)) if a + open.len() <= b => prompt[a + open.len()..b].to_lowercase(),
+            _ => String::new(),
+        }
+    };
+    let words = |t: &str| -> Vec<String> {
+        t.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 4).map(str::to_string).collect()
+    };
+    let text = words(&between("<text>", "</text>"));
+    let statement = between("<statement>", "</statement>");
+    words(&statement).iter().all(|w| text.contains(w))
+}
+
 impl Generator for FakeGenerator {
     fn model_id(&self) -> String {
         "fake".into()
@@ -113,6 +131,35 @@ impl Generator for FakeGenerator {
             .collect::<Result<_>>()?;
         stats.decode_seconds = t.elapsed().as_secs_f64();
         Ok((gens, stats))
+    }
+    fn score(&self, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>> {
+        if self.fail {
+            bail!("the fake model was asked to fail");
+        }
+        Ok(requests
+            .iter()
+            .map(|r| {
+                let favoured = if statement_in_text(&render(&r.prompt)) { "yes" } else { "not" };
+                r.answers
+                    .iter()
+                    .map(|a| {
+                        let a = a.trim().to_lowercase();
+                        let kind = if a.starts_with("yes") || a.starts_with("sí") {
+                            "yes"
+                        } else if a.starts_with("not") {
+                            "not"
+                        } else {
+                            "no"
+                        };
+                        if kind == favoured {
+                            -0.1
+                        } else {
+                            -3.0
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
     }
     fn count_tokens(&self, text: &str) -> Result<usize> {
         Ok(text.split_whitespace().count())

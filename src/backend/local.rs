@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{CallStats, Generation, Generator, Prompt, Request};
+use super::{CallStats, Generation, Generator, Prompt, Request, ScoreRequest};
 use crate::engine::device::{self, DeviceSpec};
 use crate::engine::generate::{self, Engine};
 use crate::engine::model::LoadOptions;
@@ -54,6 +54,25 @@ fn render(engine: &Engine, prompt: &Prompt) -> Result<String> {
     }
 }
 
+/// Each request's prompt, and the first token of each of its answers, as the engine scores them.
+fn score(engine: &Engine, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>> {
+    let mut prompts = Vec::with_capacity(requests.len());
+    let mut candidates = Vec::with_capacity(requests.len());
+    for r in requests {
+        prompts.push(render(engine, &r.prompt)?);
+        let firsts = r
+            .answers
+            .iter()
+            .map(|a| {
+                let ids = engine.tokenizer().encode(a, false)?;
+                ids.first().copied().ok_or_else(|| anyhow::anyhow!("the answer {a:?} has no tokens"))
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        candidates.push(firsts);
+    }
+    engine.next_token_logprobs(&prompts, &candidates)
+}
+
 fn engine_requests(engine: &Engine, requests: &[Request]) -> Result<Vec<generate::Request>> {
     requests
         .iter()
@@ -74,6 +93,11 @@ impl Generator for Scheduler {
     }
     fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
         Scheduler::generate(self, &engine_requests(self.engine(), requests)?)
+    }
+    /// Straight on the engine, beside the scheduler's batch: a scoring call is one prefill, with nothing
+    /// to decode that could join the running batch.
+    fn score(&self, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>> {
+        score(self.engine(), requests)
     }
     fn count_tokens(&self, text: &str) -> Result<usize> {
         self.engine().count_tokens(text)
@@ -106,6 +130,9 @@ impl Generator for Engine {
     }
     fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
         self.generate_streaming(&engine_requests(self, requests)?, &mut |_, _| true)
+    }
+    fn score(&self, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>> {
+        score(self, requests)
     }
     fn count_tokens(&self, text: &str) -> Result<usize> {
         Engine::count_tokens(self, text)

@@ -68,6 +68,17 @@ impl Request {
     }
 }
 
+/// A prompt and a few candidate answers, scored by how likely the model is to start its answer with each
+/// (the log-probability of each answer's first token after the prompt). Cheaper and steadier than
+/// generating an answer and parsing it: one forward step, and no answer falls outside the candidates.
+#[derive(Debug, Clone)]
+pub struct ScoreRequest {
+    pub prompt: Prompt,
+    /// The answers to score, e.g. "Yes", "No", "Not"; only each one's first token counts, so their first
+    /// tokens should differ.
+    pub answers: Vec<String>,
+}
+
 /// What the tasks need from a language model.
 pub trait Generator: Sync {
     /// Identifies the model in the state key and the output (`model` field).
@@ -75,6 +86,10 @@ pub trait Generator: Sync {
     /// One batched call; the answers come in the order of `requests`. Requests that share a prompt prefix
     /// share its computation where the backend can.
     fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)>;
+    /// For each request, the log-probability of each of its answers' first token after its prompt, in the
+    /// order of `answers`. Requests that share a prompt prefix share its computation where the backend can,
+    /// so ask every question about one text in one call.
+    fn score(&self, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>>;
     /// Tokens of `text` alone.
     fn count_tokens(&self, text: &str) -> Result<usize>;
     /// Tokens of a whole prompt as the backend sends it (template included).

@@ -16,6 +16,8 @@
 //! * Read: `choices[0].message.content`, `choices[0].finish_reason` (`length` → [`StopReason::MaxTokens`],
 //!   else [`StopReason::Eos`], or [`StopReason::StopString`] when a stop string was cut here), and
 //!   `usage.prompt_tokens` / `usage.completion_tokens`, which are the token counts reported everywhere.
+//! * Scoring ([`OpenAiClient::score_one`]): one greedy token with `logprobs: true` and `top_logprobs`,
+//!   read from `choices[0].logprobs.content[0].top_logprobs`.
 //! * Errors: 429, 5xx, timeouts and connection errors are retried with exponential backoff and jitter
 //!   (a `Retry-After: SECONDS` header is honoured); any other 4xx fails at once with the server's message.
 //! * Circuit breaker: after `BREAKER_GIVE_UPS` requests in a row gave up (every retry failed), the
@@ -38,7 +40,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::{CallStats, Generation, Generator, Prompt, Request, SamplingParams, StopReason};
+use super::{CallStats, Generation, Generator, Prompt, Request, SamplingParams, ScoreRequest, StopReason};
 
 /// Requests in a row that gave up after which the server is taken for down (see the module notes).
 pub const BREAKER_GIVE_UPS: u32 = 3;
@@ -303,28 +305,32 @@ impl OpenAiClient {
 
     /// One chat completion, retried as documented, under the in-flight limit.
     pub fn chat(&self, req: &ChatRequest) -> Result<ChatResponse> {
+        let (v, tries) = self.send(&self.body(req))?;
+        let mut r = parse_answer(&v, req)
+            .map_err(|cause| OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{cause:#}") })?;
+        r.tries = tries;
+        Ok(r)
+    }
+
+    /// One request body sent, retried as documented, under the in-flight limit: the reply's JSON and the
+    /// tries it took.
+    fn send(&self, body: &Value) -> Result<(Value, u32)> {
         let give_ups = self.give_ups.load(Ordering::SeqCst);
         if give_ups >= BREAKER_GIVE_UPS {
             let last = self.last_give_up.lock().map(|l| l.clone()).unwrap_or_default();
             return Err(OpenAiError::Unavailable { url: self.url.clone(), give_ups, last }.into());
         }
-        let body = self.body(req);
         let tries_max = self.cfg.max_retries + 1;
         let mut last = String::new();
         for attempt in 0..tries_max {
             let outcome = {
                 let _permit = self.inflight.acquire();
-                self.try_once(&body)
+                self.try_once(body)
             };
             match outcome {
                 Ok(v) => {
-                    let mut r = parse_answer(&v, req).map_err(|cause| OpenAiError::BadAnswer {
-                        url: self.url.clone(),
-                        detail: format!("{cause:#}"),
-                    })?;
-                    r.tries = attempt + 1;
                     self.give_ups.store(0, Ordering::SeqCst);
-                    return Ok(r);
+                    return Ok((v, attempt + 1));
                 }
                 Err(TryError::Fatal(e)) => return Err(e),
                 Err(TryError::Retry { why, retry_after }) => {
@@ -340,6 +346,19 @@ impl OpenAiClient {
         }
         self.give_ups.fetch_add(1, Ordering::SeqCst);
         Err(OpenAiError::GaveUp { url: self.url.clone(), tries: tries_max, last }.into())
+    }
+
+    /// The log-probability of each answer's first token, from one greedy token with `logprobs` and
+    /// `top_logprobs` (OpenAI, vLLM and llama.cpp's server send them). The server sends text pieces, not
+    /// ids: a piece counts for the answer it spells exactly, else for the answer it begins (case and
+    /// leading space aside); an answer among none of the top pieces gets the lowest one sent, less one.
+    pub fn score_one(&self, req: &ScoreRequest) -> Result<Vec<f32>> {
+        let mut body = self.body(&chat_request(&Request::greedy(req.prompt.clone(), 1)));
+        body["logprobs"] = json!(true);
+        body["top_logprobs"] = json!(TOP_LOGPROBS);
+        let (v, _) = self.send(&body)?;
+        parse_top_logprobs(&v, &req.answers)
+            .map_err(|cause| OpenAiError::BadAnswer { url: self.url.clone(), detail: format!("{cause:#}") }.into())
     }
 
     /// How long to wait before retry number `attempt + 1`.
@@ -454,6 +473,41 @@ pub fn chat_request(r: &Request) -> ChatRequest {
         sampling: r.sampling.clone(),
         stop: r.stop_strings.clone(),
     }
+}
+
+/// Alternatives a scoring request asks for: the most OpenAI's API gives.
+const TOP_LOGPROBS: usize = 20;
+
+/// Each answer's log-probability from `choices[0].logprobs.content[0].top_logprobs` (see
+/// [`OpenAiClient::score_one`]).
+pub fn parse_top_logprobs(v: &Value, answers: &[String]) -> Result<Vec<f32>> {
+    let top = v["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        .as_array()
+        .ok_or_else(|| anyhow!("no `choices[0].logprobs.content[0].top_logprobs`: the server ignored `logprobs`"))?;
+    let norm = |t: &str| t.trim().to_lowercase();
+    let answers: Vec<String> = answers.iter().map(|a| norm(a)).collect();
+    let mut sums: Vec<Option<f64>> = vec![None; answers.len()];
+    let mut lowest = f64::INFINITY;
+    for entry in top {
+        let (Some(token), Some(lp)) = (entry["token"].as_str(), entry["logprob"].as_f64()) else { continue };
+        lowest = lowest.min(lp);
+        let t = norm(token);
+        if t.is_empty() {
+            continue;
+        }
+        let owner = answers.iter().position(|a| *a == t).or_else(|| answers.iter().position(|a| a.starts_with(&t)));
+        if let Some(i) = owner {
+            // Pieces of one answer ("Yes", " yes") add up: log(exp(a) + exp(b)).
+            sums[i] = Some(match sums[i] {
+                None => lp,
+                Some(a) => a.max(lp) + (-(a - lp).abs()).exp().ln_1p(),
+            });
+        }
+    }
+    if !lowest.is_finite() {
+        bail!("`top_logprobs` is empty");
+    }
+    Ok(sums.into_iter().map(|s| s.unwrap_or(lowest - 1.0) as f32).collect())
 }
 
 /// The body of a 200 reply as JSON, or why it is not (its size, never its content).
@@ -596,6 +650,22 @@ impl Generator for OpenAiClient {
     }
     fn generate(&self, requests: &[Request]) -> Result<(Vec<Generation>, CallStats)> {
         OpenAiClient::generate(self, requests)
+    }
+    /// One HTTP request per question, all at once under the in-flight limit (a server with prefix
+    /// caching, as vLLM's, shares the text they repeat).
+    fn score(&self, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = requests.iter().map(|r| s.spawn(move || self.score_one(r))).collect();
+            handles
+                .into_iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("a request thread panicked")))
+                        .with_context(|| format!("scoring request {} of {}", i + 1, requests.len()))
+                })
+                .collect()
+        })
     }
     /// An overestimate (see `OpenAiClient::estimate_tokens`); the counts recorded come from the server.
     fn count_tokens(&self, text: &str) -> Result<usize> {

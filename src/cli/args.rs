@@ -30,6 +30,9 @@ pub(crate) enum Command {
     Models(ModelsArgs),
     /// Compare the English and Spanish summaries that `summarize` wrote (numbers, names, back-translation).
     Compare(CompareArgs),
+    /// Check claims against an article: each claim's evidence sentences, hard checks (numbers, dates, names,
+    /// negation, actor) and the model's judgment.
+    Check(CheckArgs),
     /// Combine the output folders of sharded runs (`summarize --shard K/N`) into one.
     Merge(MergeArgs),
 }
@@ -173,6 +176,32 @@ pub(crate) struct CompareArgs {
     /// Skip the back-translation (no model is loaded).
     #[arg(long)]
     pub(crate) no_backtranslate: bool,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CheckArgs {
+    /// The article, as UTF-8 text; evidence indices count its sentences, paragraph by paragraph.
+    pub(crate) article: PathBuf,
+    /// The claims to check, one sentence a line (blank lines skipped).
+    pub(crate) claims: PathBuf,
+    /// The claims' language [default: detected from the claims].
+    #[arg(long)]
+    pub(crate) lang: Option<String>,
+    /// The article's language [default: detected].
+    #[arg(long)]
+    pub(crate) source_lang: Option<String>,
+    /// One JSON object per claim and line: text, verdict, score, evidence, failed_checks.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// How the model is asked: stated ("is it true according to the text? yes, no or not stated") or
+    /// supported ("is it fully supported? yes or no") [default: stated].
+    #[arg(long)]
+    pub(crate) question: Option<String>,
+    /// The model's "yes" probability below which a claim is unsupported [default: the summaries'].
+    #[arg(long)]
+    pub(crate) threshold: Option<f64>,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
 }

@@ -7,6 +7,7 @@
 
 mod args;
 mod bounds;
+mod check;
 mod config;
 mod generate;
 mod models;
@@ -83,6 +84,7 @@ fn run(cli: Cli, reporter: &mut Option<Reporter>) -> Result<Outcome> {
         Command::Translate(args) => run_job(options::translate(&args)?, reporter),
         Command::Models(args) => models::run(args),
         Command::Compare(args) => compare(&args),
+        Command::Check(args) => check::run(&args),
         Command::Merge(args) => merge(&args),
     }
 }

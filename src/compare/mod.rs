@@ -235,6 +235,9 @@ mod tests {
                 .collect::<Result<_>>()?;
             Ok((gens, CallStats::default()))
         }
+        fn score(&self, _: &[crate::backend::ScoreRequest]) -> Result<Vec<Vec<f32>>> {
+            anyhow::bail!("compare scores nothing")
+        }
         fn count_tokens(&self, text: &str) -> Result<usize> {
             Ok(text.split_whitespace().count())
         }

@@ -354,6 +354,41 @@ impl Engine {
         Ok(None)
     }
 
+    /// For each prompt, the log-probability of each token in `candidates[i]` being the next one: one
+    /// prefill and no decode step, with a prefix shared by every prompt computed once (as `generate` does),
+    /// so many short questions about one text cost the text once plus each question.
+    pub fn next_token_logprobs(&self, prompts: &[String], candidates: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        if prompts.len() != candidates.len() {
+            bail!("{} prompts but {} candidate lists", prompts.len(), candidates.len());
+        }
+        if prompts.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids = prompts.iter().map(|p| self.encode_prompt(p)).collect::<Result<Vec<_>>>()?;
+        let requests: Vec<Request> = prompts.iter().map(|p| Request::greedy(p.as_str(), 1)).collect();
+        self.check_fits(&ids, &requests)?;
+        let batch = self.prefill(&ids, &requests, 0, &mut CallStats::default())?;
+        let logits = batch.logits.context("a prefill leaves next-token logits")?;
+        let logp = candle_nn::ops::log_softmax(&logits.to_dtype(candle_core::DType::F32)?, candle_core::D::Minus1)?
+            .to_device(&Device::Cpu)?;
+        let vocab = logp.dim(1)?;
+        candidates
+            .iter()
+            .enumerate()
+            .map(|(i, cands)| {
+                let row = logp.get(i)?.to_vec1::<f32>()?;
+                cands
+                    .iter()
+                    .map(|&t| {
+                        row.get(t as usize)
+                            .copied()
+                            .with_context(|| format!("token {t} is past the vocabulary of {vocab}"))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Logits after every token of `ids` (teacher-forced), `[ids.len(), vocab]`.
     pub fn logits_all(&self, ids: &[u32]) -> Result<Tensor> {
         let mut cache = KvCache::new(self.model.config().n_layer, 1);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::lang::Lang;
 
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// Which prompt an attempt used, strongest last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +63,9 @@ pub(crate) enum Flag {
     ParagraphDropped,
     /// The translation's sentence count is far from the source's.
     SentenceCountMismatch,
+    /// Some sentence is still unsupported by the article after the check (and any repair): `support` says
+    /// which and why.
+    Unsupported,
 }
 
 impl Strategy {
@@ -103,6 +106,7 @@ impl std::fmt::Display for Flag {
             Flag::PieceCut => "piece_cut",
             Flag::ParagraphDropped => "paragraph_dropped",
             Flag::SentenceCountMismatch => "sentence_count_mismatch",
+            Flag::Unsupported => "unsupported",
         })
     }
 }
@@ -136,6 +140,62 @@ pub(crate) struct Attempt {
     pub(crate) error: Option<String>,
 }
 
+/// Whether the article supports a sentence, as `crate::verify` judged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Verdict {
+    Supported,
+    Unsupported,
+}
+
+/// A check a sentence failed (`failed_checks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Check {
+    /// A number (in digits or words) the article does not have.
+    Number,
+    /// A weekday or month the article does not name.
+    Date,
+    /// A person, place or organisation the article does not name.
+    Name,
+    /// Negated where its evidence is not, or the reverse.
+    Negation,
+    /// Who does the main action is not who does it in the article.
+    Actor,
+    /// The model, asked about the sentence over its evidence, did not answer that it is true.
+    Model,
+}
+
+impl Check {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Check::Number => "number",
+            Check::Date => "date",
+            Check::Name => "name",
+            Check::Negation => "negation",
+            Check::Actor => "actor",
+            Check::Model => "model",
+        }
+    }
+}
+
+/// One final sentence of a summary or translation, checked against the article.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SentenceSupport {
+    pub(crate) text: String,
+    pub(crate) verdict: Verdict,
+    /// The model's probability that the sentence is true given its evidence (answer "yes" against "no"
+    /// and "not stated"), to a thousandth.
+    pub(crate) score: f64,
+    /// Indices of the article sentences (`text::split::sentences` of title and text, title first) that
+    /// support it best.
+    pub(crate) evidence: Vec<usize>,
+    pub(crate) failed_checks: Vec<Check>,
+    /// Rewritten, or replaced by its evidence, after failing the check.
+    #[serde(default)]
+    pub(crate) repaired: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SummaryRecord {
     /// The summary; `null` when the status is `failed` (a text in the wrong language is never kept).
@@ -167,6 +227,15 @@ pub(crate) struct SummaryRecord {
     /// Translations: how much of the source's structure came through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) structure: Option<Structure>,
+    /// Each final sentence checked against the article (absent with `--verify off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) support: Option<Vec<SentenceSupport>>,
+    /// Sentences rewritten or replaced after failing the check (absent with `--verify off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) repaired: Option<usize>,
+    /// Sentences dropped after failing the check while the rest stood (absent with `--verify off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dropped: Option<usize>,
 }
 
 fn one() -> usize {

@@ -212,6 +212,9 @@ mod tests {
             chunks: 1,
             levels: 1,
             structure: None,
+            support: None,
+            repaired: None,
+            dropped: None,
         }
     }
 

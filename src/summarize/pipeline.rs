@@ -419,6 +419,9 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
                     chunks: 1,
                     levels: 1,
                     structure: None,
+                    support: None,
+                    repaired: None,
+                    dropped: None,
                 }
             }
             None => {
@@ -496,6 +499,9 @@ fn failed_record(
         chunks: 1,
         levels: 1,
         structure: None,
+        support: None,
+        repaired: None,
+        dropped: None,
     }
 }
 

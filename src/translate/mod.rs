@@ -177,6 +177,9 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
         chunks: 0,
         levels: 1,
         structure: None,
+        support: None,
+        repaired: None,
+        dropped: None,
     };
     let mut out = Translated {
         source_lang,

@@ -1,0 +1,182 @@
+//! Repair, never hide: an unsupported sentence is rewritten with its evidence in view and checked again;
+//! still unsupported, it is dropped when another sentence of the text stands, else replaced by its best
+//! evidence sentence (translated when the text is in another language than the article). What none of
+//! that fixes stays, flagged.
+
+use anyhow::Result;
+
+use crate::backend::{Generator, Request};
+use crate::job::record::{SentenceSupport, Verdict};
+use crate::text::clean;
+use crate::text::lang::Lang;
+use crate::text::split;
+use crate::verify::{check, Claim, Settings, Source};
+
+/// Tokens a rewritten sentence may take.
+const MAX_SENTENCE_TOKENS: usize = 96;
+
+/// A checked text after repair.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Repaired {
+    /// The final sentences, in order, each with its support.
+    pub(crate) support: Vec<SentenceSupport>,
+    pub(crate) repaired: usize,
+    pub(crate) dropped: usize,
+}
+
+impl Repaired {
+    /// The final text: its sentences joined.
+    pub(crate) fn text(&self) -> String {
+        self.support.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The rewrite prompt: the evidence, the sentence, and what to do, in English (the models follow English
+/// instructions best) with the language to write named.
+fn rewrite_prompt(evidence: &str, sentence: &str, lang: Lang) -> crate::backend::Prompt {
+    let user = format!(
+        "Sentences from a news article:\n<text>\n{}\n</text>\n\nThis summary sentence says something the article \
+         does not: \"{}\"\n\nRewrite it in {} so that it says only what the article sentences above say, keeping \
+         who did what exactly as they tell it. Write only the one rewritten sentence.",
+        crate::prompt::defuse(evidence),
+        crate::prompt::defuse(sentence),
+        lang.english_name()
+    );
+    crate::backend::Prompt::chat("You correct summaries so that they state only facts from the article.", user)
+}
+
+/// The first sentence of a model's answer, cleaned.
+fn first_sentence(answer: &str) -> Option<String> {
+    let (cleaned, _) = clean::clean(answer, &crate::prompt::translation_labels());
+    let s = split::sentences(&cleaned).first()?.trim().trim_matches('"').to_string();
+    (s.chars().filter(|c| c.is_alphabetic()).count() >= 3).then_some(s)
+}
+
+/// Repair the unsupported sentences of `checked` (the support of a text in `lang`): one rewrite each,
+/// all in one batched call, checked again in one call; then drop or replace what still fails.
+pub(crate) fn repair(
+    source: &Source<'_>,
+    checked: Vec<SentenceSupport>,
+    lang: Lang,
+    settings: &Settings,
+    gen: &dyn Generator,
+) -> Result<Repaired> {
+    let mut support = checked;
+    let failing: Vec<usize> = (0..support.len()).filter(|&i| support[i].verdict == Verdict::Unsupported).collect();
+    if failing.is_empty() {
+        return Ok(Repaired { support, repaired: 0, dropped: 0 });
+    }
+    let evidence_text = |s: &SentenceSupport| -> String {
+        let ev: Vec<&str> = s.evidence.iter().filter_map(|&i| source.sentences.get(i).copied()).collect();
+        if ev.is_empty() {
+            source.sentences.iter().take(3).copied().collect::<Vec<_>>().join(" ")
+        } else {
+            ev.join(" ")
+        }
+    };
+
+    // 1. Rewrite with the evidence in view.
+    let requests: Vec<Request> = failing
+        .iter()
+        .map(|&i| {
+            let mut r = Request::greedy(
+                rewrite_prompt(&evidence_text(&support[i]), &support[i].text, lang),
+                MAX_SENTENCE_TOKENS,
+            );
+            r.stop_strings = vec!["\n\n".into()];
+            r
+        })
+        .collect();
+    let (gens, _) = gen.generate(&requests)?;
+    let rewrites: Vec<(usize, String)> =
+        failing.iter().zip(&gens).filter_map(|(&i, g)| Some((i, first_sentence(&g.text)?))).collect();
+    let claims: Vec<Claim> = rewrites
+        .iter()
+        .map(|(i, t)| Claim {
+            text: t.clone(),
+            lang,
+            evidence: Some(support[*i].evidence.clone()).filter(|e| !e.is_empty()),
+        })
+        .collect();
+    let rechecked = check(source, &claims, settings, gen)?;
+    let mut repaired = 0;
+    for ((i, _), mut s) in rewrites.iter().zip(rechecked) {
+        if s.verdict == Verdict::Supported {
+            s.repaired = true;
+            support[*i] = s;
+            repaired += 1;
+        }
+    }
+
+    // 2. Drop what still fails while something stands; else 3. put the evidence in its place.
+    let stands = support.iter().any(|s| s.verdict == Verdict::Supported);
+    let mut dropped = 0;
+    if stands {
+        let before = support.len();
+        support.retain(|s| s.verdict == Verdict::Supported);
+        dropped = before - support.len();
+    } else {
+        let mut replacements = Vec::new();
+        for (i, s) in support.iter().enumerate() {
+            if let Some(&best) = s.evidence.first() {
+                replacements.push((i, best, source.sentences[best].to_string()));
+            }
+        }
+        let texts = if lang == source.lang {
+            replacements.iter().map(|(_, _, t)| Some(t.clone())).collect::<Vec<_>>()
+        } else {
+            let requests: Vec<Request> = replacements
+                .iter()
+                .map(|(_, _, t)| {
+                    let mut r = Request::greedy(crate::prompt::translate(t, lang).chat(), MAX_SENTENCE_TOKENS * 2);
+                    r.stop_strings = crate::prompt::stop_strings();
+                    r
+                })
+                .collect();
+            gen.generate(&requests)?.0.iter().map(|g| first_sentence(&g.text)).collect()
+        };
+        let claims: Vec<(usize, Claim)> = replacements
+            .iter()
+            .zip(texts)
+            .filter_map(|((i, best, _), t)| Some((*i, Claim { text: t?, lang, evidence: Some(vec![*best]) })))
+            .collect();
+        let only: Vec<Claim> = claims.iter().map(|(_, c)| c.clone()).collect();
+        for ((i, _), mut s) in claims.iter().zip(check(source, &only, settings, gen)?) {
+            s.repaired = true;
+            repaired += usize::from(s.verdict == Verdict::Supported);
+            support[*i] = s;
+        }
+    }
+    Ok(Repaired { support, repaired, dropped })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::fake::FakeGenerator;
+    use crate::job::record::Check;
+
+    #[test]
+    fn an_unsupported_sentence_is_dropped_when_the_rest_stands_else_replaced_by_its_evidence() {
+        let g = FakeGenerator::parse("fake").unwrap().unwrap();
+        let text = "An unknown attacker shot a man with an air rifle in Ilfracombe. Police called it a random act.";
+        let source = Source::new(None, text, Lang::En);
+        let settings = Settings::default();
+        let claims = [
+            Claim::new("An attacker shot a man with an air rifle in Ilfracombe.", Lang::En),
+            Claim::new("Police officers shot the man in Barnstaple.", Lang::En),
+        ];
+        let checked = check(&source, &claims, &settings, &g).unwrap();
+        assert_eq!(checked[1].verdict, Verdict::Unsupported);
+        // The fake's rewrite is a canned summary the article does not support: the sentence goes.
+        let r = repair(&source, checked.clone(), Lang::En, &settings, &g).unwrap();
+        assert_eq!((r.support.len(), r.dropped, r.repaired), (1, 1, 0));
+        assert_eq!(r.text(), claims[0].text);
+        // Alone, it is replaced by its best evidence sentence.
+        let r = repair(&source, checked[1..].to_vec(), Lang::En, &settings, &g).unwrap();
+        assert_eq!((r.support.len(), r.dropped, r.repaired), (1, 0, 1), "{r:?}");
+        assert!(r.support[0].repaired && r.support[0].verdict == Verdict::Supported, "{r:?}");
+        assert!(source.sentences.contains(&r.support[0].text.as_str()));
+        assert!(!r.support[0].failed_checks.contains(&Check::Model));
+    }
+}
