@@ -138,6 +138,10 @@ pub(crate) struct SummarizeArgs {
     /// summary from the article [default: translate].
     #[arg(long)]
     pub(crate) strategy: Option<String>,
+    /// Check each summary sentence against the article: off, flag (record each sentence's support and
+    /// evidence), or fix (also rewrite, drop or replace what the article does not support) [default: fix].
+    #[arg(long)]
+    pub(crate) verify: Option<String>,
     /// Accept summaries in any language (scripts/bench-gpu: a synthetic model writes no language).
     #[arg(long, hide = true)]
     pub(crate) skip_language_check: bool,

@@ -8,6 +8,7 @@
 //! format = "json,md"
 //! sentences = 3            # or max_words = 60
 //! strategy = "translate"   # or "direct"
+//! verify = "fix"           # or "flag", "off"
 //! max_context = 4096       # lower the model's context
 //! jobs = 1
 //! quiet = true
@@ -55,6 +56,7 @@ pub(crate) struct Config {
     #[serde(alias = "max-context")]
     pub(crate) max_context: Option<usize>,
     pub(crate) strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
+    pub(crate) verify: Option<crate::verify::Mode>,
     pub(crate) backend: Option<String>,
     pub(crate) endpoint: Option<String>,
     #[serde(alias = "api-key-env")]
@@ -149,7 +151,7 @@ mod tests {
             "inputs = [\"in\"]\nout = \"o\"\nmodel = \"m\"\ndevice = \"cpu\"\nthreads = 2\nno_requantize = true\n\
 langs = \"en\"\nformat = \"md\"\nsentences = 2\nmax_words = 30\njobs = 3\nforce = true\nquiet = true\n\
 log_format = \"json\"\nmax_input_tokens = 500\nmax_bytes = 1000\nmax_context = 1024\nstrategy = \"direct\"\n\
-backend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\nmax_inflight = 4\n\
+verify = \"flag\"\nbackend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\nmax_inflight = 4\n\
 timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
         let c = Config::parse(text, Path::new("/b")).unwrap();
         let expected = Config {
@@ -171,6 +173,7 @@ timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
             max_bytes: Some(1000),
             max_context: Some(1024),
             strategy: Some(crate::summarize::pipeline::SummaryStrategy::Direct),
+            verify: Some(crate::verify::Mode::Flag),
             backend: Some("openai".into()),
             endpoint: Some("http://h".into()),
             api_key_env: Some("K".into()),

@@ -194,6 +194,10 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         Some(s) => s.parse::<SummaryStrategy>().map_err(usage)?,
         None => config.strategy.unwrap_or_default(),
     };
+    let verify = match &args.verify {
+        Some(v) => v.parse::<crate::verify::Mode>().map_err(usage)?,
+        None => config.verify.unwrap_or_default(),
+    };
     let (mut run, backend, logging) = job_common(job, &config, inputs, out)?;
     run.shard = args.shard.as_deref().or(config.shard.as_deref()).map(ShardSpec::parse).transpose().map_err(usage)?;
     let settings = Settings {
@@ -202,6 +206,7 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         max_context: max_context(job, &config)?,
         strategy,
         check_language: !args.skip_language_check,
+        verify,
     };
     Ok(Job { run, task: Summarize { langs, settings }, backend, logging })
 }

@@ -191,11 +191,30 @@ pub(crate) fn render_md(r: &ArticleRecord) -> String {
                         sum.unsupported_numbers.join(", ")
                     ));
                 }
+                s.push_str(&check_line(sum));
             }
             _ => s.push_str(&format!("*Failed: {}*\n\n", sum.error.as_deref().unwrap_or("unknown error"))),
         }
     }
     s
+}
+
+/// The "Check:" line for sentences the article does not support (after any repair), with what failed;
+/// empty when every sentence stands or nothing was checked.
+fn check_line(sum: &crate::job::record::SummaryRecord) -> String {
+    let Some(support) = &sum.support else { return String::new() };
+    let bad: Vec<String> = support
+        .iter()
+        .filter(|s| s.verdict == crate::job::record::Verdict::Unsupported)
+        .map(|s| {
+            let why = s.failed_checks.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
+            format!("\"{}\" ({why})", s.text)
+        })
+        .collect();
+    if bad.is_empty() {
+        return String::new();
+    }
+    format!("> Check: not supported by the article: {}\n\n", bad.join("; "))
 }
 
 /// The Markdown view of a translation: its title and paragraphs, then where it came from.
@@ -211,6 +230,7 @@ pub(crate) fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::T
         }
         _ => s.push_str(&format!("*Failed: {}*\n\n", t.record.error.as_deref().unwrap_or("unknown error"))),
     }
+    s.push_str(&check_line(&t.record));
     s.push_str(&format!("---\nTranslated into {} from `{}`", t.lang.english_name(), r.source));
     if let Some(l) = &r.source_lang {
         s.push_str(&format!(" ({})", l.english_name()));

@@ -37,7 +37,7 @@ impl Task for Summarize {
     fn settings_key(&self) -> String {
         let s = &self.settings;
         let ctx = s.max_context.map(|c| format!("@{c}")).unwrap_or_default();
-        format!("{}{}{ctx}", s.length.key(), s.strategy.key_suffix())
+        format!("{}{}{ctx}{}", s.length.key(), s.strategy.key_suffix(), s.verify.key_suffix())
     }
 
     fn cached(&self, cache: &Cache<'_>) -> Result<(Results, bool)> {

@@ -18,6 +18,7 @@ use crate::summarize::mapreduce;
 use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
 use crate::text::clean;
 use crate::text::lang::{self, Lang};
+use crate::verify;
 
 /// Tokens each chunk of a long article repeats from the one before.
 pub(crate) const CHUNK_OVERLAP: usize = 64;
@@ -67,6 +68,8 @@ pub(crate) struct Settings {
     /// Reject summaries that come out in another language (off only for benchmarks with synthetic models,
     /// which write no language).
     pub(crate) check_language: bool,
+    /// Check each summary sentence against the article, and repair or flag (`--verify`).
+    pub(crate) verify: verify::Mode,
 }
 
 #[cfg(test)]
@@ -79,6 +82,7 @@ impl Settings {
             max_context: None,
             strategy: SummaryStrategy::Direct,
             check_language: true,
+            verify: verify::Mode::Off,
         }
     }
 }
@@ -135,6 +139,8 @@ struct Accepted {
     detected: Lang,
     flags: Vec<Flag>,
     numbers: Vec<String>,
+    /// Each sentence's support, after any repair (`--verify flag|fix`).
+    checked: Option<verify::repair::Repaired>,
 }
 
 enum Verdict {
@@ -190,7 +196,7 @@ fn judge(g: &Generation, target: Lang, settings: &Settings, article: &str, instr
     if !numbers.is_empty() {
         flags.push(Flag::UnsupportedNumbers);
     }
-    Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers })
+    Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers, checked: None })
 }
 
 /// Run `strategies` in order for the lanes `members` that are still open, one batched call per strategy.
@@ -321,6 +327,57 @@ fn run_phase(
     }
 }
 
+/// Check the accepted summary of each lane in `members` against the article, and repair it (`fix`): its
+/// text becomes the repaired one, its numbers are checked again, and what stays unsupported is flagged.
+/// A summary translated from a checked one aligns each sentence through its pivot's evidence. A check
+/// that fails to run (a backend error) leaves the summary as it was, without `support`.
+#[allow(clippy::too_many_arguments)]
+fn verify_lanes(
+    lanes: &mut [Lane],
+    members: &[usize],
+    pivot: Option<usize>,
+    article: &Article,
+    source_lang: Lang,
+    settings: &Settings,
+    gen: &dyn Generator,
+    out: &mut Summarized,
+) {
+    if settings.verify == verify::Mode::Off {
+        return;
+    }
+    let source = verify::Source::new(Some(&article.title), &article.text, source_lang);
+    let checks = verify::Settings::default();
+    let pivot_support: Option<Vec<crate::job::record::SentenceSupport>> =
+        pivot.and_then(|p| lanes[p].accepted.as_ref()).and_then(|a| a.checked.as_ref()).map(|c| c.support.clone());
+    for &i in members {
+        let lane = &mut lanes[i];
+        let Some(a) = lane.accepted.as_mut() else { continue };
+        let t = Instant::now();
+        let hint = if a.flags.contains(&Flag::Translated) { pivot_support.as_deref() } else { None };
+        let claims = verify::claims_of(&a.text, lane.lang, hint);
+        let result = verify::check(&source, &claims, &checks, gen).and_then(|checked| match settings.verify {
+            verify::Mode::Fix => verify::repair::repair(&source, checked, lane.lang, &checks, gen),
+            _ => Ok(verify::repair::Repaired { support: checked, repaired: 0, dropped: 0 }),
+        });
+        let secs = t.elapsed().as_secs_f64();
+        lane.seconds += secs;
+        out.generate_seconds += secs;
+        let Ok(r) = result else { continue };
+        if r.repaired + r.dropped > 0 {
+            a.text = r.text();
+            a.numbers = guard::unsupported_numbers(&a.text, &article.text);
+            a.flags.retain(|f| *f != Flag::UnsupportedNumbers);
+            if !a.numbers.is_empty() {
+                a.flags.push(Flag::UnsupportedNumbers);
+            }
+        }
+        if verify::unsupported(&r.support).next().is_some() {
+            a.flags.push(Flag::Unsupported);
+        }
+        a.checked = Some(r);
+    }
+}
+
 /// Summarize `article` into every language of `langs`.
 pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, gen: &dyn Generator) -> Summarized {
     let model = gen.model_id();
@@ -390,8 +447,13 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
             vec![(vec![pivot], direct), (others, [Strategy::Translate, Strategy::Base, Strategy::Native])]
         }
     };
+    // Each phase's summaries are checked (and repaired) before the next phase translates them.
+    let source = out.source_lang.unwrap_or(notes_lang);
+    let pivot = langs.iter().position(|l| *l == notes_lang);
     for (members, strategies) in phases {
         run_phase(&mut lanes, &members, &strategies, article, &text, settings, gen, &mut out);
+        let via = pivot.filter(|p| settings.strategy == SummaryStrategy::Translate && !members.contains(p));
+        verify_lanes(&mut lanes, &members, via, article, source, settings, gen, &mut out);
     }
 
     for lane in lanes {
@@ -419,9 +481,9 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
                     chunks: 1,
                     levels: 1,
                     structure: None,
-                    support: None,
-                    repaired: None,
-                    dropped: None,
+                    repaired: a.checked.as_ref().map(|c| c.repaired),
+                    dropped: a.checked.as_ref().map(|c| c.dropped),
+                    support: a.checked.map(|c| c.support),
                 }
             }
             None => {
