@@ -84,7 +84,7 @@ fn outputs_valid(out: &Path, allow_temp: bool) -> usize {
         }
         if entry.file_type().is_file() && name.ends_with(".json") {
             let v = read_json(entry.path());
-            assert_eq!(v["schema_version"], 1);
+            assert_eq!(v["schema_version"], 2);
             n += 1;
         }
     }

@@ -26,7 +26,8 @@ fn render(prompt: &Prompt) -> String {
 /// `delay=MS` sleeps per call; `fail` makes every call an error; `ctx=N` sets the context length.
 /// It counts one token per word. Asked to score answers about a `<statement>` against a `<text>`, it
 /// favours "yes" when every word of four letters or more of the statement is in the text, else "not
-/// stated" (an answer starting "not"; any other but "yes" is a "no").
+/// stated" (an answer starting "not"; any other but "yes" is a "no"); asked to rewrite an unsupported
+/// sentence, it answers with the first sentence of the evidence it was shown.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FakeGenerator {
     pub(crate) english_only: bool,
@@ -66,6 +67,13 @@ impl FakeGenerator {
     }
 
     fn answer(&self, prompt: &str) -> String {
+        // Asked to rewrite an unsupported sentence: a faithful model's answer, the first evidence sentence.
+        if prompt.contains("says something the article does not") {
+            let evidence = prompt.split_once("<text>\n").and_then(|(_, rest)| rest.split_once("\n</text>"));
+            if let Some((text, _)) = evidence {
+                return crate::text::split::sentences(text).first().copied().unwrap_or(text).to_string();
+            }
+        }
         // The instruction follows the fenced text; look there for the target language.
         let end = ["</article>", "</text>"].iter().filter_map(|t| prompt.rfind(t).map(|p| p + t.len())).max();
         let tail = end.map(|p| &prompt[p..]).unwrap_or(prompt);

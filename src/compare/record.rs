@@ -1,4 +1,4 @@
-//! The part of a `summarize` output record (schema version 1) that compare reads. Every field has a
+//! The part of a `summarize` output record (schema version 2) that compare reads. Every field has a
 //! default and unknown fields are ignored, so compare depends only on the documented fields.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 /// The newest record schema this reader knows.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]

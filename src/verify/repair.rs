@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::backend::{Generator, Request};
 use crate::job::record::{SentenceSupport, Verdict};
 use crate::text::clean;
-use crate::text::lang::Lang;
+use crate::text::lang::{self, Lang};
 use crate::text::split;
 use crate::verify::{check, Claim, Settings, Source};
 
@@ -88,8 +88,13 @@ pub(crate) fn repair(
         })
         .collect();
     let (gens, _) = gen.generate(&requests)?;
-    let rewrites: Vec<(usize, String)> =
-        failing.iter().zip(&gens).filter_map(|(&i, g)| Some((i, first_sentence(&g.text)?))).collect();
+    // A rewrite in another language than the text's is no repair.
+    let rewrites: Vec<(usize, String)> = failing
+        .iter()
+        .zip(&gens)
+        .filter_map(|(&i, g)| Some((i, first_sentence(&g.text)?)))
+        .filter(|(_, t)| lang::detect(t).is_none_or(|l| l == lang))
+        .collect();
     let claims: Vec<Claim> = rewrites
         .iter()
         .map(|(i, t)| Claim {
@@ -141,10 +146,13 @@ pub(crate) fn repair(
             .filter_map(|((i, best, _), t)| Some((*i, Claim { text: t?, lang, evidence: Some(vec![*best]) })))
             .collect();
         let only: Vec<Claim> = claims.iter().map(|(_, c)| c.clone()).collect();
+        // Only a replacement that passes its own check takes the sentence's place.
         for ((i, _), mut s) in claims.iter().zip(check(source, &only, settings, gen)?) {
-            s.repaired = true;
-            repaired += usize::from(s.verdict == Verdict::Supported);
-            support[*i] = s;
+            if s.verdict == Verdict::Supported {
+                s.repaired = true;
+                support[*i] = s;
+                repaired += 1;
+            }
         }
     }
     Ok(Repaired { support, repaired, dropped })
