@@ -232,3 +232,53 @@ fn backtranslation_runs_the_model_once_per_article() {
     // The native pair of the story reuses the articles' back-translations.
     assert_eq!(v["stories"][0]["checks"][0]["scores"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn html_shows_each_sentence_beside_its_evidence_and_the_verdict_counts_source_support() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("budget.txt");
+    // The scripted summary says "Tuesday" where the article says "Monday".
+    std::fs::write(
+        &input,
+        "Council budget\nThe article reports the main facts of the story, the council said.\n\
+         Officials gave the details on Monday afternoon after a long meeting.\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = common::run_polysum(&[
+        "summarize",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--model",
+        "fake",
+        "--verify",
+        "flag",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let (_, v) = compare_json(&out, &["--no-backtranslate"]);
+    let a = article(&v, "budget.txt");
+    assert_eq!(a["verdict"], "check");
+    assert!(
+        reasons(a)
+            .iter()
+            .any(|r| r.starts_with("EN not supported by the article: \"Officials gave the details on Tuesday")),
+        "{:?}",
+        reasons(a)
+    );
+    let html = tmp.path().join("report.html");
+    let o = polysum(&["compare", out.to_str().unwrap(), "--no-backtranslate", "--html", html.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let (dom, console) = chromium_console(&html);
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert!(dom.contains("<table class=\"support\">"), "{dom}");
+    // The invented day is marked, beside the article sentence it contradicts.
+    let row =
+        dom.split("<tr class=\"unsupported\">").nth(1).expect("an unsupported row").split("</tr>").next().unwrap();
+    assert!(row.contains("Tuesday") && row.contains("not supported: date"), "{row}");
+    assert!(
+        row.contains("<blockquote>Officials gave the details on Monday afternoon after a long meeting.</blockquote>"),
+        "{row}"
+    );
+    assert!(dom.contains("<tr class=\"supported\"><td>The article reports the main facts of the story.</td>"), "{dom}");
+}

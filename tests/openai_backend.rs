@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use polysum::backend::openai::{ChatRequest, OpenAiClient, OpenAiConfig, OpenAiError};
-use polysum::backend::{Prompt, Request, SamplingParams, StopReason};
+use polysum::backend::{Generator, Prompt, Request, SamplingParams, ScoreRequest, StopReason};
 use serde_json::{json, Value};
 
 /// What the server does for one request.
@@ -225,6 +225,55 @@ fn generate_runs_a_batch_and_sums_usage() {
     );
     assert_eq!((stats.prompt_tokens, stats.generated_tokens), (50, 7));
     assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+}
+
+/// A reply of one token with its top alternatives, as OpenAI and vLLM send `logprobs`.
+fn top_logprobs(top: &[(&str, f64)]) -> Reply {
+    let alts: Vec<Value> = top.iter().map(|(t, lp)| json!({"token": t, "logprob": lp})).collect();
+    let mut r = ok(top[0].0, 30, 1);
+    r.body["choices"][0]["logprobs"] =
+        json!({"content": [{"token": top[0].0, "logprob": top[0].1, "top_logprobs": alts}]});
+    r
+}
+
+#[test]
+fn score_asks_for_one_token_with_logprobs_and_reads_each_answer() {
+    let server = serve(|_, body| {
+        let user = body["messages"][1]["content"].as_str().unwrap_or_default();
+        if user.contains("police") {
+            top_logprobs(&[("No", -0.3), ("Not", -1.6), (" no", -3.0), ("Yes", -4.0)])
+        } else {
+            top_logprobs(&[("Yes", -0.1), ("No", -2.5)])
+        }
+    });
+    let client = OpenAiClient::new(config(&server.url)).unwrap();
+    let ask = |claim: &str| ScoreRequest {
+        prompt: Prompt::chat("Check.", format!("Did {claim}? Answer Yes, No or Not stated.")),
+        answers: vec!["Yes".into(), "No".into(), "Not".into()],
+    };
+    let scores =
+        Generator::score(&client, &[ask("an attacker shoot the man"), ask("the police shoot the man")]).unwrap();
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2, "one request per question");
+    let [yes, no, not] = scores[0][..] else { panic!("{scores:?}") };
+    assert_eq!((yes, no), (-0.1, -2.5));
+    assert_eq!(not, -3.5, "an answer missing from the top pieces gets less than the lowest sent");
+    let [yes, no, not] = scores[1][..] else { panic!("{scores:?}") };
+    assert_eq!((yes, not), (-4.0, -1.6));
+    // "No" and " no" are one answer: their probabilities add up.
+    let expected = ((-0.3f64).exp() + (-3.0f64).exp()).ln() as f32;
+    assert!((no - expected).abs() < 1e-5, "{no} vs {expected}");
+    for seen in server.seen.lock().unwrap().iter() {
+        let b = &seen.body;
+        assert_eq!((b["max_tokens"].as_u64(), b["logprobs"].as_bool()), (Some(1), Some(true)), "{b}");
+        assert!(b["top_logprobs"].as_u64().is_some_and(|n| n >= 5), "{b}");
+        assert_eq!(b["temperature"], 0.0);
+    }
+
+    // A server that ignores `logprobs` is an error that says so, not a guess.
+    let plain = serve(|_, _| ok("Yes", 30, 1));
+    let client = OpenAiClient::new(config(&plain.url)).unwrap();
+    let err = Generator::score(&client, &[ask("x")]).unwrap_err();
+    assert!(format!("{err:#}").contains("logprobs"), "{err:#}");
 }
 
 #[test]

@@ -170,3 +170,31 @@ fn smollm2_check_and_summarize_with_fix() {
         assert!(s["evidence"].as_array().unwrap().iter().all(|i| i.as_u64().unwrap() < 3), "{s}");
     }
 }
+
+#[test]
+fn translate_checks_each_sentence_and_the_title_against_the_source() {
+    let (tmp, input) = setup();
+    let out = tmp.path().join("tr");
+    let translate = |verify: &str| {
+        run_polysum(&["translate", s(&input), "--to", "es", "--out", s(&out), "--model", "fake", "--verify", verify])
+    };
+    assert_eq!(translate("flag").status.code(), Some(0));
+    let t = read_json(&out.join("budget.txt.json"))["translation"].clone();
+    let support = t["support"].as_array().expect("support recorded");
+    // The title, then each sentence of the two translated paragraphs (the scripted model answers two a piece).
+    assert_eq!(support.len(), 1 + 2 * 2, "{t}");
+    assert_eq!(support[0]["text"], t["title"], "{t}");
+    // The scripted Spanish says nothing of the English article: every sentence flagged, with its source.
+    assert!(support.iter().all(|s| s["verdict"] == "unsupported"), "{t}");
+    assert!(support[3]["evidence"].as_array().unwrap().contains(&2.into()), "the second paragraph: {t}");
+    assert!(t["flags"].as_array().unwrap().contains(&"unsupported".into()), "{t}");
+    let md = std::fs::read_to_string(out.join("budget.txt.es.md")).unwrap();
+    assert!(md.contains("> Check: not supported by the article"), "{md}");
+
+    let off = tmp.path().join("tr-off");
+    let o =
+        run_polysum(&["translate", s(&input), "--to", "es", "--out", s(&off), "--model", "fake", "--verify", "off"]);
+    assert_eq!(o.status.code(), Some(0));
+    let t = read_json(&off.join("budget.txt.json"))["translation"].clone();
+    assert!(t.get("support").is_none(), "{t}");
+}

@@ -159,6 +159,10 @@ pub(crate) struct TranslateArgs {
     /// The articles' language, or auto to detect it per article.
     #[arg(long, default_value = "auto")]
     pub(crate) from: String,
+    /// Check each translated sentence and the title against the source: off, flag, or fix (also translate
+    /// again from its source sentences what fails) [default: fix].
+    #[arg(long)]
+    pub(crate) verify: Option<String>,
     /// Inputs, output folder (`<relpath>.json` and `<relpath>.<lang>.md` per article), model, run control.
     #[command(flatten)]
     pub(crate) job: JobArgs,

@@ -233,7 +233,11 @@ pub(crate) fn translate(args: &TranslateArgs) -> Result<Job<Translate>> {
     let Some(out) = job.out.clone() else { return Err(usage("--out DIR is required")) };
     let config = Config::find(job.config.as_deref()).map_err(usage)?.unwrap_or_default();
     let (run, backend, logging) = job_common(job, &config, job.inputs.clone(), out)?;
-    let task = Translate { to, from, max_context: job.max_context };
+    let verify = match &args.verify {
+        Some(v) => v.parse::<crate::verify::Mode>().map_err(usage)?,
+        None => config.verify.unwrap_or_default(),
+    };
+    let task = Translate { to, from, max_context: job.max_context, verify };
     Ok(Job { run, task, backend, logging })
 }
 

@@ -17,7 +17,7 @@ use crate::backend::Generator;
 use crate::text::lang::Lang;
 use backtranslate::Job;
 use record::Record;
-use report::{compare_pair, ArticleResult, PairCheck, Report, StoryResult, Text, Verdict};
+use report::{compare_pair, ArticleResult, PairCheck, Report, SentenceView, StoryResult, Text, Verdict};
 
 /// Whether any record has a summary worth back-translating (so the model is needed).
 pub(crate) fn needs_model(records: &[Record]) -> bool {
@@ -97,7 +97,56 @@ pub(crate) fn build(
 }
 
 fn text(label: &str, lang: &str, s: &str) -> Text {
-    Text { label: label.into(), lang: lang.into(), text: s.into(), back_translation: None, marks: vec![] }
+    Text {
+        label: label.into(),
+        lang: lang.into(),
+        text: s.into(),
+        back_translation: None,
+        marks: vec![],
+        support: vec![],
+    }
+}
+
+/// The article sentences of a record, indexed as `summarize --verify` indexed them: the input read again
+/// from `source` and found by its hash. `None` when it cannot be (moved, changed, a line of a JSONL file
+/// whose other lines do not matter here: those are read too, and matched by hash).
+fn article_sentences(r: &Record) -> Option<Vec<String>> {
+    let path = std::path::PathBuf::from(
+        r.source.rsplit_once(':').filter(|(_, n)| n.parse::<usize>().is_ok()).map_or(r.source.as_str(), |(p, _)| p),
+    );
+    let sha = r.sha256.as_deref()?;
+    let (sources, _) = crate::job::input::discover(&[path], None).ok()?;
+    let lang = r.lang()?.parse::<crate::text::lang::Lang>().ok()?;
+    for src in &sources {
+        for item in crate::job::input::read_source(src, crate::job::input::DEFAULT_MAX_BYTES) {
+            let Ok(a) = item else { continue };
+            if a.sha256 == sha {
+                let source = crate::verify::Source::new(Some(&a.title), &a.text, lang);
+                return Some(source.sentences.iter().map(|s| s.to_string()).collect());
+            }
+        }
+    }
+    None
+}
+
+/// A summary with its checked sentences and their evidence from `sentences`.
+fn checked_text(label: &str, lang: &str, s: &str, r: &Record, sentences: Option<&[String]>) -> Text {
+    let mut t = text(label, lang, s);
+    t.support = r
+        .support(lang)
+        .iter()
+        .map(|s| SentenceView {
+            text: s.text.clone(),
+            supported: s.supported(),
+            failed_checks: s.failed_checks.clone(),
+            evidence: s
+                .evidence
+                .iter()
+                .map(|&i| sentences.and_then(|ss| ss.get(i).cloned()).unwrap_or_else(|| format!("sentence {i}")))
+                .collect(),
+        })
+        .collect();
+    t
 }
 
 fn article(r: &Record, b: &Back) -> ArticleResult {
@@ -115,10 +164,14 @@ fn article(r: &Record, b: &Back) -> ArticleResult {
     if let Some(e) = &b.error {
         reasons.push(e.clone());
     }
+    let sentences = if r.support("en").is_empty() && r.support("es").is_empty() { None } else { article_sentences(r) };
     let check = match (&en, &es) {
-        (Ok(en), Ok(es)) => {
-            Some(compare_pair(text("EN", "en", en), text("ES", "es", es), b.en_to_es.clone(), b.es_to_en.clone()))
-        }
+        (Ok(en), Ok(es)) => Some(compare_pair(
+            checked_text("EN", "en", en, r, sentences.as_deref()),
+            checked_text("ES", "es", es, r, sentences.as_deref()),
+            b.en_to_es.clone(),
+            b.es_to_en.clone(),
+        )),
         _ => None,
     };
     if let Some(c) = &check {

@@ -16,6 +16,8 @@ pub(crate) struct Record {
     pub(crate) schema_version: u64,
     pub(crate) id: String,
     pub(crate) source: String,
+    /// The input's hash, to find the article again for its evidence sentences.
+    pub(crate) sha256: Option<String>,
     pub(crate) input_id: Option<String>,
     /// Groups the language editions of one story (from JSON/JSONL inputs), when present.
     pub(crate) story_id: Option<String>,
@@ -36,6 +38,25 @@ pub(crate) struct SummaryRecord {
     pub(crate) error: Option<String>,
     pub(crate) lang_detected: Option<String>,
     pub(crate) model: Option<String>,
+    /// Each sentence checked against the article (schema 2, `--verify flag|fix`).
+    pub(crate) support: Option<Vec<Support>>,
+}
+
+/// One summary sentence's support, as `summarize --verify` records it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Support {
+    pub(crate) text: String,
+    /// `supported` or `unsupported`.
+    pub(crate) verdict: String,
+    pub(crate) evidence: Vec<usize>,
+    pub(crate) failed_checks: Vec<String>,
+}
+
+impl Support {
+    pub(crate) fn supported(&self) -> bool {
+        self.verdict == "supported"
+    }
 }
 
 impl Record {
@@ -53,6 +74,11 @@ impl Record {
                 _ => Err(format!("{} summary is empty", lang.to_uppercase())),
             },
         }
+    }
+
+    /// The checked sentences of the summary in `lang`, when it was checked.
+    pub(crate) fn support(&self, lang: &str) -> &[Support] {
+        self.summaries.get(lang).and_then(|s| s.support.as_deref()).unwrap_or_default()
     }
 
     /// The article's language: the detected source language, else the declared one.

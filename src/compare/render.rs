@@ -280,6 +280,8 @@ struct HtmlSide {
     segments: Vec<Segment>,
     back_translation: Option<String>,
     missing: Option<String>,
+    /// Each sentence beside its evidence in the article, when the summary was checked.
+    support: Vec<crate::compare::report::SentenceView>,
 }
 
 #[derive(Serialize)]
@@ -338,6 +340,7 @@ fn html_pair(c: &PairCheck, title: String) -> HtmlPair {
         segments: segments(&t.text, &t.marks),
         back_translation: t.back_translation.clone(),
         missing: None,
+        support: t.support.clone(),
     };
     let mut scores: Vec<String> = c.scores.iter().map(|s| format!("{} {:.1}", s.label, s.chrf)).collect();
     scores.push(format!("length ratio {:.2}", c.length_ratio));
@@ -350,6 +353,7 @@ fn plain_side(label: &str, text: Option<&str>, why: &str) -> HtmlSide {
         segments: text.map(|t| vec![Segment { text: t.into(), mark: false }]).unwrap_or_default(),
         back_translation: None,
         missing: text.is_none().then(|| why.to_string()),
+        support: vec![],
     }
 }
 

@@ -54,6 +54,27 @@ pub(crate) struct Text {
     /// Byte ranges of `text` flagged as missing from the other side (numbers, names).
     #[serde(skip)]
     pub(crate) marks: Vec<(usize, usize)>,
+    /// Each sentence as checked against the article (`summarize --verify`), with its evidence.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) support: Vec<SentenceView>,
+}
+
+/// A summary sentence beside the article sentences that support it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SentenceView {
+    pub(crate) text: String,
+    pub(crate) supported: bool,
+    pub(crate) failed_checks: Vec<String>,
+    /// The evidence sentences of the article, as text (or "sentence N" when the article cannot be read).
+    pub(crate) evidence: Vec<String>,
+}
+
+impl Text {
+    /// Whether the article supports the sentence of this text that holds `surface`: then a number or name
+    /// the other side lacks is the other side's omission, not an invention here.
+    fn source_supports(&self, surface: &str) -> bool {
+        self.support.iter().any(|s| s.supported && s.text.contains(surface))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,10 +131,12 @@ pub(crate) fn compare_pair(
     };
     let numbers_only_left = missing(&ln, &rkeys, &mut left.marks);
     let numbers_only_right = missing(&rn, &lkeys, &mut right.marks);
-    for n in &numbers_only_left {
+    // What the article supports is no reason to check, even when the other side leaves it out ("in his
+    // forties" against "40").
+    for n in numbers_only_left.iter().filter(|n| !left.source_supports(n)) {
         reasons.push(format!("number {n} only in {}", left.label));
     }
-    for n in &numbers_only_right {
+    for n in numbers_only_right.iter().filter(|n| !right.source_supports(n)) {
         reasons.push(format!("number {n} only in {}", right.label));
     }
 
@@ -123,11 +146,22 @@ pub(crate) fn compare_pair(
     right.marks.extend(rnames.iter().map(|n| (n.start, n.end)));
     let names_only_left: Vec<String> = lnames.into_iter().map(|n| n.surface).collect();
     let names_only_right: Vec<String> = rnames.into_iter().map(|n| n.surface).collect();
-    for n in &names_only_left {
+    for n in names_only_left.iter().filter(|n| !left.source_supports(n)) {
         reasons.push(format!("name {n} only in {}", left.label));
     }
-    for n in &names_only_right {
+    for n in names_only_right.iter().filter(|n| !right.source_supports(n)) {
         reasons.push(format!("name {n} only in {}", right.label));
+    }
+    // What the article does not support is a reason, whatever the other side says.
+    for side in [&left, &right] {
+        for s in side.support.iter().filter(|s| !s.supported) {
+            reasons.push(format!(
+                "{} not supported by the article: \"{}\" ({})",
+                side.label,
+                s.text,
+                s.failed_checks.join(", ")
+            ));
+        }
     }
 
     // chrF.
@@ -314,7 +348,14 @@ mod tests {
     use super::*;
 
     fn t(label: &str, lang: &str, text: &str) -> Text {
-        Text { label: label.into(), lang: lang.into(), text: text.into(), back_translation: None, marks: vec![] }
+        Text {
+            label: label.into(),
+            lang: lang.into(),
+            text: text.into(),
+            back_translation: None,
+            marks: vec![],
+            support: vec![],
+        }
     }
 
     #[test]
@@ -385,5 +426,26 @@ mod tests {
                 Segment { text: "f".into(), mark: true },
             ]
         );
+    }
+
+    #[test]
+    fn a_number_the_article_supports_is_no_reason_but_an_unsupported_sentence_is() {
+        let en = t("EN", "en", "A man in his forties was shot in Ilfracombe.");
+        let es = t("ES", "es", "Un hombre de unos 40 años recibió disparos en Ilfracombe.");
+        let plain = compare_pair(en.clone(), es.clone(), None, None);
+        assert_eq!(plain.reasons, vec!["number 40 only in ES"]);
+        let mut es = es;
+        es.support = vec![SentenceView {
+            text: es.text.clone(),
+            supported: true,
+            failed_checks: vec![],
+            evidence: vec!["La víctima, un hombre de unos 40 años...".into()],
+        }];
+        assert!(compare_pair(en.clone(), es.clone(), None, None).reasons.is_empty());
+        es.support[0].supported = false;
+        es.support[0].failed_checks = vec!["actor".into()];
+        let c = compare_pair(en, es, None, None);
+        assert_eq!(c.reasons.len(), 2, "{:?}", c.reasons);
+        assert!(c.reasons[1].starts_with("ES not supported by the article") && c.reasons[1].ends_with("(actor)"));
     }
 }

@@ -356,7 +356,9 @@ fn verify_lanes(
         let hint = if a.flags.contains(&Flag::Translated) { pivot_support.as_deref() } else { None };
         let claims = verify::claims_of(&a.text, lane.lang, hint);
         let result = verify::check(&source, &claims, &checks, gen).and_then(|checked| match settings.verify {
-            verify::Mode::Fix => verify::repair::repair(&source, checked, lane.lang, &checks, gen),
+            verify::Mode::Fix => {
+                verify::repair::repair(&source, checked, lane.lang, verify::repair::Drop::Allowed, &checks, gen)
+            }
             _ => Ok(verify::repair::Repaired { support: checked, repaired: 0, dropped: 0 }),
         });
         let secs = t.elapsed().as_secs_f64();

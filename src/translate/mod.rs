@@ -21,6 +21,7 @@ use crate::prompt;
 use crate::text::chunk::{self, ChunkConfig};
 use crate::text::lang::{self, Lang};
 use crate::text::{clean, split};
+use crate::verify;
 
 /// Bump whenever a translation prompt changes: it is part of the state key, so a new version redoes the
 /// translations.
@@ -39,6 +40,8 @@ pub(crate) struct Translate {
     /// The source language; `None` detects it.
     pub(crate) from: Option<Lang>,
     pub(crate) max_context: Option<usize>,
+    /// Check each translated sentence (and the title) against its source sentences (`--verify`).
+    pub(crate) verify: verify::Mode,
 }
 
 impl Task for Translate {
@@ -52,7 +55,7 @@ impl Task for Translate {
 
     /// The same article translated into the same language is done once.
     fn settings_key(&self) -> String {
-        format!("translate:{}", self.from.map_or("auto", Lang::code))
+        format!("translate:{}{}", self.from.map_or("auto", Lang::code), self.verify.key_suffix())
     }
 
     fn cached(&self, cache: &Cache<'_>) -> Result<(Results, bool)> {
@@ -351,12 +354,91 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
         ));
     } else {
         record.status = Status::Ok;
-        record.text = Some(text);
         out.translation.title = if title_separate { title } else { translated.first().cloned() };
+        let t = Instant::now();
+        let text = match check_translation(
+            article,
+            from,
+            to,
+            &paras,
+            translated,
+            &mut out.translation.title,
+            settings.verify,
+            gen,
+        ) {
+            Some((paragraphs, r)) => {
+                if verify::unsupported(&r.support).next().is_some() {
+                    record.flags.push(Flag::Unsupported);
+                }
+                record.repaired = Some(r.repaired);
+                record.dropped = Some(0);
+                record.support = Some(r.support);
+                paragraphs.join(sep)
+            }
+            None => text,
+        };
+        out.generate_seconds += t.elapsed().as_secs_f64();
+        record.text = Some(text);
     }
     record.seconds = round3(out.generate_seconds);
     out.translation.record = record;
     out
+}
+
+/// Each translated sentence, and the title, checked against the source sentences of its paragraph (`fix`:
+/// what fails is translated again from its evidence, never dropped). Returns the paragraphs as they now
+/// read and the support of every sentence, title first; `None` with `--verify off`, or when the check
+/// could not run (the translation then stays as it was, without `support`).
+#[allow(clippy::too_many_arguments)]
+fn check_translation(
+    article: &Article,
+    from: Lang,
+    to: Lang,
+    paras: &[&str],
+    translated: Vec<String>,
+    title: &mut Option<String>,
+    mode: verify::Mode,
+    gen: &dyn Generator,
+) -> Option<(Vec<String>, verify::repair::Repaired)> {
+    if mode == verify::Mode::Off {
+        return None;
+    }
+    let source = verify::Source::new(Some(&article.title), &article.text, from);
+    // The source sentences of each paragraph, as evidence of its translation's sentences.
+    let evidence_of =
+        |p: &str| -> Vec<usize> { (0..source.sentences.len()).filter(|&i| p.contains(source.sentences[i])).collect() };
+    let mut claims = Vec::new();
+    let title_claim = title.clone().filter(|t| !t.trim().is_empty());
+    if let Some(t) = &title_claim {
+        let ev = (0..source.sentences.len()).filter(|&i| source.sentences[i] == article.title.trim()).collect();
+        claims.push(verify::Claim { text: t.clone(), lang: to, evidence: Some(ev) });
+    }
+    let mut counts = Vec::with_capacity(translated.len());
+    for (p, text) in paras.iter().zip(&translated) {
+        let sentences = split::sentences(text);
+        counts.push(sentences.len());
+        let ev = evidence_of(p);
+        claims.extend(sentences.iter().map(|s| verify::Claim {
+            text: s.to_string(),
+            lang: to,
+            evidence: Some(ev.clone()),
+        }));
+    }
+    let settings = verify::Settings::default();
+    let checked = verify::check(&source, &claims, &settings, gen).ok()?;
+    let r = match mode {
+        verify::Mode::Fix => {
+            verify::repair::repair(&source, checked, to, verify::repair::Drop::Never, &settings, gen).ok()?
+        }
+        _ => verify::repair::Repaired { support: checked, repaired: 0, dropped: 0 },
+    };
+    // Never dropped: the sentences come back in their paragraphs' counts.
+    let mut it = r.support.iter().map(|s| s.text.as_str());
+    if title_claim.is_some() {
+        *title = it.next().map(str::to_string);
+    }
+    let paragraphs = counts.iter().map(|&n| it.by_ref().take(n).collect::<Vec<_>>().join(" ")).collect();
+    Some((paragraphs, r))
 }
 
 fn finish_failed(mut record: SummaryRecord, t0: Instant) -> SummaryRecord {

@@ -110,7 +110,8 @@ impl<'a> Source<'a> {
 pub(crate) struct Claim {
     pub(crate) text: String,
     pub(crate) lang: Lang,
-    /// The evidence of the sentence this one was translated from, when known (used instead of aligning).
+    /// Where its evidence is, when known (the evidence of the sentence it was translated from, the source
+    /// paragraph of a translated sentence): ranked and used instead of aligning over the whole article.
     pub(crate) evidence: Option<Vec<usize>>,
 }
 
@@ -135,8 +136,16 @@ pub(crate) fn check(
             indexes.push((c.lang, align::Index::new(&source.sentences, source.lang, c.lang)));
         }
         let index = &indexes.iter().find(|(l, _)| *l == c.lang).expect("just added").1;
-        let (aligned, _) = index.evidence(&c.text, c.lang);
-        let evidence = c.evidence.clone().filter(|e| !e.is_empty()).unwrap_or(aligned);
+        // A given evidence (the pivot's, a translation's source paragraph) is ranked and cut like an aligned one.
+        let evidence = match c.evidence.as_ref().filter(|e| !e.is_empty()) {
+            Some(given) => {
+                let mut ranked: Vec<(usize, f64)> =
+                    given.iter().map(|&i| (i, index.overlap(&c.text, c.lang, i))).collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                ranked.into_iter().take(align::MAX_EVIDENCE).map(|(i, _)| i).collect()
+            }
+            None => index.evidence(&c.text, c.lang).0,
+        };
         let top = evidence
             .iter()
             .copied()

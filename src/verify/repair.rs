@@ -52,12 +52,22 @@ fn first_sentence(answer: &str) -> Option<String> {
     (s.chars().filter(|c| c.is_alphabetic()).count() >= 3).then_some(s)
 }
 
+/// Whether a sentence that cannot be rewritten may go: yes in a summary, never in a translation (which
+/// must keep every sentence of its source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drop {
+    Allowed,
+    Never,
+}
+
 /// Repair the unsupported sentences of `checked` (the support of a text in `lang`): one rewrite each,
-/// all in one batched call, checked again in one call; then drop or replace what still fails.
+/// all in one batched call, checked again in one call; then drop (when `drop` allows and another sentence
+/// stands) or replace by the evidence what still fails.
 pub(crate) fn repair(
     source: &Source<'_>,
     checked: Vec<SentenceSupport>,
     lang: Lang,
+    drop: Drop,
     settings: &Settings,
     gen: &dyn Generator,
 ) -> Result<Repaired> {
@@ -116,13 +126,13 @@ pub(crate) fn repair(
     // 2. Drop what still fails while something stands; else 3. put the evidence in its place.
     let stands = support.iter().any(|s| s.verdict == Verdict::Supported);
     let mut dropped = 0;
-    if stands {
+    if stands && drop == Drop::Allowed {
         let before = support.len();
         support.retain(|s| s.verdict == Verdict::Supported);
         dropped = before - support.len();
     } else {
         let mut replacements = Vec::new();
-        for (i, s) in support.iter().enumerate() {
+        for (i, s) in support.iter().enumerate().filter(|(_, s)| s.verdict == Verdict::Unsupported) {
             if let Some(&best) = s.evidence.first() {
                 replacements.push((i, best, source.sentences[best].to_string()));
             }
@@ -177,14 +187,18 @@ mod tests {
         let checked = check(&source, &claims, &settings, &g).unwrap();
         assert_eq!(checked[1].verdict, Verdict::Unsupported);
         // The fake's rewrite is a canned summary the article does not support: the sentence goes.
-        let r = repair(&source, checked.clone(), Lang::En, &settings, &g).unwrap();
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, &settings, &g).unwrap();
         assert_eq!((r.support.len(), r.dropped, r.repaired), (1, 1, 0));
         assert_eq!(r.text(), claims[0].text);
         // Alone, it is replaced by its best evidence sentence.
-        let r = repair(&source, checked[1..].to_vec(), Lang::En, &settings, &g).unwrap();
+        let r = repair(&source, checked[1..].to_vec(), Lang::En, Drop::Allowed, &settings, &g).unwrap();
         assert_eq!((r.support.len(), r.dropped, r.repaired), (1, 0, 1), "{r:?}");
         assert!(r.support[0].repaired && r.support[0].verdict == Verdict::Supported, "{r:?}");
         assert!(source.sentences.contains(&r.support[0].text.as_str()));
         assert!(!r.support[0].failed_checks.contains(&Check::Model));
+        // A translation keeps every sentence: the failing one is replaced, not dropped.
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Never, &settings, &g).unwrap();
+        assert_eq!((r.support.len(), r.dropped, r.repaired), (2, 0, 1), "{r:?}");
+        assert_eq!(r.support[0], checked[0]);
     }
 }
