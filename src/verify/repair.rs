@@ -173,22 +173,70 @@ mod tests {
     use super::*;
     use crate::backend::fake::FakeGenerator;
     use crate::job::record::Check;
+    use anyhow::Result;
 
-    #[test]
-    fn an_unsupported_sentence_is_dropped_when_the_rest_stands_else_replaced_by_its_evidence() {
-        let g = FakeGenerator::parse("fake").unwrap().unwrap();
-        let text = "An unknown attacker shot a man with an air rifle in Ilfracombe. Police called it a random act.";
-        let source = Source::new(None, text, Lang::En);
-        let settings = Settings::default();
-        let claims = [
+    /// The scripted judge, with rewrites and translations that invent again.
+    struct Unfaithful(FakeGenerator);
+
+    impl Generator for Unfaithful {
+        fn model_id(&self) -> String {
+            "unfaithful".into()
+        }
+        fn generate(
+            &self,
+            requests: &[Request],
+        ) -> Result<(Vec<crate::backend::Generation>, crate::backend::CallStats)> {
+            let (mut gens, stats) = self.0.generate(requests)?;
+            for g in &mut gens {
+                g.text = "The police shot the man in Barnstaple.".into();
+            }
+            Ok((gens, stats))
+        }
+        fn score(&self, requests: &[crate::backend::ScoreRequest]) -> Result<Vec<Vec<f32>>> {
+            self.0.score(requests)
+        }
+        fn count_tokens(&self, text: &str) -> Result<usize> {
+            self.0.count_tokens(text)
+        }
+        fn count_prompt_tokens(&self, prompt: &crate::backend::Prompt) -> Result<usize> {
+            self.0.count_prompt_tokens(prompt)
+        }
+        fn context_length(&self) -> usize {
+            self.0.context_length()
+        }
+    }
+
+    const TEXT: &str = "An unknown attacker shot a man with an air rifle in Ilfracombe. Police called it a random act.";
+
+    fn checked(g: &dyn Generator, source: &Source<'_>) -> (Vec<Claim>, Vec<SentenceSupport>) {
+        let claims = vec![
             Claim::new("An attacker shot a man with an air rifle in Ilfracombe.", Lang::En),
             Claim::new("Police officers shot the man in Barnstaple.", Lang::En),
         ];
-        let checked = check(&source, &claims, &settings, &g).unwrap();
-        assert_eq!(checked[1].verdict, Verdict::Unsupported);
-        // The fake's rewrite is a canned summary the article does not support: the sentence goes.
+        let checked = check(source, &claims, &Settings::default(), g).unwrap();
+        assert_eq!((checked[0].verdict, checked[1].verdict), (Verdict::Supported, Verdict::Unsupported));
+        (claims, checked)
+    }
+
+    #[test]
+    fn a_faithful_rewrite_repairs_the_sentence() {
+        let g = FakeGenerator::parse("fake").unwrap().unwrap();
+        let source = Source::new(None, TEXT, Lang::En);
+        let (_, checked) = checked(&g, &source);
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, &Settings::default(), &g).unwrap();
+        assert_eq!((r.support.len(), r.dropped, r.repaired), (2, 0, 1), "{r:?}");
+        assert!(r.support[1].repaired && r.support[1].verdict == Verdict::Supported, "{r:?}");
+        assert_eq!(r.support[0], checked[0]);
+    }
+
+    #[test]
+    fn an_unrepairable_sentence_is_dropped_when_the_rest_stands_else_replaced_by_its_evidence() {
+        let g = Unfaithful(FakeGenerator::parse("fake").unwrap().unwrap());
+        let source = Source::new(None, TEXT, Lang::En);
+        let settings = Settings::default();
+        let (claims, checked) = checked(&g, &source);
         let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, &settings, &g).unwrap();
-        assert_eq!((r.support.len(), r.dropped, r.repaired), (1, 1, 0));
+        assert_eq!((r.support.len(), r.dropped, r.repaired), (1, 1, 0), "{r:?}");
         assert_eq!(r.text(), claims[0].text);
         // Alone, it is replaced by its best evidence sentence.
         let r = repair(&source, checked[1..].to_vec(), Lang::En, Drop::Allowed, &settings, &g).unwrap();
@@ -200,5 +248,6 @@ mod tests {
         let r = repair(&source, checked.clone(), Lang::En, Drop::Never, &settings, &g).unwrap();
         assert_eq!((r.support.len(), r.dropped, r.repaired), (2, 0, 1), "{r:?}");
         assert_eq!(r.support[0], checked[0]);
+        assert!(source.sentences.contains(&r.support[1].text.as_str()));
     }
 }
