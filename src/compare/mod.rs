@@ -14,14 +14,15 @@ pub(crate) mod report;
 use std::time::Instant;
 
 use crate::backend::Generator;
+use crate::job::record::{ArticleRecord, Status};
 use crate::text::lang::Lang;
 use backtranslate::Job;
-use record::Record;
+use record::summary;
 use report::{compare_pair, ArticleResult, PairCheck, Report, StoryResult, Text, Verdict};
 
 /// Whether any record has a summary worth back-translating (so the model is needed).
-pub(crate) fn needs_model(records: &[Record]) -> bool {
-    records.iter().any(|r| r.summary("en").is_ok() || r.summary("es").is_ok())
+pub(crate) fn needs_model(records: &[ArticleRecord]) -> bool {
+    records.iter().any(|r| summary(r, Lang::En).is_ok() || summary(r, Lang::Es).is_ok())
 }
 
 /// The back-translations of one record's summaries.
@@ -35,7 +36,7 @@ struct Back {
 /// Compare every record, and every parallel story among them.
 pub(crate) fn build(
     dir: &str,
-    records: &[Record],
+    records: &[ArticleRecord],
     translator: Option<&dyn Generator>,
     mut warnings: Vec<String>,
     progress: bool,
@@ -44,10 +45,10 @@ pub(crate) fn build(
     if let Some(tr) = translator {
         for (i, r) in records.iter().enumerate() {
             let mut jobs = Vec::new();
-            if let Ok(en) = r.summary("en") {
+            if let Ok(en) = summary(r, Lang::En) {
                 jobs.push(Job { text: en.to_string(), from: Lang::En, to: Lang::Es });
             }
-            if let Ok(es) = r.summary("es") {
+            if let Ok(es) = summary(r, Lang::Es) {
                 jobs.push(Job { text: es.to_string(), from: Lang::Es, to: Lang::En });
             }
             if jobs.is_empty() {
@@ -100,13 +101,13 @@ fn text(label: &str, lang: &str, s: &str) -> Text {
     Text { label: label.into(), lang: lang.into(), text: s.into(), back_translation: None, marks: vec![] }
 }
 
-fn article(r: &Record, b: &Back) -> ArticleResult {
+fn article(r: &ArticleRecord, b: &Back) -> ArticleResult {
     let mut reasons = Vec::new();
-    if r.status == "failed" {
+    if r.status == Status::Failed {
         reasons.push(format!("article failed{}", r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()));
     }
-    let en = r.summary("en");
-    let es = r.summary("es");
+    let en = summary(r, Lang::En);
+    let es = summary(r, Lang::Es);
     for side in [&en, &es] {
         if let Err(e) = side {
             reasons.push(e.clone());
@@ -128,7 +129,7 @@ fn article(r: &Record, b: &Back) -> ArticleResult {
         id: r.id.clone(),
         source: r.source.clone(),
         title: r.title.clone(),
-        source_lang: r.lang().map(str::to_string),
+        source_lang: record::lang(r).map(|l| l.code().to_string()),
         story_id: r.story_id.clone(),
         en: en.ok().map(str::to_string),
         es: es.ok().map(str::to_string),
@@ -138,30 +139,30 @@ fn article(r: &Record, b: &Back) -> ArticleResult {
     }
 }
 
-fn story(p: &pairs::StoryPair, a: &Record, b: &Record, ba: &Back, bb: &Back) -> StoryResult {
+fn story(p: &pairs::StoryPair, a: &ArticleRecord, b: &ArticleRecord, ba: &Back, bb: &Back) -> StoryResult {
     let mut reasons = Vec::new();
     let mut checks: Vec<PairCheck> = Vec::new();
     // (left article, left lang, right article, right lang)
     let combos = [
-        ((a, ba, "en"), (b, bb, "es")), // each summary in its article's language
-        ((a, ba, "en"), (b, bb, "en")), // cross-pairs: one language, two editions
-        ((a, ba, "es"), (b, bb, "es")),
+        ((a, ba, Lang::En), (b, bb, Lang::Es)), // each summary in its article's language
+        ((a, ba, Lang::En), (b, bb, Lang::En)), // cross-pairs: one language, two editions
+        ((a, ba, Lang::Es), (b, bb, Lang::Es)),
     ];
     for ((lr, lb, ll), (rr, rb, rl)) in combos {
-        let which = |r: &Record| if std::ptr::eq(r, a) { "EN article" } else { "ES article" };
-        let llabel = format!("{} of {}", ll.to_uppercase(), which(lr));
-        let rlabel = format!("{} of {}", rl.to_uppercase(), which(rr));
-        match (lr.summary(ll), rr.summary(rl)) {
+        let which = |r: &ArticleRecord| if std::ptr::eq(r, a) { "EN article" } else { "ES article" };
+        let llabel = format!("{} of {}", ll.label(), which(lr));
+        let rlabel = format!("{} of {}", rl.label(), which(rr));
+        match (summary(lr, ll), summary(rr, rl)) {
             (Ok(lt), Ok(rt)) => {
                 let (lbt, rbt) = if ll != rl {
                     (
-                        if ll == "en" { lb.en_to_es.clone() } else { lb.es_to_en.clone() },
-                        if rl == "en" { rb.en_to_es.clone() } else { rb.es_to_en.clone() },
+                        if ll == Lang::En { lb.en_to_es.clone() } else { lb.es_to_en.clone() },
+                        if rl == Lang::En { rb.en_to_es.clone() } else { rb.es_to_en.clone() },
                     )
                 } else {
                     (None, None)
                 };
-                let c = compare_pair(text(&llabel, ll, lt), text(&rlabel, rl, rt), lbt, rbt);
+                let c = compare_pair(text(&llabel, ll.code(), lt), text(&rlabel, rl.code(), rt), lbt, rbt);
                 // Two pairs share a text, so they can find the same thing: list it once.
                 for reason in &c.reasons {
                     if !reasons.contains(reason) {
@@ -246,7 +247,7 @@ mod tests {
         }
     }
 
-    fn rec(json: &str) -> Record {
+    fn rec(json: &str) -> ArticleRecord {
         serde_json::from_str(json).unwrap()
     }
 
