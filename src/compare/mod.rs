@@ -14,14 +14,15 @@ pub(crate) mod report;
 use std::time::Instant;
 
 use crate::backend::Generator;
+use crate::job::record::{ArticleRecord, Status};
 use crate::text::lang::Lang;
 use backtranslate::Job;
-use record::Record;
+use record::summary;
 use report::{compare_pair, ArticleResult, PairCheck, Report, SentenceView, StoryResult, Text, Verdict};
 
 /// Whether any record has a summary worth back-translating (so the model is needed).
-pub(crate) fn needs_model(records: &[Record]) -> bool {
-    records.iter().any(|r| r.summary("en").is_ok() || r.summary("es").is_ok())
+pub(crate) fn needs_model(records: &[ArticleRecord]) -> bool {
+    records.iter().any(|r| summary(r, Lang::En).is_ok() || summary(r, Lang::Es).is_ok())
 }
 
 /// The back-translations of one record's summaries.
@@ -35,7 +36,7 @@ struct Back {
 /// Compare every record, and every parallel story among them.
 pub(crate) fn build(
     dir: &str,
-    records: &[Record],
+    records: &[ArticleRecord],
     translator: Option<&dyn Generator>,
     mut warnings: Vec<String>,
     progress: bool,
@@ -44,10 +45,10 @@ pub(crate) fn build(
     if let Some(tr) = translator {
         for (i, r) in records.iter().enumerate() {
             let mut jobs = Vec::new();
-            if let Ok(en) = r.summary("en") {
+            if let Ok(en) = summary(r, Lang::En) {
                 jobs.push(Job { text: en.to_string(), from: Lang::En, to: Lang::Es });
             }
-            if let Ok(es) = r.summary("es") {
+            if let Ok(es) = summary(r, Lang::Es) {
                 jobs.push(Job { text: es.to_string(), from: Lang::Es, to: Lang::En });
             }
             if jobs.is_empty() {
@@ -110,13 +111,13 @@ fn text(label: &str, lang: &str, s: &str) -> Text {
 /// The article sentences of a record, indexed as `summarize --verify` indexed them: the input read again
 /// from `source` and found by its hash. `None` when it cannot be (moved, changed, a line of a JSONL file
 /// whose other lines do not matter here: those are read too, and matched by hash).
-fn article_sentences(r: &Record) -> Option<Vec<String>> {
+fn article_sentences(r: &ArticleRecord) -> Option<Vec<String>> {
     let path = std::path::PathBuf::from(
         r.source.rsplit_once(':').filter(|(_, n)| n.parse::<usize>().is_ok()).map_or(r.source.as_str(), |(p, _)| p),
     );
     let sha = r.sha256.as_deref()?;
     let (sources, _) = crate::job::input::discover(&[path], None).ok()?;
-    let lang = r.lang()?.parse::<crate::text::lang::Lang>().ok()?;
+    let lang = record::lang(r)?;
     for src in &sources {
         for item in crate::job::input::read_source(src, crate::job::input::DEFAULT_MAX_BYTES) {
             let Ok(a) = item else { continue };
@@ -129,16 +130,20 @@ fn article_sentences(r: &Record) -> Option<Vec<String>> {
     None
 }
 
+/// The checked sentences of the summary in `lang`, when it was checked.
+fn support(r: &ArticleRecord, lang: Lang) -> &[crate::job::record::SentenceSupport] {
+    r.summaries.get(&lang).and_then(|s| s.support.as_deref()).unwrap_or_default()
+}
+
 /// A summary with its checked sentences and their evidence from `sentences`.
-fn checked_text(label: &str, lang: &str, s: &str, r: &Record, sentences: Option<&[String]>) -> Text {
-    let mut t = text(label, lang, s);
-    t.support = r
-        .support(lang)
+fn checked_text(label: &str, lang: Lang, s: &str, r: &ArticleRecord, sentences: Option<&[String]>) -> Text {
+    let mut t = text(label, lang.code(), s);
+    t.support = support(r, lang)
         .iter()
         .map(|s| SentenceView {
             text: s.text.clone(),
-            supported: s.supported(),
-            failed_checks: s.failed_checks.clone(),
+            supported: s.verdict == crate::job::record::Verdict::Supported,
+            failed_checks: s.failed_checks.iter().map(|c| c.as_str().to_string()).collect(),
             evidence: s
                 .evidence
                 .iter()
@@ -149,13 +154,13 @@ fn checked_text(label: &str, lang: &str, s: &str, r: &Record, sentences: Option<
     t
 }
 
-fn article(r: &Record, b: &Back) -> ArticleResult {
+fn article(r: &ArticleRecord, b: &Back) -> ArticleResult {
     let mut reasons = Vec::new();
-    if r.status == "failed" {
+    if r.status == Status::Failed {
         reasons.push(format!("article failed{}", r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()));
     }
-    let en = r.summary("en");
-    let es = r.summary("es");
+    let en = summary(r, Lang::En);
+    let es = summary(r, Lang::Es);
     for side in [&en, &es] {
         if let Err(e) = side {
             reasons.push(e.clone());
@@ -164,11 +169,12 @@ fn article(r: &Record, b: &Back) -> ArticleResult {
     if let Some(e) = &b.error {
         reasons.push(e.clone());
     }
-    let sentences = if r.support("en").is_empty() && r.support("es").is_empty() { None } else { article_sentences(r) };
+    let checked = !support(r, Lang::En).is_empty() || !support(r, Lang::Es).is_empty();
+    let sentences = if checked { article_sentences(r) } else { None };
     let check = match (&en, &es) {
         (Ok(en), Ok(es)) => Some(compare_pair(
-            checked_text("EN", "en", en, r, sentences.as_deref()),
-            checked_text("ES", "es", es, r, sentences.as_deref()),
+            checked_text("EN", Lang::En, en, r, sentences.as_deref()),
+            checked_text("ES", Lang::Es, es, r, sentences.as_deref()),
             b.en_to_es.clone(),
             b.es_to_en.clone(),
         )),
@@ -181,7 +187,7 @@ fn article(r: &Record, b: &Back) -> ArticleResult {
         id: r.id.clone(),
         source: r.source.clone(),
         title: r.title.clone(),
-        source_lang: r.lang().map(str::to_string),
+        source_lang: record::lang(r).map(|l| l.code().to_string()),
         story_id: r.story_id.clone(),
         en: en.ok().map(str::to_string),
         es: es.ok().map(str::to_string),
@@ -191,30 +197,30 @@ fn article(r: &Record, b: &Back) -> ArticleResult {
     }
 }
 
-fn story(p: &pairs::StoryPair, a: &Record, b: &Record, ba: &Back, bb: &Back) -> StoryResult {
+fn story(p: &pairs::StoryPair, a: &ArticleRecord, b: &ArticleRecord, ba: &Back, bb: &Back) -> StoryResult {
     let mut reasons = Vec::new();
     let mut checks: Vec<PairCheck> = Vec::new();
     // (left article, left lang, right article, right lang)
     let combos = [
-        ((a, ba, "en"), (b, bb, "es")), // each summary in its article's language
-        ((a, ba, "en"), (b, bb, "en")), // cross-pairs: one language, two editions
-        ((a, ba, "es"), (b, bb, "es")),
+        ((a, ba, Lang::En), (b, bb, Lang::Es)), // each summary in its article's language
+        ((a, ba, Lang::En), (b, bb, Lang::En)), // cross-pairs: one language, two editions
+        ((a, ba, Lang::Es), (b, bb, Lang::Es)),
     ];
     for ((lr, lb, ll), (rr, rb, rl)) in combos {
-        let which = |r: &Record| if std::ptr::eq(r, a) { "EN article" } else { "ES article" };
-        let llabel = format!("{} of {}", ll.to_uppercase(), which(lr));
-        let rlabel = format!("{} of {}", rl.to_uppercase(), which(rr));
-        match (lr.summary(ll), rr.summary(rl)) {
+        let which = |r: &ArticleRecord| if std::ptr::eq(r, a) { "EN article" } else { "ES article" };
+        let llabel = format!("{} of {}", ll.label(), which(lr));
+        let rlabel = format!("{} of {}", rl.label(), which(rr));
+        match (summary(lr, ll), summary(rr, rl)) {
             (Ok(lt), Ok(rt)) => {
                 let (lbt, rbt) = if ll != rl {
                     (
-                        if ll == "en" { lb.en_to_es.clone() } else { lb.es_to_en.clone() },
-                        if rl == "en" { rb.en_to_es.clone() } else { rb.es_to_en.clone() },
+                        if ll == Lang::En { lb.en_to_es.clone() } else { lb.es_to_en.clone() },
+                        if rl == Lang::En { rb.en_to_es.clone() } else { rb.es_to_en.clone() },
                     )
                 } else {
                     (None, None)
                 };
-                let c = compare_pair(text(&llabel, ll, lt), text(&rlabel, rl, rt), lbt, rbt);
+                let c = compare_pair(text(&llabel, ll.code(), lt), text(&rlabel, rl.code(), rt), lbt, rbt);
                 // Two pairs share a text, so they can find the same thing: list it once.
                 for reason in &c.reasons {
                     if !reasons.contains(reason) {
@@ -302,7 +308,7 @@ mod tests {
         }
     }
 
-    fn rec(json: &str) -> Record {
+    fn rec(json: &str) -> ArticleRecord {
         serde_json::from_str(json).unwrap()
     }
 

@@ -2,7 +2,9 @@
 //! or by the same stem with language suffixes (`story.en.txt` and `story.es.txt` give the ids `story.en`
 //! and `story.es`).
 
-use crate::compare::record::Record;
+use crate::compare::record;
+use crate::job::record::ArticleRecord;
+use crate::text::lang::Lang;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,7 +34,7 @@ fn split_suffix(id: &str) -> Option<(&str, &str)> {
 }
 
 /// Find the parallel stories among `records`; `warnings` gets a line for every ambiguous group.
-pub(crate) fn find(records: &[Record], warnings: &mut Vec<String>) -> Vec<StoryPair> {
+pub(crate) fn find(records: &[ArticleRecord], warnings: &mut Vec<String>) -> Vec<StoryPair> {
     let mut pairs = Vec::new();
     let mut used = vec![false; records.len()];
 
@@ -47,9 +49,11 @@ pub(crate) fn find(records: &[Record], warnings: &mut Vec<String>) -> Vec<StoryP
         }
     }
     for (sid, members) in groups {
-        let lang_of = |i: usize| records[i].lang().or_else(|| split_suffix(&records[i].id).map(|(_, l)| l));
-        let en: Vec<usize> = members.iter().copied().filter(|&i| lang_of(i) == Some("en")).collect();
-        let es: Vec<usize> = members.iter().copied().filter(|&i| lang_of(i) == Some("es")).collect();
+        let lang_of = |i: usize| {
+            record::lang(&records[i]).or_else(|| split_suffix(&records[i].id).and_then(|(_, l)| l.parse().ok()))
+        };
+        let en: Vec<usize> = members.iter().copied().filter(|&i| lang_of(i) == Some(Lang::En)).collect();
+        let es: Vec<usize> = members.iter().copied().filter(|&i| lang_of(i) == Some(Lang::Es)).collect();
         if en.is_empty() || es.is_empty() {
             if members.len() > 1 {
                 warnings.push(format!(
@@ -98,10 +102,10 @@ pub(crate) fn find(records: &[Record], warnings: &mut Vec<String>) -> Vec<StoryP
 mod tests {
     use super::*;
 
-    fn rec(id: &str, lang: Option<&str>, story: Option<&str>) -> Record {
-        Record {
+    fn rec(id: &str, lang: Option<&str>, story: Option<&str>) -> ArticleRecord {
+        ArticleRecord {
             id: id.into(),
-            source_lang: lang.map(Into::into),
+            source_lang: lang.map(|l| l.parse().unwrap()),
             story_id: story.map(Into::into),
             ..Default::default()
         }

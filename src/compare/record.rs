@@ -1,99 +1,41 @@
-//! The part of a `summarize` output record (schema version 2) that compare reads. Every field has a
-//! default and unknown fields are ignored, so compare depends only on the documented fields.
+//! Reading what `summarize` wrote: the job's record types (`job::record`), read leniently (a field a record
+//! lacks takes its default, unknown fields are ignored), so compare depends only on the documented fields.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 
-/// The newest record schema this reader knows.
-pub(crate) const SCHEMA_VERSION: u64 = 2;
+use crate::job::record::{ArticleRecord, Status, SCHEMA_VERSION};
+use crate::text::lang::Lang;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct Record {
-    pub(crate) schema_version: u64,
-    pub(crate) id: String,
-    pub(crate) source: String,
-    /// The input's hash, to find the article again for its evidence sentences.
-    pub(crate) sha256: Option<String>,
-    pub(crate) input_id: Option<String>,
-    /// Groups the language editions of one story (from JSON/JSONL inputs), when present.
-    pub(crate) story_id: Option<String>,
-    pub(crate) title: Option<String>,
-    pub(crate) source_lang: Option<String>,
-    pub(crate) declared_lang: Option<String>,
-    pub(crate) status: String,
-    pub(crate) error: Option<String>,
-    pub(crate) truncated: bool,
-    pub(crate) summaries: BTreeMap<String, SummaryRecord>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct SummaryRecord {
-    pub(crate) text: Option<String>,
-    pub(crate) status: String,
-    pub(crate) error: Option<String>,
-    pub(crate) lang_detected: Option<String>,
-    pub(crate) model: Option<String>,
-    /// Each sentence checked against the article (schema 2, `--verify flag|fix`).
-    pub(crate) support: Option<Vec<Support>>,
-}
-
-/// One summary sentence's support, as `summarize --verify` records it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct Support {
-    pub(crate) text: String,
-    /// `supported` or `unsupported`.
-    pub(crate) verdict: String,
-    pub(crate) evidence: Vec<usize>,
-    pub(crate) failed_checks: Vec<String>,
-}
-
-impl Support {
-    pub(crate) fn supported(&self) -> bool {
-        self.verdict == "supported"
+/// The summary text in `lang` when it exists and did not fail, else why not.
+pub(crate) fn summary(r: &ArticleRecord, lang: Lang) -> std::result::Result<&str, String> {
+    match r.summaries.get(&lang) {
+        None => Err(format!("no {} summary", lang.label())),
+        Some(s) if s.status == Status::Failed => Err(format!(
+            "{} summary failed{}",
+            lang.label(),
+            s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        )),
+        Some(s) => match s.text.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => Ok(t),
+            _ => Err(format!("{} summary is empty", lang.label())),
+        },
     }
 }
 
-impl Record {
-    /// The summary text in `lang` when it exists and did not fail, else why not.
-    pub(crate) fn summary(&self, lang: &str) -> std::result::Result<&str, String> {
-        match self.summaries.get(lang) {
-            None => Err(format!("no {} summary", lang.to_uppercase())),
-            Some(s) if s.status == "failed" => Err(format!(
-                "{} summary failed{}",
-                lang.to_uppercase(),
-                s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
-            )),
-            Some(s) => match s.text.as_deref().map(str::trim) {
-                Some(t) if !t.is_empty() => Ok(t),
-                _ => Err(format!("{} summary is empty", lang.to_uppercase())),
-            },
-        }
-    }
-
-    /// The checked sentences of the summary in `lang`, when it was checked.
-    pub(crate) fn support(&self, lang: &str) -> &[Support] {
-        self.summaries.get(lang).and_then(|s| s.support.as_deref()).unwrap_or_default()
-    }
-
-    /// The article's language: the detected source language, else the declared one.
-    pub(crate) fn lang(&self) -> Option<&str> {
-        self.source_lang.as_deref().or(self.declared_lang.as_deref())
-    }
+/// The article's language: the detected source language, else the declared one when polysum knows it.
+pub(crate) fn lang(r: &ArticleRecord) -> Option<Lang> {
+    r.source_lang.or_else(|| r.declared_lang.as_deref().and_then(|d| d.parse().ok()))
 }
 
 /// Records of an output folder: `index.jsonl` when it exists (a later line with the same id replaces an
 /// earlier one), else every `*.json` file under it. A line that is not a record (invalid UTF-8, torn by
 /// a crash, not JSON, no id) is reported in `warnings` and skipped, and then the `*.json` files fill in
 /// the records the index lost.
-pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
+pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<ArticleRecord>, Vec<String>)> {
     let mut warnings = Vec::new();
-    let mut records: Vec<Record> = Vec::new();
+    let mut records: Vec<ArticleRecord> = Vec::new();
     let index = dir.join("index.jsonl");
     if !dir.is_dir() {
         anyhow::bail!("{} is not a folder (give the --out folder of `polysum summarize`)", dir.display());
@@ -107,7 +49,7 @@ pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
             }
             let parsed = std::str::from_utf8(line)
                 .map_err(|e| format!("not UTF-8 ({e})"))
-                .and_then(|l| serde_json::from_str::<Record>(l).map_err(|e| format!("not a record ({e})")));
+                .and_then(|l| serde_json::from_str::<ArticleRecord>(l).map_err(|e| format!("not a record ({e})")));
             match parsed {
                 Ok(rec) if !rec.id.is_empty() => push(rec, &mut records),
                 Ok(_) => {
@@ -136,7 +78,7 @@ pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
         for path in files {
             let parsed = std::fs::read_to_string(&path)
                 .map_err(anyhow::Error::from)
-                .and_then(|t| Ok(serde_json::from_str::<Record>(&t)?));
+                .and_then(|t| Ok(serde_json::from_str::<ArticleRecord>(&t)?));
             match parsed {
                 // Records from the index come first: a file fills in only what the index lost.
                 Ok(rec) if !rec.id.is_empty() => {
@@ -161,7 +103,7 @@ pub(crate) fn read_dir(dir: &Path) -> Result<(Vec<Record>, Vec<String>)> {
 }
 
 /// Add `rec`, replacing an earlier record with the same id.
-fn push(rec: Record, records: &mut Vec<Record>) {
+fn push(rec: ArticleRecord, records: &mut Vec<ArticleRecord>) {
     if let Some(pos) = records.iter().position(|r| r.id == rec.id) {
         records[pos] = rec;
     } else {
@@ -177,10 +119,10 @@ mod tests {
     fn reads_known_fields_and_ignores_others() {
         let line = r#"{"schema_version":1,"id":"a","source":"a.txt","status":"ok","future":{"x":1},
             "summaries":{"en":{"text":" Hi. ","status":"ok","tokens":{"prompt":3}},"es":{"text":null,"status":"failed","error":"timeout"}}}"#;
-        let r: Record = serde_json::from_str(line).unwrap();
-        assert_eq!(r.summary("en"), Ok("Hi."));
-        assert_eq!(r.summary("es"), Err("ES summary failed: timeout".to_string()));
-        assert_eq!(r.summary("fr"), Err("no FR summary".to_string()));
+        let r: ArticleRecord = serde_json::from_str(line).unwrap();
+        assert_eq!(summary(&r, Lang::En), Ok("Hi."));
+        assert_eq!(summary(&r, Lang::Es), Err("ES summary failed: timeout".to_string()));
+        assert_eq!(summary(&r, Lang::Fr), Err("no FR summary".to_string()));
         assert_eq!(r.story_id, None);
     }
 }

@@ -1,6 +1,11 @@
 //! The records polysum writes: one per article, in `<relpath>.json`, in `index.jsonl` and in the state
 //! database. Their JSON form is the documented, versioned schema (docs/OUTPUT.md): add fields freely,
 //! bump `SCHEMA_VERSION` when a field changes meaning or goes away.
+//!
+//! Readers are lenient: a field a record lacks (an older record, or one written by hand) takes its default,
+//! and unknown fields are ignored, so `compare` reads these same types from any output folder. The
+//! container-level `#[serde(default)]` keeps that true for fields added later: a new field's type must have
+//! a default or this file does not compile.
 
 use std::collections::BTreeMap;
 
@@ -116,14 +121,17 @@ pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A record without a status reads as ok: failed records always say so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Status {
+    #[default]
     Ok,
     Failed,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct Tokens {
     /// Prompt tokens of the requests behind this summary (all attempts).
     pub(crate) prompt: usize,
@@ -196,7 +204,8 @@ pub(crate) struct SentenceSupport {
     pub(crate) repaired: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct SummaryRecord {
     /// The summary; `null` when the status is `failed` (a text in the wrong language is never kept).
     pub(crate) text: Option<String>,
@@ -214,6 +223,7 @@ pub(crate) struct SummaryRecord {
     pub(crate) flags: Vec<Flag>,
     /// Numbers in `text` that do not occur in the article (flag `unsupported_numbers`).
     pub(crate) unsupported_numbers: Vec<String>,
+    #[serde(deserialize_with = "known_attempts")]
     pub(crate) attempts: Vec<Attempt>,
     /// Pieces of the input the model read one at a time: 1 when the article fit the context; for a
     /// map-reduce summary the chunks of the first level; for a translation the paragraphs and pieces of
@@ -240,6 +250,13 @@ pub(crate) struct SummaryRecord {
 
 fn one() -> usize {
     1
+}
+
+/// The attempts this version can read: records from before `Strategy` and `Outcome` wrote attempts in
+/// another shape, which is history, not a reason to refuse the record.
+fn known_attempts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Attempt>, D::Error> {
+    let raw = Vec::<serde_json::Value>::deserialize(d)?;
+    Ok(raw.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect())
 }
 
 /// Paragraph and sentence counts of a translation and its source (flag `sentence_count_mismatch` when the
@@ -269,7 +286,8 @@ impl SummaryRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct ArticleRecord {
     pub(crate) schema_version: u32,
     /// The output key: outputs are `<id>.json` and `<id>.md` in the output folder.
@@ -322,6 +340,27 @@ pub(crate) fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fields_read_as_defaults() {
+        let r: ArticleRecord =
+            serde_json::from_str(r#"{"id":"a","summaries":{"es":{"text":"Hola.","status":"failed"}},"x":1}"#).unwrap();
+        assert_eq!((r.id.as_str(), r.status, r.schema_version), ("a", Status::Ok, 0));
+        let es = &r.summaries[&Lang::Es];
+        assert_eq!((es.status, es.chunks, es.levels), (Status::Failed, 1, 1));
+        assert!(es.flags.is_empty() && es.model.is_empty());
+        let s: SummaryRecord = serde_json::from_str(
+            r#"{"tokens":{"prompt":3},"attempts":[{"n":1,"status":"ok"},{"strategy":"native","outcome":"empty"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.tokens, Tokens { prompt: 3, generated: 0 });
+        assert_eq!(s.attempts.len(), 1, "the old-shape attempt is left out, the known one kept");
+        assert_eq!((s.attempts[0].strategy, &s.attempts[0].outcome), (Strategy::Native, &Outcome::Empty));
+        // A language this version does not know is not silently taken for another one.
+        assert!(serde_json::from_str::<ArticleRecord>(r#"{"id":"a","summaries":{"xx":{}}}"#).is_err());
+    }
+
     #[test]
     fn timestamp_shape() {
         let t = super::now_rfc3339();
