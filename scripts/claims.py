@@ -467,19 +467,27 @@ def cmd_draft_real(a):
         for rec in read_jsonl(Path(out) / "index.jsonl"):
             set_name, it = by_id[rec["input_id"]]
             for lang, summ in sorted(rec.get("summaries", {}).items()):
-                for s in sentences(" ".join((summ.get("text") or "").split())):
+                for i, s in enumerate(sentences(" ".join((summ.get("text") or "").split()))):
                     rows.append({"lang": lang, "source_set": set_name, "source_id": it["id"], "article_field": "text",
-                                 "source_lang": it["lang"], "kind": "summary", "claim": s, "label": None, "reason": None})
+                                 "source_lang": it["lang"], "kind": "summary", "sentence_index": i, "claim": s,
+                                 "label": None, "reason": None})
     for out in a.translations:
         for rec in read_jsonl(Path(out) / "index.jsonl"):
             input_id, field = rec["input_id"].rsplit(":", 1)
             set_name, it = by_id[input_id]
             t = rec.get("translation") or {}
             src_lang = it["lang"] if field == "text" else it["tgt_lang"]
-            for s in paragraph_sentences(t.get("text") or ""):
+            body = paragraph_sentences(t.get("text") or "")
+            # A story's title is translated apart (a one-sentence input is its own title).
+            title = " ".join((t.get("title") or "").split())
+            if title and title not in body[:1]:
                 rows.append({"lang": t.get("lang") or rec.get("lang"), "source_set": set_name, "source_id": it["id"],
-                             "article_field": field, "source_lang": src_lang, "kind": "translation", "claim": s,
-                             "label": None, "reason": None})
+                             "article_field": field, "source_lang": src_lang, "kind": "translation", "sentence_index": None,
+                             "part": "title", "claim": title, "label": None, "reason": None})
+            for i, s in enumerate(body):
+                rows.append({"lang": t.get("lang") or rec.get("lang"), "source_set": set_name, "source_id": it["id"],
+                             "article_field": field, "source_lang": src_lang, "kind": "translation", "sentence_index": i,
+                             "claim": s, "label": None, "reason": None})
     for n, r in enumerate(rows):
         r["id"] = f"real-{n:04d}"
     Path(a.out).write_text("".join(json.dumps({"id": r.pop("id"), **r}, ensure_ascii=False) + "\n" for r in rows))
