@@ -12,6 +12,7 @@ Confidence intervals are percentile bootstraps that resample articles, not claim
 share its evidence and errors, so resampling them alone would claim more certainty than the data gives.
 """
 
+import hashlib
 import json
 import random
 import re
@@ -84,20 +85,32 @@ def predict(name, a, data, work, binary, extra):
     rows = read_jsonl(claims_file(name, a.split))
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
-    cache, out, calls, failed_calls, seconds = {}, [], 0, 0, 0.0
-    for n, ((set_name, source_id, field, lang), rs) in enumerate(groups(rows, a.claims_limit)):
+    cache, out, calls, failed_calls, reused, seconds = {}, [], 0, 0, 0, 0.0
+    for (set_name, source_id, field, lang), rs in groups(rows, a.claims_limit):
         text = article_text(data, cache, rs[0])
         item_lang = cache[set_name][source_id].get("tgt_lang" if field == "tgt_text" else "lang")
-        art = folder / f"{n:04d}.article.txt"
-        art.write_text(text + "\n")
-        cl = folder / f"{n:04d}.claims.txt"
-        cl.write_text("".join(" ".join(r["claim"].split()) + "\n" for r in rs))
-        code, answers, wall = run_check(binary, art, cl, lang, source_lang(rs[0], item_lang), extra, work / "polysum.log")
+        claims_text = "".join(" ".join(r["claim"].split()) + "\n" for r in rs)
+        src = source_lang(rs[0], item_lang)
+        # Answers are kept per call, named by everything that decides them, so that a run that was stopped
+        # or that gained claims redoes only the calls it lacks (same --work).
+        key = hashlib.sha256(json.dumps([text, claims_text, lang, src, extra, str(binary)]).encode()).hexdigest()[:16]
+        done = folder / f"{key}.answers.json"
+        if done.exists():
+            answers, wall = json.loads(done.read_text())
+            reused += 1
+        else:
+            art = folder / f"{key}.article.txt"
+            art.write_text(text + "\n")
+            cl = folder / f"{key}.claims.txt"
+            cl.write_text(claims_text)
+            code, answers, wall = run_check(binary, art, cl, lang, src, extra, work / "polysum.log")
+            if code != 0 or len(answers) != len(rs):
+                failed_calls += 1
+                answers = []
+            else:
+                done.write_text(json.dumps([answers, wall]))
         calls += 1
         seconds += wall
-        if code != 0 or len(answers) != len(rs):
-            failed_calls += 1
-            answers = []
         for i, r in enumerate(rs):
             ans = answers[i] if i < len(answers) else {}
             out.append({**r, "verdict": ans.get("verdict"), "score": ans.get("score"),
@@ -107,7 +120,7 @@ def predict(name, a, data, work, binary, extra):
     pred = work / f"{name}-predictions.jsonl"
     pred.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
     answered = sum(r["verdict"] is not None for r in out)
-    return out, {"calls": calls, "failed_calls": failed_calls, "claims": len(out), "answered": answered,
+    return out, {"calls": calls, "failed_calls": failed_calls, "reused_calls": reused, "claims": len(out), "answered": answered,
                  "check_seconds": round(seconds, 1), "seconds_per_claim": round(seconds / max(answered, 1), 2)}
 
 
