@@ -473,14 +473,17 @@ def cmd_draft_real(a):
                                  "label": None, "reason": None})
     for out in a.translations:
         for rec in read_jsonl(Path(out) / "index.jsonl"):
-            input_id, field = rec["input_id"].rsplit(":", 1)
+            # Inputs written for this carry "ID:FIELD" ids; scripts/eval's translation inputs the plain id
+            # of the English side.
+            input_id, _, field = rec["input_id"].partition(":")
             set_name, it = by_id[input_id]
+            field = field or ("text" if rec.get("source_lang", it["lang"]) == it["lang"] else "tgt_text")
             t = rec.get("translation") or {}
             src_lang = it["lang"] if field == "text" else it["tgt_lang"]
             body = paragraph_sentences(t.get("text") or "")
             # A story's title is translated apart (a one-sentence input is its own title).
             title = " ".join((t.get("title") or "").split())
-            if title and title not in body[:1]:
+            if title and "\n" in it[field]:
                 rows.append({"lang": t.get("lang") or rec.get("lang"), "source_set": set_name, "source_id": it["id"],
                              "article_field": field, "source_lang": src_lang, "kind": "translation", "sentence_index": None,
                              "part": "title", "claim": title, "label": None, "reason": None})
