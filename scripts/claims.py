@@ -337,7 +337,7 @@ class Editor:
                 m = re.search(pattern, sent)
                 if m:
                     return sent[: m.start()] + m.expand(repl) + sent[m.end():], m.group(0), m.expand(repl)
-            if re.search(r"\b(not|never|no one|nobody|nothing|neither)\b|n't\b", sent):
+            if re.search(r"\b(not|no|never|none|nobody|nothing|neither|nor)\b|n't\b", sent, re.IGNORECASE):
                 return None
             m = re.search(r"\b(is|was|were|are|has|have|had|will|would|can|could|should|must|might)\b(?! to\b)", sent)
             if m:
