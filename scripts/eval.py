@@ -10,6 +10,9 @@ Every figure comes from the real `polysum` binary run on the public sets in shar
   translation   translation-en-es, both directions: chrF, chrF++ and BLEU (sacrebleu) against the human side.
   parallel      parallel-stories: EN story and its ES translation as two inputs; `polysum compare` verdicts
                 and back-translation chrF.
+  claims-real, claims-edited (only when named in --sets; dev only)
+                the checker: `polysum check` on labelled claims (eval/claims/), balanced accuracy on polysum's own
+                sentences, edits caught and false alarms on edited article sentences (see scripts/evalcheck.py).
 """
 
 import argparse
@@ -17,6 +20,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -26,11 +30,16 @@ from lingua import Language, LanguageDetectorBuilder
 from rouge_score import rouge_scorer
 import sacrebleu
 
+import evalcheck
+from evaltext import sentences
+
 ROOT = Path(__file__).resolve().parent.parent
 # POLYSUM_BIN: a copy of the binary, so that a rebuild during a long run does not change it mid-way.
 BIN = Path(os.environ.get("POLYSUM_BIN", ROOT / "target" / "release" / "polysum"))
 SUMMARY_SETS = ["news-en", "news-es", "long-en", "long-es"]
 ALL_SETS = SUMMARY_SETS + ["translation", "parallel"]
+# Not in the default --sets: they need `polysum check`.
+KNOWN_SETS = ALL_SETS + evalcheck.CLAIM_SETS
 
 DETECTOR = LanguageDetectorBuilder.from_languages(
     Language.ENGLISH, Language.SPANISH, Language.FRENCH, Language.GERMAN, Language.ITALIAN,
@@ -52,25 +61,6 @@ class UnicodeTokenizer:
 
 
 SCORER = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], tokenizer=UnicodeTokenizer())
-SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”»)]*\s+(?=[\"“«¿¡(]?[A-ZÁÉÍÓÚÑ0-9])")
-
-
-# "Lt.", "Dr.", "U.S.": a period after these does not end a sentence.
-ABBREVIATION = re.compile(r"\(?[A-Z][a-z]{0,2}\.|(?:[A-Z]\.)+|\(?[A-Z]{2,}\)[A-Z][a-z]{0,2}\.")
-
-
-def sentences(text):
-    out, start = [], 0
-    for m in SENTENCE_END.finditer(text):
-        words = text[start:m.start()].split()
-        if words and ABBREVIATION.fullmatch(words[-1]):
-            continue
-        out.append(text[start:m.end()].strip())
-        start = m.end()
-    out.append(text[start:].strip())
-    return [s for s in out if s]
-
-
 def lead3(text):
     # Articles with one paragraph per line: the first line is often the title, keep it as a sentence.
     return " ".join(sentences(" ".join(text.split("\n")))[:3])
@@ -273,6 +263,16 @@ def eval_parallel(items, a, work):
     return res
 
 
+def git_commit():
+    """The commit of the checkout the binary was built from, with "+dirty" for uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty" if dirty else "") if head else None
+    except OSError:
+        return None
+
+
 def fmt(v):
     if v is None:
         return "—"
@@ -298,8 +298,9 @@ def table(results, previous=None):
             "seconds_per_article", "tokens_per_second", "peak_rss_mib"]
     head = ["set", "n", "R-1", "R-2", "R-Lsum", "Lead-3 R-Lsum", "EN lang %", "ES lang %", "EN nums %", "ES nums %",
             "nums agree %", "names agree %", "s/article", "tok/s", "RSS MiB"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
+    if any(results.get(name) for name in SUMMARY_SETS):
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
     for name in SUMMARY_SETS:
         r = results.get(name)
         if r:
@@ -329,7 +330,9 @@ def main():
     ap.add_argument("--limit", type=int, default=5, help="items per summary set (default 5)")
     ap.add_argument("--translation-limit", type=int, help="sentences per direction (default: --limit × 4)")
     ap.add_argument("--parallel-limit", type=int, help="parallel stories (default: --limit)")
-    ap.add_argument("--sets", default=",".join(ALL_SETS), help=f"comma-separated, from {','.join(ALL_SETS)}")
+    ap.add_argument("--sets", default=",".join(ALL_SETS), help=f"comma-separated, from {','.join(KNOWN_SETS)} (default: all but the claims sets)")
+    ap.add_argument("--claims-limit", type=int, help="claims sets: whole articles until each language has this many claims (default: all)")
+    ap.add_argument("--checker-args", default="", help="claims sets: extra arguments for `polysum check`, e.g. \"--form question\"")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--strategy", choices=["direct", "translate"])
@@ -350,9 +353,12 @@ def main():
     if not data.is_dir():
         sys.exit(f"scripts/eval: no evaluation data in {data} (set --data or POLYSUM_EVAL_DATA)")
     sets = [s for s in a.sets.split(",") if s]
-    unknown = [s for s in sets if s not in ALL_SETS]
+    unknown = [s for s in sets if s not in KNOWN_SETS]
     if unknown:
-        sys.exit(f"scripts/eval: unknown sets {unknown}; choose from {ALL_SETS}")
+        sys.exit(f"scripts/eval: unknown sets {unknown}; choose from {KNOWN_SETS}")
+    for name in set(sets) & set(evalcheck.CLAIM_SETS):
+        if not evalcheck.claims_file(name, a.split).exists():
+            sys.exit(f"scripts/eval: no {evalcheck.claims_file(name, a.split).relative_to(ROOT)}: claims are labelled on dev only")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     work = Path(a.work or ROOT / "eval-out" / f"{a.split}-{a.model.replace('/', '_')}-{stamp}").resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -373,11 +379,15 @@ def main():
         elif name == "parallel":
             items = read_jsonl(data / "parallel-stories.jsonl")[: a.parallel_limit or a.limit]
             results[name] = eval_parallel(items, a, work)
+        elif name in evalcheck.CLAIM_SETS:
+            results[name] = evalcheck.eval_claims(name, a, data, work, BIN, shlex.split(a.checker_args) + model_args(a),
+                                                  previous_work=work if SCORE_ONLY is not None else None)
         if SCORE_ONLY is not None:
             # Timings and run figures are the earlier run's.
             before = SCORE_ONLY.get("sets", {}).get(name, {})
             keep = ["exit_code", "wall_seconds", "seconds_per_article", "tokens_per_second", "peak_rss_mib", "generated_tokens",
-                    "done", "skipped", "summarize_seconds_per_input", "compare_seconds"]
+                    "done", "skipped", "summarize_seconds_per_input", "compare_seconds", "calls", "failed_calls",
+                    "claims", "answered", "check_seconds", "seconds_per_claim"]
             if name == "translation":
                 for d, r in results[name].items():
                     r.update({k: v for k, v in before.get(d, {}).items() if k in keep + ["seconds_per_item"]})
@@ -388,6 +398,8 @@ def main():
     date = SCORE_ONLY["date"] + " (rescored)" if SCORE_ONLY else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     doc = {"date": date, "split": a.split, "model": a.model,
            "strategy": a.strategy or "default", "limit": a.limit, "max_context": a.max_context,
+           "checker_args": a.checker_args or None, "claims_limit": a.claims_limit,
+           "polysum_commit": git_commit(),
            "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",
            "wall_seconds": SCORE_ONLY.get("wall_seconds") if SCORE_ONLY else round(time.time() - t0),
            "command": " ".join(["scripts/eval"] + sys.argv[1:]), "sets": results}
@@ -398,6 +410,7 @@ def main():
     if previous:
         print(f"(differences against {a.compare_with}: {previous.get('date')}, {previous.get('model')})\n")
     print(table(results, previous))
+    print(evalcheck.table(results))
     print(f"\nresults: {out_json}")
 
 
