@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::job::input::output_path;
 use crate::job::record::{ArticleRecord, Status};
+use crate::text::lexicon::LexicalCheck;
 
 pub(crate) const TMP_PREFIX: &str = ".polysum-tmp-";
 
@@ -190,6 +191,9 @@ pub(crate) fn render_md(r: &ArticleRecord) -> String {
                         "> Check: these numbers are not in the article: {}\n\n",
                         sum.unsupported_numbers.join(", ")
                     ));
+                }
+                if let Some(LexicalCheck::Unknown { words }) = &sum.lexical {
+                    s.push_str(&format!("> Check: these words are not in the dictionary: {}\n\n", words.join(", ")));
                 }
             }
             _ => s.push_str(&format!("*Failed: {}*\n\n", sum.error.as_deref().unwrap_or("unknown error"))),

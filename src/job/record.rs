@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::text::lang::Lang;
+use crate::text::lexicon::LexicalCheck;
 
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 
@@ -63,6 +64,8 @@ pub(crate) enum Flag {
     ParagraphDropped,
     /// The translation's sentence count is far from the source's.
     SentenceCountMismatch,
+    /// Words the language's dictionary does not know remain (`lexical` lists them).
+    UnknownWords,
 }
 
 impl Strategy {
@@ -103,6 +106,7 @@ impl std::fmt::Display for Flag {
             Flag::PieceCut => "piece_cut",
             Flag::ParagraphDropped => "paragraph_dropped",
             Flag::SentenceCountMismatch => "sentence_count_mismatch",
+            Flag::UnknownWords => "unknown_words",
         })
     }
 }
@@ -167,6 +171,10 @@ pub(crate) struct SummaryRecord {
     /// Translations: how much of the source's structure came through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) structure: Option<Structure>,
+    /// The lexical check of `text` (`text::lexicon`): clean, the unknown words (flag `unknown_words`), or
+    /// why it did not run. Absent where no text was kept, and in records made before the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lexical: Option<LexicalCheck>,
 }
 
 fn one() -> usize {

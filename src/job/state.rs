@@ -212,6 +212,7 @@ mod tests {
             chunks: 1,
             levels: 1,
             structure: None,
+            lexical: None,
         }
     }
 

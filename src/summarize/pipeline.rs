@@ -18,6 +18,7 @@ use crate::summarize::mapreduce;
 use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
 use crate::text::clean;
 use crate::text::lang::{self, Lang};
+use crate::text::lexicon::{self, LexicalCheck};
 
 /// Tokens each chunk of a long article repeats from the one before.
 pub(crate) const CHUNK_OVERLAP: usize = 64;
@@ -135,6 +136,7 @@ struct Accepted {
     detected: Lang,
     flags: Vec<Flag>,
     numbers: Vec<String>,
+    lexical: LexicalCheck,
 }
 
 enum Verdict {
@@ -190,7 +192,11 @@ fn judge(g: &Generation, target: Lang, settings: &Settings, article: &str, instr
     if !numbers.is_empty() {
         flags.push(Flag::UnsupportedNumbers);
     }
-    Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers })
+    let lexical = lexicon::check(&text, target);
+    if matches!(lexical, LexicalCheck::Unknown { .. }) {
+        flags.push(Flag::UnknownWords);
+    }
+    Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers, lexical })
 }
 
 /// Run `strategies` in order for the lanes `members` that are still open, one batched call per strategy.
@@ -419,6 +425,7 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
                     chunks: 1,
                     levels: 1,
                     structure: None,
+                    lexical: Some(a.lexical),
                 }
             }
             None => {
@@ -496,6 +503,7 @@ fn failed_record(
         chunks: 1,
         levels: 1,
         structure: None,
+        lexical: None,
     }
 }
 
