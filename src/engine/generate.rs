@@ -130,7 +130,7 @@ impl Engine {
             }
         }
         let mut kv = KvCache::new(self.model.config().n_layer, 1);
-        self.model.forward(&[ids.clone()], &mut kv)?;
+        self.model.forward(std::slice::from_ref(&ids), &mut kv)?;
         let not_saved = match self.prefixes.store().map(|s| s.save(&ids, &kv, self.device())) {
             Some(Err(e)) => Some(format!("{e:#}")),
             _ => None,
