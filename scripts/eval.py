@@ -3,11 +3,14 @@
 Every figure comes from the real `polysum` binary run on the public sets in shared/eval:
   summaries     news-en, news-es, long-en, long-es: ROUGE-1/2/Lsum against the human reference (rouge-score,
                 with a Unicode-aware tokenizer so Spanish accents count), the Lead-3 baseline in the same run,
-                output-language correctness by lingua (not polysum's own detector), number faithfulness
+                output-language correctness by langid (a detector independent of polysum's lingua), number faithfulness
                 (share of numbers in summaries that occur in the article), EN/ES consistency from
                 `polysum compare` (numbers and names found in both summaries), seconds per article,
                 tokens/s, peak RSS.
-  translation   translation-en-es, both directions: chrF, chrF++ and BLEU (sacrebleu) against the human side.
+  translation   translation-en-es, both directions: chrF, chrF++ and BLEU (sacrebleu) against the human side,
+                chrF with a 95 % bootstrap confidence interval (1000 resamples of the sentences).
+results.json records what ran: the checkout's commit, the binary, and the prompt versions and strategies
+that polysum's records name.
   parallel      parallel-stories: EN story and its ES translation as two inputs; `polysum compare` verdicts
                 and back-translation chrF.
   claims-real, claims-edited (only when named in --sets; dev only)
@@ -26,9 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-from lingua import Language, LanguageDetectorBuilder
+import langid
 from rouge_score import rouge_scorer
 import sacrebleu
+from sacrebleu.metrics import CHRF
 
 import evalcheck
 from evaltext import sentences
@@ -41,16 +45,41 @@ ALL_SETS = SUMMARY_SETS + ["translation", "parallel"]
 # Not in the default --sets: they need `polysum check`.
 KNOWN_SETS = ALL_SETS + evalcheck.CLAIM_SETS
 
-DETECTOR = LanguageDetectorBuilder.from_languages(
-    Language.ENGLISH, Language.SPANISH, Language.FRENCH, Language.GERMAN, Language.ITALIAN,
-    Language.PORTUGUESE, Language.CATALAN, Language.DUTCH).build()
-ISO = {Language.ENGLISH: "en", Language.SPANISH: "es", Language.FRENCH: "fr", Language.GERMAN: "de",
-       Language.ITALIAN: "it", Language.PORTUGUESE: "pt", Language.CATALAN: "ca", Language.DUTCH: "nl"}
+# The language check uses langid.py (its model ships in the package), not lingua, which polysum itself uses:
+# a detector that shares polysum's errors cannot catch them. Restricted to polysum's 8 languages.
+langid.set_languages(["en", "es", "fr", "de", "it", "pt", "ca", "nl"])
 
 
 def detect(text):
-    lang = DETECTOR.detect_language_of(text or "")
-    return ISO.get(lang)
+    if not (text or "").strip():
+        return None
+    return langid.classify(text)[0]
+
+
+# What the records say was used, over every set of the run (results.json keeps it).
+SEEN = {"prompt_versions": set(), "strategies": set()}
+
+
+def note_record(r):
+    for part in list((r.get("summaries") or {}).values()) + [r.get("translation") or {}]:
+        if part.get("prompt_version"):
+            SEEN["prompt_versions"].add(part["prompt_version"])
+        for att in part.get("attempts") or []:
+            if att.get("strategy"):
+                SEEN["strategies"].add(att["strategy"])
+
+
+def provenance():
+    """The checkout's commit (with -dirty when it has uncommitted changes) and the binary's version."""
+    def run(args):
+        try:
+            return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    commit = run(["git", "rev-parse", "HEAD"])
+    if commit and run(["git", "status", "--porcelain", "--untracked-files=no"]):
+        commit += "-dirty"
+    return {"commit": commit, "binary": str(BIN), "binary_version": run([str(BIN), "--version"])}
 
 
 class UnicodeTokenizer:
@@ -125,7 +154,10 @@ def records_by_input_id(out):
     index = out / "index.jsonl"
     if not index.exists():
         return {}
-    return {r.get("input_id"): r for r in read_jsonl(index)}
+    records = read_jsonl(index)
+    for r in records:
+        note_record(r)
+    return {r.get("input_id"): r for r in records}
 
 
 def model_args(a):
@@ -222,12 +254,20 @@ def eval_translation(items, a, work):
         res[f"{src}->{dst}"] = {
             "items": len(items), "exit_code": code, "failed": failed,
             "chrF": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2),
+            "chrF_ci95": chrf_ci(hyps, refs),
             "chrF++": round(sacrebleu.corpus_chrf(hyps, [refs], word_order=2).score, 2),
             "BLEU": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
             "lang_correct": round(100 * sum(detect(h) == dst for h in hyps) / max(len(hyps), 1), 1),
             "seconds_per_item": round(wall / max(len(items), 1), 2), "tokens_per_second": final.get("tokens_per_second"),
             "peak_rss_mib": round(rss)}
     return res
+
+
+def chrf_ci(hyps, refs):
+    """Half-width of the 95 % bootstrap interval of corpus chrF (sacrebleu's resampling of the sentences)."""
+    if len(hyps) < 2:
+        return None
+    return round(CHRF().corpus_score(hyps, [refs], n_bootstrap=1000)._ci, 2)
 
 
 def eval_parallel(items, a, work):
@@ -308,10 +348,10 @@ def table(results, previous=None):
     tr = results.get("translation")
     if tr:
         lines.append("")
-        lines.append("| translation | n | chrF | chrF++ | BLEU | lang % | failed | s/item | tok/s |")
+        lines.append("| translation | n | chrF | ± 95 % | chrF++ | BLEU | lang % | failed | s/item | tok/s |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for d, r in tr.items():
-            lines.append("| " + " | ".join([d, str(r["items"])] + [cell("translation", f"{d}/{c}", r.get(c)) for c in ["chrF", "chrF++", "BLEU", "lang_correct", "failed", "seconds_per_item", "tokens_per_second"]]) + " |")
+            lines.append("| " + " | ".join([d, str(r["items"])] + [cell("translation", f"{d}/{c}", r.get(c)) for c in ["chrF", "chrF_ci95", "chrF++", "BLEU", "lang_correct", "failed", "seconds_per_item", "tokens_per_second"]]) + " |")
     pr = results.get("parallel")
     if pr:
         lines.append("")
@@ -402,7 +442,9 @@ def main():
            "polysum_commit": git_commit(),
            "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",
            "wall_seconds": SCORE_ONLY.get("wall_seconds") if SCORE_ONLY else round(time.time() - t0),
-           "command": " ".join(["scripts/eval"] + sys.argv[1:]), "sets": results}
+           "command": " ".join(["scripts/eval"] + sys.argv[1:]), **provenance(),
+           "prompt_versions": sorted(SEEN["prompt_versions"]), "strategies_used": sorted(SEEN["strategies"]),
+           "lang_detector": f"langid {getattr(langid, '__version__', '1.1.6')}", "sets": results}
     out_json = Path(a.json) if a.json else work / "results.json"
     out_json.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     previous = json.loads(Path(a.compare_with).read_text()) if a.compare_with else None

@@ -50,58 +50,130 @@ pub(crate) fn defuse(s: &str) -> String {
 /// The words of a translation prompt in its target language.
 struct Translation {
     system: &'static str,
+    /// Worked examples (source, translation), shown in the system prompt in the same form as the request
+    /// and its answer. The system prompt is the same for every request into one language, so the engine
+    /// computes it once (`engine::prefix_cache`) and the examples cost nothing per request.
+    examples: &'static [(&'static str, &'static str)],
     /// `{text}` is replaced.
     user: &'static str,
     /// The label that starts the answer.
     label: &'static str,
 }
 
+// Examples from FLORES-200 (CC BY-SA 4.0, NLLB Team, Meta AI): devtest sentences 222, 224, 249, 257, 269 and
+// 283, which are in polysum's dev split (never its test split) after the first 200 sentences that dev
+// evaluations read; the Spanish of the English-to-Spanish ones edited closer to the source.
+const EXAMPLES_EN_ES: &[(&str, &str)] = &[
+    (
+        "Last month Iran saw its worst air disaster in years when an airliner heading to Armenia crashed, killing \
+the 168 on board.",
+        "El mes pasado, Irán vivió una de sus peores catástrofes aéreas en años cuando un avión de línea con dirección \
+a Armenia se estrelló, causando la muerte de los 168 pasajeros a bordo.",
+    ),
+    (
+        "NHK also reported that the Kashiwazaki Kariwa nuclear power plant in Niigata prefecture was operating \
+normally.",
+        "Además, NHK informó de que la central nuclear de Kashiwazaki-Kariwa, en la prefectura de Niigata, estaba \
+funcionando con normalidad.",
+    ),
+    (
+        "The two compounds react with one another to form crystals that may block kidney function, researchers at \
+the university said.",
+        "Los dos compuestos reaccionan entre sí y forman cristales que pueden bloquear la función renal, dijeron los \
+investigadores de la universidad.",
+    ),
+    (
+        "The road where the crash happened was temporarily closed while emergency services freed the driver from \
+the red Audi TT.",
+        "La carretera donde se produjo el accidente fue cerrada temporalmente mientras los servicios de emergencia \
+liberaban al conductor del Audi TT rojo.",
+    ),
+];
+
+const EXAMPLES_ES_EN: &[(&str, &str)] = &[
+    (
+        "Aerosmith canceló los conciertos pendientes de su gira.",
+        "Aerosmith have cancelled their remaining concerts on their tour.",
+    ),
+    (
+        "Nicholas Alden y Zachary Cuddeback, de 25 y 21 años, respectivamente, fallecieron. Este último iba al \
+volante.",
+        "The fatalities were Nicholas Alden, 25, and Zachary Cuddeback, 21. Cuddeback had been the driver.",
+    ),
+    (
+        "Además, NHK indicó que la central nuclear de Kashiwazaki-Kariwa, en la prefectura de Niigata, estaba \
+operando con normalidad.",
+        "NHK also reported that the Kashiwazaki Kariwa nuclear power plant in Niigata prefecture was operating \
+normally.",
+    ),
+    (
+        "El mes pasado, Irán vivió una de sus peores catástrofes aéreas en años cuando un avión de línea con \
+dirección a Armenia se estrelló, causando el deceso de los 168 pasajeros a bordo.",
+        "Last month Iran saw its worst air disaster in years when an airliner heading to Armenia crashed, killing \
+the 168 on board.",
+    ),
+];
+
 fn translation(target: Lang) -> &'static Translation {
     match target.code() {
         "es" => &Translation {
-            system: "Eres un traductor profesional. Traduces textos al español de forma fiel y natural.",
+            system: "Eres un traductor profesional. Traduces textos al español de forma fiel y natural, como los \
+                escribiría un periodista hispanohablante: traduces cada oración entera, con la gramática del español \
+                (verbos pronominales como «se detuvo», «se estrelló»), sin dejar palabras en inglés salvo los nombres \
+                propios, y con los nombres y las cifras tal como están en el original.",
+            examples: EXAMPLES_EN_ES,
             user: "Traduce al español el siguiente texto.\n\n<text>\n{text}\n</text>\n\nEscribe solo la traducción al \
                 español.",
             label: "Traducción al español:",
         },
         "fr" => &Translation {
             system: "Tu es un traducteur professionnel. Tu traduis des textes en français, fidèlement.",
+            examples: &[],
             user: "Traduis le texte suivant en français.\n\n<text>\n{text}\n</text>\n\nÉcris seulement la traduction \
                 en français.",
             label: "Traduction en français :",
         },
         "de" => &Translation {
             system: "Du bist ein professioneller Übersetzer. Du übersetzt Texte genau ins Deutsche.",
+            examples: &[],
             user: "Übersetze den folgenden Text ins Deutsche.\n\n<text>\n{text}\n</text>\n\nSchreibe nur die deutsche \
                 Übersetzung.",
             label: "Deutsche Übersetzung:",
         },
         "it" => &Translation {
             system: "Sei un traduttore professionista. Traduci testi in italiano in modo fedele.",
+            examples: &[],
             user: "Traduci in italiano il testo seguente.\n\n<text>\n{text}\n</text>\n\nScrivi solo la traduzione in \
                 italiano.",
             label: "Traduzione in italiano:",
         },
         "pt" => &Translation {
             system: "És um tradutor profissional. Traduzes textos para português com fidelidade.",
+            examples: &[],
             user: "Traduz para português o texto seguinte.\n\n<text>\n{text}\n</text>\n\nEscreve apenas a tradução em \
                 português.",
             label: "Tradução em português:",
         },
         "ca" => &Translation {
             system: "Ets un traductor professional. Tradueixes textos al català amb fidelitat.",
+            examples: &[],
             user: "Tradueix al català el text següent.\n\n<text>\n{text}\n</text>\n\nEscriu només la traducció al \
                 català.",
             label: "Traducció al català:",
         },
         "nl" => &Translation {
             system: "Je bent een professionele vertaler. Je vertaalt teksten getrouw naar het Nederlands.",
+            examples: &[],
             user: "Vertaal de volgende tekst naar het Nederlands.\n\n<text>\n{text}\n</text>\n\nSchrijf alleen de \
                 Nederlandse vertaling.",
             label: "Nederlandse vertaling:",
         },
         _ => &Translation {
-            system: "You are a professional translator. You translate texts into English faithfully.",
+            system: "You are a professional translator. You translate texts into English faithfully and naturally, as \
+                a native English-speaking journalist would write them: every sentence in full, in idiomatic English, \
+                with no words left in the source language except proper names, and with names and numbers exactly as \
+                in the original.",
+            examples: EXAMPLES_ES_EN,
             user: "Translate the following text into English.\n\n<text>\n{text}\n</text>\n\nWrite only the English \
                 translation.",
             label: "English translation:",
@@ -114,7 +186,17 @@ fn translation(target: Lang) -> &'static Translation {
 pub(crate) fn translate(text: &str, target: Lang) -> Prompt {
     let t = translation(target);
     let user = t.user.replace("{text}", &defuse(text));
-    Prompt { system: t.system.to_string(), user, assistant_prefix: Some(format!("{} ", t.label)) }
+    Prompt { system: translation_system(t), user, assistant_prefix: Some(format!("{} ", t.label)) }
+}
+
+/// The system prompt of a translation into one language: the role, then the examples as request and answer.
+fn translation_system(t: &Translation) -> String {
+    let mut system = t.system.to_string();
+    for (source, target) in t.examples {
+        let request = t.user.replace("{text}", source);
+        system.push_str(&format!("\n\n{request}\n{} {target}", t.label));
+    }
+    system
 }
 
 /// A translation prompt with the instruction in English and both languages named: the retry for a text

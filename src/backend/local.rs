@@ -6,6 +6,7 @@ use super::{CallStats, Generation, Generator, Prompt, Request, ScoreRequest};
 use crate::engine::device::{self, DeviceSpec};
 use crate::engine::generate::{self, Engine};
 use crate::engine::model::LoadOptions;
+use crate::engine::prefix_cache::{PrefixSource, PrefixStore};
 use crate::engine::scheduler::{self, Scheduler};
 
 /// A model for the built-in engine: where it comes from and how to run it.
@@ -33,7 +34,13 @@ impl LocalModel {
         let device = self.device.open()?;
         let resolved = crate::registry::resolve_model(&self.spec)?;
         let opts = LoadOptions { requantize: self.requantize && device.is_cpu(), ..LoadOptions::new(device) };
-        Engine::load(&resolved.gguf, resolved.tokenizer_json.as_deref(), &opts)
+        let mut engine = Engine::load(&resolved.gguf, resolved.tokenizer_json.as_deref(), &opts)?;
+        // Computed prompt prefixes are kept on disk only for a model whose sha256 names its weights.
+        if let Some(sha256) = &resolved.sha256 {
+            let dir = crate::registry::Config::from_env().cache_dir.join("prefixes").join(&resolved.name);
+            engine.set_prefix_store(Some(PrefixStore::new(dir, sha256.clone())));
+        }
+        Ok(engine)
     }
 
     /// The engine behind the continuous-batching scheduler, with as many rows as the device suits.
@@ -71,9 +78,38 @@ fn score(engine: &Engine, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>> {
         candidates.push(firsts);
     }
     engine.next_token_logprobs(&prompts, &candidates)
+/// System prompts (with their template) of at least this many tokens are computed once and kept in the
+/// engine's prefix cache; shorter ones cost less to compute than to copy.
+const MIN_CACHED_PREFIX_TOKENS: usize = 64;
+
+/// Put the long system prompts of `requests` in the engine's prefix cache (a no-op for those already
+/// there), so a few-shot prompt's examples are computed once per run, or once per model with the store.
+fn cache_system_prompts(engine: &Engine, requests: &[Request]) -> Result<()> {
+    let mut seen: Vec<&str> = Vec::new();
+    for r in requests {
+        let Prompt::Chat { system: Some(system), .. } = &r.prompt else { continue };
+        if seen.contains(&system.as_str()) {
+            continue;
+        }
+        seen.push(system);
+        let head = engine.chat_head(system)?;
+        if engine.encode_prompt(&head)?.len() < MIN_CACHED_PREFIX_TOKENS {
+            continue;
+        }
+        if let PrefixSource::Computed { rejected, not_saved } = engine.cache_prefix(&head)? {
+            if let Some(reason) = rejected {
+                eprintln!("warning: {reason}; it was computed again");
+            }
+            if let Some(reason) = not_saved {
+                eprintln!("warning: a computed prompt prefix could not be kept on disk: {reason}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn engine_requests(engine: &Engine, requests: &[Request]) -> Result<Vec<generate::Request>> {
+    cache_system_prompts(engine, requests)?;
     requests
         .iter()
         .map(|r| {

@@ -8,12 +8,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use candle_core::{Device, Tensor};
 
 use crate::engine::chat::{ChatTemplate, Message};
 use crate::engine::kv_cache::KvCache;
 use crate::engine::model::{LoadOptions, Model};
+use crate::engine::prefix_cache::{PrefixCache, PrefixSource, PrefixStore};
 use crate::engine::sampling::{Sampler, SamplingParams};
 use crate::engine::tokenizer::Tokenizer;
 
@@ -56,6 +57,8 @@ pub struct Generation {
 pub struct CallStats {
     /// Prompt tokens actually computed (a shared prefix counts once).
     pub prompt_tokens: usize,
+    /// Prompt tokens taken from the engine's prefix cache instead of computed.
+    pub cached_prompt_tokens: usize,
     pub prompt_seconds: f64,
     /// Tokens generated, summed over the rows.
     pub generated_tokens: usize,
@@ -71,6 +74,7 @@ pub struct Engine {
     template: ChatTemplate,
     stop_ids: Vec<u32>,
     name: String,
+    prefixes: PrefixCache,
 }
 
 impl Engine {
@@ -85,11 +89,54 @@ impl Engine {
         let template = ChatTemplate::from_gguf(&loaded.metadata, &tokenizer)?;
         let stop_ids = tokenizer.end_of_generation_ids();
         let name = gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Self { model: loaded.model, tokenizer, template, stop_ids, name })
+        Ok(Self { model: loaded.model, tokenizer, template, stop_ids, name, prefixes: PrefixCache::default() })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Keep computed prompt prefixes in `store` too (`None`: in memory only).
+    pub fn set_prefix_store(&mut self, store: Option<PrefixStore>) {
+        self.prefixes.set_store(store);
+    }
+
+    /// The start of every chat prompt with this system prompt, up to where the user's message begins
+    /// (template and system prompt): the part `cache_prefix` can keep.
+    pub fn chat_head(&self, system: &str) -> Result<String> {
+        let a = self.chat_prompt(Some(system), "A", None)?;
+        let b = self.chat_prompt(Some(system), "B", None)?;
+        let len: usize = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).map(|(x, _)| x.len_utf8()).sum();
+        Ok(a[..len].to_string())
+    }
+
+    /// Compute the KV cache of the prompt start `text` once (or read it from the prefix store), for every
+    /// later call whose prompts begin with its tokens.
+    pub fn cache_prefix(&self, text: &str) -> Result<PrefixSource> {
+        let ids = self.encode_prompt(text)?;
+        ensure!(!ids.is_empty(), "an empty prompt prefix");
+        if self.prefixes.contains(&ids) {
+            return Ok(PrefixSource::Memory);
+        }
+        let mut rejected = None;
+        if let Some(store) = self.prefixes.store() {
+            match store.load(&ids, self.device()) {
+                Ok(Some(kv)) => {
+                    self.prefixes.insert(ids, kv);
+                    return Ok(PrefixSource::Disk);
+                }
+                Ok(None) => {}
+                Err(e) => rejected = Some(format!("{e:#}")),
+            }
+        }
+        let mut kv = KvCache::new(self.model.config().n_layer, 1);
+        self.model.forward(std::slice::from_ref(&ids), &mut kv)?;
+        let not_saved = match self.prefixes.store().map(|s| s.save(&ids, &kv, self.device())) {
+            Some(Err(e)) => Some(format!("{e:#}")),
+            _ => None,
+        };
+        self.prefixes.insert(ids, kv);
+        Ok(PrefixSource::Computed { rejected, not_saved })
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -229,10 +276,15 @@ impl Engine {
         let shared = if rows > 1 { common_prefix_len(prompts) } else { 0 };
         // Keep at least one token per row to compute, so every row gets its own first logits.
         let shared = shared.min(prompts.iter().map(|p| p.len()).min().unwrap_or(0).saturating_sub(1));
-        let mut prefix = KvCache::new(n_layer, 1);
-        if shared > 0 {
-            self.model.forward(&[prompts[0][..shared].to_vec()], &mut prefix)?;
-            stats.prompt_tokens += shared;
+        let limit = prompts.iter().map(|p| p.len()).min().unwrap_or(0).saturating_sub(1);
+        // A cached prefix first (it may cover more than `shared` on a single row), then the rest of what the
+        // rows share.
+        let (mut prefix, cached) = self.prefixes.lookup(prompts, limit)?.unwrap_or((KvCache::new(n_layer, 1), 0));
+        stats.cached_prompt_tokens += cached;
+        let shared = shared.max(cached);
+        if shared > cached {
+            self.model.forward(&[prompts[0][cached..shared].to_vec()], &mut prefix)?;
+            stats.prompt_tokens += shared - cached;
         }
         let suffixes: Vec<Vec<u32>> = prompts.iter().map(|p| p[shared..].to_vec()).collect();
         stats.prompt_tokens += suffixes.iter().map(|s| s.len()).sum::<usize>();

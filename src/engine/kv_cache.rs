@@ -103,6 +103,56 @@ impl KvCache {
         Ok(KvCache { layers, positions: self.positions.clone() })
     }
 
+    /// An independent single-row copy of this single-row cache's first `len` slots: a cached prompt prefix
+    /// cut where a prompt stops agreeing with it. The copy owns its buffers, so appending to it cannot
+    /// write into a cache other callers share.
+    pub fn copy_prefix(&self, len: usize) -> Result<KvCache> {
+        ensure!(self.rows() == 1, "only a single-row cache can be cut");
+        ensure!(len <= self.slots(), "cutting {len} slots from a cache of {}", self.slots());
+        ensure!(self.positions[0].iter().all(|p| p.is_some()), "a cache with padding cannot be cut");
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map(|l| -> Result<LayerKv> {
+                        Ok(LayerKv { k: l.k.narrow(2, 0, len)?.copy()?, v: l.v.narrow(2, 0, len)?.copy()?, len })
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, positions: vec![self.positions[0][..len].to_vec()] })
+    }
+
+    /// Each layer's filled keys and values, `[rows, kv_heads, slots, head_dim]` (`None` for a layer that
+    /// has seen no step).
+    pub fn layer_views(&self) -> Result<Vec<Option<(Tensor, Tensor)>>> {
+        self.layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map(|l| -> Result<_> { Ok((l.k.narrow(2, 0, l.len)?, l.v.narrow(2, 0, l.len)?)) })
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// A single-row cache of a whole sequence from its layers' keys and values (`[1, kv_heads, n, head_dim]`
+    /// each, as `layer_views` gives them): a prompt prefix read back from disk.
+    pub fn from_layers(layers: Vec<Option<(Tensor, Tensor)>>, n: usize) -> Result<KvCache> {
+        let layers = layers
+            .into_iter()
+            .map(|l| {
+                l.map(|(k, v)| -> Result<LayerKv> {
+                    ensure!(k.dims4()?.0 == 1 && k.dim(2)? == n && k.dims() == v.dims(), "a layer of the wrong shape");
+                    Ok(LayerKv { k, v, len: n })
+                })
+                .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, positions: vec![(0..n as u32).map(Some).collect()] })
+    }
+
     /// A cache of `rows` rows, each a copy of this single-row cache (a shared prompt prefix).
     pub fn broadcast_rows(&self, rows: usize) -> Result<KvCache> {
         ensure!(self.rows() == 1, "only a single-row cache can be broadcast");

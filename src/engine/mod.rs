@@ -6,6 +6,7 @@ pub mod device;
 pub mod generate;
 pub mod kv_cache;
 pub mod model;
+pub mod prefix_cache;
 pub mod sampling;
 pub mod scheduler;
 pub mod synth;

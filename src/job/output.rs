@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::job::input::output_path;
 use crate::job::record::{ArticleRecord, Status};
+use crate::text::lexicon::LexicalCheck;
 
 pub(crate) const TMP_PREFIX: &str = ".polysum-tmp-";
 
@@ -192,6 +193,9 @@ pub(crate) fn render_md(r: &ArticleRecord) -> String {
                     ));
                 }
                 s.push_str(&check_line(sum));
+                if let Some(LexicalCheck::Unknown { words }) = &sum.lexical {
+                    s.push_str(&format!("> Check: these words are not in the dictionary: {}\n\n", words.join(", ")));
+                }
             }
             _ => s.push_str(&format!("*Failed: {}*\n\n", sum.error.as_deref().unwrap_or("unknown error"))),
         }

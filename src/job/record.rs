@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::text::lang::Lang;
+use crate::text::lexicon::LexicalCheck;
 
 pub(crate) const SCHEMA_VERSION: u32 = 2;
 
@@ -71,6 +72,11 @@ pub(crate) enum Flag {
     /// Some sentence is still unsupported by the article after the check (and any repair): `support` says
     /// which and why.
     Unsupported,
+    /// Words the language's dictionary does not know remain (`lexical` lists them).
+    UnknownWords,
+    /// The faithfulness check could not run (the backend gave no answer scores): nothing says whether the
+    /// text is supported.
+    Unchecked,
 }
 
 impl Strategy {
@@ -112,6 +118,8 @@ impl std::fmt::Display for Flag {
             Flag::ParagraphDropped => "paragraph_dropped",
             Flag::SentenceCountMismatch => "sentence_count_mismatch",
             Flag::Unsupported => "unsupported",
+            Flag::UnknownWords => "unknown_words",
+            Flag::Unchecked => "unchecked",
         })
     }
 }
@@ -246,6 +254,10 @@ pub(crate) struct SummaryRecord {
     /// Sentences dropped after failing the check while the rest stood (absent with `--verify off`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) dropped: Option<usize>,
+    /// The lexical check of `text` (`text::lexicon`): clean, the unknown words (flag `unknown_words`), or
+    /// why it did not run. Absent where no text was kept, and in records made before the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lexical: Option<LexicalCheck>,
 }
 
 fn one() -> usize {

@@ -215,6 +215,7 @@ mod tests {
             support: None,
             repaired: None,
             dropped: None,
+            lexical: None,
         }
     }
 

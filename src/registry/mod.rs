@@ -35,6 +35,9 @@ pub struct ResolvedModel {
     pub gguf: PathBuf,
     /// A `tokenizer.json` next to the GGUF, if there is one.
     pub tokenizer_json: Option<PathBuf>,
+    /// The registry's sha256 of the GGUF, which the cached file was checked against (none for a path or
+    /// an `hf:` file).
+    pub sha256: Option<String>,
 }
 
 /// Resolves `--model` with the environment's configuration and registry, pulling a registry model on first use.
@@ -76,7 +79,12 @@ pub fn resolve_entry(cfg: &Config, entry: &ModelEntry) -> Result<ResolvedModel> 
         return Err(RegistryError::CorruptCache { name: entry.name.clone(), path: gguf, reason: e.to_string() }.into());
     }
     cache::ModelCache::new(cfg).check_verified(entry, &gguf, cfg.progress)?;
-    Ok(ResolvedModel { name: entry.name.clone(), tokenizer_json: tokenizer_beside(&gguf), gguf })
+    Ok(ResolvedModel {
+        name: entry.name.clone(),
+        tokenizer_json: tokenizer_beside(&gguf),
+        gguf,
+        sha256: entry.sha256.clone(),
+    })
 }
 
 fn resolve_hub(cfg: &Config, hf: &HubFile) -> Result<ResolvedModel> {
@@ -89,7 +97,7 @@ fn resolve_hub(cfg: &Config, hf: &HubFile) -> Result<ResolvedModel> {
         source::hub::verify_download(&gguf, None, &hf.to_string(), true, cfg.progress)?;
     }
     cache::check_gguf(&gguf)?;
-    Ok(ResolvedModel { name: hf.to_string(), tokenizer_json: tokenizer_beside(&gguf), gguf })
+    Ok(ResolvedModel { name: hf.to_string(), tokenizer_json: tokenizer_beside(&gguf), gguf, sha256: None })
 }
 
 fn resolve_path(path: &Path, spec: &str) -> Result<ResolvedModel> {
@@ -104,7 +112,12 @@ fn resolve_path(path: &Path, spec: &str) -> Result<ResolvedModel> {
         .into());
     }
     cache::check_gguf(path)?;
-    Ok(ResolvedModel { name: spec.to_string(), gguf: path.to_path_buf(), tokenizer_json: tokenizer_beside(path) })
+    Ok(ResolvedModel {
+        name: spec.to_string(),
+        gguf: path.to_path_buf(),
+        tokenizer_json: tokenizer_beside(path),
+        sha256: None,
+    })
 }
 
 /// `tokenizer.json` in the same directory as the GGUF.

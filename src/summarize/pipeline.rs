@@ -19,6 +19,7 @@ use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
 use crate::text::clean;
 use crate::text::lang::{self, Lang};
 use crate::verify;
+use crate::text::lexicon::{self, LexicalCheck};
 
 /// Tokens each chunk of a long article repeats from the one before.
 pub(crate) const CHUNK_OVERLAP: usize = 64;
@@ -141,6 +142,7 @@ struct Accepted {
     numbers: Vec<String>,
     /// Each sentence's support, after any repair (`--verify flag|fix`).
     checked: Option<verify::repair::Repaired>,
+    lexical: LexicalCheck,
 }
 
 enum Verdict {
@@ -196,7 +198,11 @@ fn judge(g: &Generation, target: Lang, settings: &Settings, article: &str, instr
     if !numbers.is_empty() {
         flags.push(Flag::UnsupportedNumbers);
     }
-    Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers, checked: None })
+    let lexical = lexicon::check(&text, target);
+    if matches!(lexical, LexicalCheck::Unknown { .. }) {
+        flags.push(Flag::UnknownWords);
+    }
+    Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers, checked: None, lexical })
 }
 
 /// Run `strategies` in order for the lanes `members` that are still open, one batched call per strategy.
@@ -330,7 +336,7 @@ fn run_phase(
 /// Check the accepted summary of each lane in `members` against the article, and repair it (`fix`): its
 /// text becomes the repaired one, its numbers are checked again, and what stays unsupported is flagged.
 /// A summary translated from a checked one aligns each sentence through its pivot's evidence. A check
-/// that fails to run (a backend error) leaves the summary as it was, without `support`.
+/// that fails to run (a backend error) leaves the summary as it was, without `support`, flagged `unchecked`.
 #[allow(clippy::too_many_arguments)]
 fn verify_lanes(
     lanes: &mut [Lane],
@@ -364,13 +370,21 @@ fn verify_lanes(
         let secs = t.elapsed().as_secs_f64();
         lane.seconds += secs;
         out.generate_seconds += secs;
-        let Ok(r) = result else { continue };
+        let Ok(r) = result else {
+            // Never read as checked: the record says the check could not run.
+            a.flags.push(Flag::Unchecked);
+            continue;
+        };
         if r.repaired + r.dropped > 0 {
             a.text = r.text();
             a.numbers = guard::unsupported_numbers(&a.text, &article.text);
-            a.flags.retain(|f| *f != Flag::UnsupportedNumbers);
+            a.flags.retain(|f| *f != Flag::UnsupportedNumbers && *f != Flag::UnknownWords);
             if !a.numbers.is_empty() {
                 a.flags.push(Flag::UnsupportedNumbers);
+            }
+            a.lexical = lexicon::check(&a.text, lane.lang);
+            if matches!(a.lexical, LexicalCheck::Unknown { .. }) {
+                a.flags.push(Flag::UnknownWords);
             }
         }
         if verify::unsupported(&r.support).next().is_some() {
@@ -486,6 +500,7 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
                     repaired: a.checked.as_ref().map(|c| c.repaired),
                     dropped: a.checked.as_ref().map(|c| c.dropped),
                     support: a.checked.map(|c| c.support),
+                    lexical: Some(a.lexical),
                 }
             }
             None => {
@@ -566,6 +581,7 @@ fn failed_record(
         support: None,
         repaired: None,
         dropped: None,
+        lexical: None,
     }
 }
 

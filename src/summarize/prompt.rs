@@ -8,7 +8,7 @@
 pub(crate) use crate::prompt::{fence, stop_strings, Prompt};
 use crate::text::lang::Lang;
 
-pub(crate) const PROMPT_VERSION: &str = "sum-5";
+pub(crate) const PROMPT_VERSION: &str = "sum-6";
 
 /// How long a summary may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

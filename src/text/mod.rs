@@ -5,6 +5,7 @@ pub(crate) mod chrf;
 pub(crate) mod chunk;
 pub(crate) mod clean;
 pub mod lang;
+pub(crate) mod lexicon;
 pub(crate) mod names;
 pub(crate) mod numbers;
 pub(crate) mod split;

@@ -20,12 +20,13 @@ use crate::job::task::{Cache, Results, Task, TaskKind};
 use crate::prompt;
 use crate::text::chunk::{self, ChunkConfig};
 use crate::text::lang::{self, Lang};
+use crate::text::lexicon::{self, LexicalCheck};
 use crate::text::{clean, split};
 use crate::verify;
 
 /// Bump whenever a translation prompt changes: it is part of the state key, so a new version redoes the
 /// translations.
-pub(crate) const TRANSLATE_PROMPT_VERSION: &str = "tr-1";
+pub(crate) const TRANSLATE_PROMPT_VERSION: &str = "tr-2";
 
 /// Most tokens of source text in one request: small models translate short pieces more faithfully, and a
 /// piece's answer stays well inside the context.
@@ -139,6 +140,12 @@ fn sampling() -> SamplingParams {
     SamplingParams { repetition_penalty: 1.05, repetition_window: 64, ..SamplingParams::greedy() }
 }
 
+/// The second candidate for a piece whose greedy translation has words the dictionary does not know: the
+/// same prompt, sampled, so the model can pick other words.
+fn lexical_retry_sampling() -> SamplingParams {
+    SamplingParams { temperature: 0.7, top_p: Some(0.9), seed: 1, ..sampling() }
+}
+
 /// One piece of the source: the title (paragraph `None`) or part of a paragraph.
 struct Piece<'a> {
     paragraph: Option<usize>,
@@ -153,6 +160,8 @@ struct PieceResult {
     ok: bool,
     cut: bool,
     detected: Option<Lang>,
+    /// Words of `text` the target language's dictionary does not know (0 when it could not check).
+    unknown: usize,
 }
 
 /// Translate `article` into `settings.to`.
@@ -183,6 +192,7 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
         support: None,
         repaired: None,
         dropped: None,
+        lexical: None,
     };
     let mut out = Translated {
         source_lang,
@@ -235,7 +245,10 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
     let mut results = vec![PieceResult::default(); pieces.len()];
     let t0 = Instant::now();
     for (round, strategy) in [Strategy::Native, Strategy::Base].into_iter().enumerate() {
-        let open: Vec<usize> = (0..pieces.len()).filter(|&i| !results[i].ok).collect();
+        // The second round retries the pieces in the wrong language with the stronger prompt, and gives the
+        // pieces with unknown words a second, sampled candidate.
+        let open: Vec<usize> =
+            (0..pieces.len()).filter(|&i| !results[i].ok || (round == 1 && results[i].unknown > 0)).collect();
         if open.is_empty() {
             break;
         }
@@ -244,7 +257,8 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
             let requests: Result<Vec<Request>> = batch
                 .iter()
                 .map(|&i| {
-                    let p = if round == 0 {
+                    let lexical_retry = round == 1 && results[i].ok;
+                    let p = if round == 0 || lexical_retry {
                         prompt::translate(pieces[i].text, to)
                     } else {
                         prompt::translate_from(pieces[i].text, from, to)
@@ -252,7 +266,7 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                     Ok(Request {
                         prompt: p.chat(),
                         max_new_tokens: pieces[i].tokens * 2 + 32,
-                        sampling: sampling(),
+                        sampling: if lexical_retry { lexical_retry_sampling() } else { sampling() },
                         stop_strings: prompt::stop_strings(),
                     })
                 })
@@ -283,8 +297,13 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                 if !ok && has_text {
                     wrong += 1;
                 }
-                // Keep the first attempt's text as a fallback only to report on; it is never shipped unless ok.
-                results[i] = PieceResult { text, ok, cut: g.stop_reason == StopReason::MaxTokens, detected };
+                let unknown = if ok { lexicon::check(&text, to).unknown_count() } else { 0 };
+                let new = PieceResult { text, ok, cut: g.stop_reason == StopReason::MaxTokens, detected, unknown };
+                // A second candidate replaces an accepted piece only with fewer unknown words; otherwise the
+                // first attempt's text is kept as a fallback only to report on, never shipped unless ok.
+                if !results[i].ok || (new.ok && new.unknown < results[i].unknown) {
+                    results[i] = new;
+                }
             }
         }
         let failed_now = open.iter().filter(|&&i| !results[i].ok).count();
@@ -375,9 +394,21 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                 record.support = Some(r.support);
                 paragraphs.join(sep)
             }
-            None => text,
+            None => {
+                if settings.verify != verify::Mode::Off {
+                    // Never read as checked: the record says the check could not run.
+                    record.flags.push(Flag::Unchecked);
+                }
+                text
+            }
         };
         out.generate_seconds += t.elapsed().as_secs_f64();
+        // On the final text: a repaired sentence is new wording.
+        let lexical = lexicon::check(&text, to);
+        if matches!(lexical, LexicalCheck::Unknown { .. }) {
+            record.flags.push(Flag::UnknownWords);
+        }
+        record.lexical = Some(lexical);
         record.text = Some(text);
     }
     record.seconds = round3(out.generate_seconds);
