@@ -142,7 +142,7 @@ impl Engine {
     }
 
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        Ok(self.tokenizer.encode(text, false)?.len())
+        self.tokenizer.count(text)
     }
 
     /// Generate for every request in one batch.
@@ -199,7 +199,8 @@ impl Engine {
             }
             if p.len() + r.max_new_tokens > ctx {
                 bail!(
-                    "request {i}: the prompt has {} tokens and up to {} may be generated, but the model's context holds {ctx}; shorten the input or lower the output length",
+                    "request {i}: the prompt has {} tokens and up to {} may be generated, but the model's context \
+                    holds {ctx}; shorten the input or lower the output length",
                     p.len(),
                     r.max_new_tokens
                 );
