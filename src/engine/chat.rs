@@ -356,7 +356,8 @@ mod tests {
 
     #[test]
     fn jinja_template_has_hf_settings_and_python_methods() {
-        let src = "{% for m in messages %}\n  {{ m.role.upper() }}: {{ m.content.strip() }}\n{% endfor %}\n    {% if add_generation_prompt %}\n{{ bos_token }}>\n    {% endif %}\n.\n";
+        let src = "{% for m in messages %}\n  {{ m.role.upper() }}: {{ m.content.strip() }}\n{% endfor %}\n    {% if \
+        add_generation_prompt %}\n{{ bos_token }}>\n    {% endif %}\n.\n";
         let t = ChatTemplate::from_source(src, Some("<s>".into()), None).unwrap();
         // trim_blocks drops the newline after a block tag, lstrip_blocks the indentation before one (not
         // before a {{ }}), and the template's final newline is dropped.

@@ -240,7 +240,8 @@ pub fn check_gguf(path: &Path) -> Result<(), RegistryError> {
     match file.read_exact(&mut magic) {
         Ok(()) if &magic == b"GGUF" => Ok(()),
         Ok(()) => Err(not(format!(
-            "it starts with {:?} instead of the magic \"GGUF\" (a damaged download, or another format such as safetensors)",
+            "it starts with {:?} instead of the magic \"GGUF\" (a damaged download, or another format such as \
+            safetensors)",
             String::from_utf8_lossy(&magic)
         ))),
         Err(_) => Err(not("it is shorter than a GGUF header (empty or truncated)".to_string())),

@@ -79,8 +79,8 @@ impl Rope {
 /// those have a kernel for the type. Otherwise, when inputs hold several positions per sequence (prompt
 /// processing) on the CPU and the type has no fast dot kernel, the weight is dequantized for the call and
 /// multiplied with the f32 GEMM, whose cache blocking beats candle's per-row quantized dot products once
-/// many rows share the dequantization; decode steps (one position per sequence) stay quantized. The choice depends on the step, not
-/// on the batch, so a sequence computes the same numbers alone or batched.
+/// many rows share the dequantization; decode steps (one position per sequence) stay quantized. The choice
+/// depends on the step, not on the batch, so a sequence computes the same numbers alone or batched.
 pub struct Weight(pub QMatMul);
 
 impl Weight {

@@ -25,7 +25,8 @@ impl Gguf {
         let mut magic = [0u8; 4];
         if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
             bail!(
-                "{} is not a GGUF model file (it does not start with the GGUF magic); check the path, or re-download it with `polysum models pull`",
+                "{} is not a GGUF model file (it does not start with the GGUF magic); check the path, or re-download \
+                it with `polysum models pull`",
                 path.display()
             );
         }

@@ -145,7 +145,8 @@ fn fetch_once(agent: &ureq::Agent, d: &Download, part: &Path, progress: bool) ->
     if got < d.size {
         bar.abandon();
         return Err(anyhow!(Cut(format!(
-            "{}: download cut off after {got} of {} bytes (connection closed early); the partial file is kept and the next attempt resumes",
+            "{}: download cut off after {got} of {} bytes (connection closed early); the partial file is kept and the \
+            next attempt resumes",
             d.label, d.size
         ))));
     }
