@@ -9,8 +9,8 @@ use crate::engine::tokenizer::Tokenizer;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Message {
-    pub role: String,
-    pub content: String,
+    pub(crate) role: String,
+    pub(crate) content: String,
 }
 
 impl Message {
@@ -28,7 +28,7 @@ impl Message {
 const TEMPLATE_NAME: &str = "chat_template";
 
 /// The cue that starts the answer in the [`ChatTemplate::Plain`] format.
-pub const PLAIN_ANSWER_CUE: &str = "Answer:\n";
+pub(crate) const PLAIN_ANSWER_CUE: &str = "Answer:\n";
 
 pub enum ChatTemplate {
     /// A compiled template; the environment owns its source, so this is `'static` and `Send + Sync`.

@@ -63,7 +63,7 @@ pub struct CallStats {
 }
 
 /// Streaming callback: (row, the text piece decoded at this step). Return `false` to stop that row.
-pub type OnToken<'a> = dyn FnMut(usize, &str) -> bool + 'a;
+pub(crate) type OnToken<'a> = dyn FnMut(usize, &str) -> bool + 'a;
 
 pub struct Engine {
     model: Model,
@@ -88,16 +88,12 @@ impl Engine {
         Ok(Self { model: loaded.model, tokenizer, template, stop_ids, name })
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
-    }
-
-    pub fn template(&self) -> &ChatTemplate {
-        &self.template
     }
 
     pub fn device(&self) -> &Device {
@@ -141,7 +137,7 @@ impl Engine {
         Ok(ids)
     }
 
-    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+    pub(crate) fn count_tokens(&self, text: &str) -> Result<usize> {
         self.tokenizer.count(text)
     }
 
@@ -191,7 +187,7 @@ impl Engine {
     }
 
     /// Check that each prompt fits the context with its output.
-    pub fn check_fits(&self, prompts: &[Vec<u32>], requests: &[Request]) -> Result<()> {
+    pub(crate) fn check_fits(&self, prompts: &[Vec<u32>], requests: &[Request]) -> Result<()> {
         let ctx = self.context_length();
         for (i, (p, r)) in prompts.iter().zip(requests).enumerate() {
             if p.is_empty() {
@@ -218,7 +214,7 @@ impl Engine {
     /// decode attention of `model::decode_attention`, a row then gives the same tokens alone or batched,
     /// for the weight types `model::gemv` decodes at every batch size.) A GPU computes them together, in
     /// one padded step (`model::BatchPaths`), which `BatchPaths::Gpu` also forces on the CPU.
-    pub fn prefill(
+    pub(crate) fn prefill(
         &self,
         prompts: &[Vec<u32>],
         requests: &[Request],
@@ -269,7 +265,7 @@ impl Engine {
 
     /// One decode step: sample a token for every row, take the rows that stop out of the batch, and compute
     /// the next logits of the others.
-    pub fn step(&self, batch: &mut Batch, on_token: &mut OnToken<'_>) -> Result<Vec<Finished>> {
+    pub(crate) fn step(&self, batch: &mut Batch, on_token: &mut OnToken<'_>) -> Result<Vec<Finished>> {
         let Some(logits) = batch.logits.take() else { return Ok(vec![]) };
         let mut next = Vec::with_capacity(batch.rows.len());
         let mut keep = Vec::with_capacity(batch.rows.len());
@@ -379,7 +375,7 @@ impl Engine {
 /// Sequences decoded together. Rows come from `Engine::prefill` and leave when they stop; between steps
 /// another prefilled batch can `join`, which is how `crate::engine::scheduler` keeps one batch running across
 /// calls (continuous batching, as llama.cpp's server slots do).
-pub struct Batch {
+pub(crate) struct Batch {
     cache: KvCache,
     /// Next-token logits, `[rows, vocab]`, row i for `rows[i]`; `None` once every row has stopped.
     logits: Option<Tensor>,
@@ -398,22 +394,22 @@ struct BatchRow {
 }
 
 /// A row that stopped at the last step.
-pub struct Finished {
-    pub tag: usize,
-    pub generation: Generation,
+pub(crate) struct Finished {
+    pub(crate) tag: usize,
+    pub(crate) generation: Generation,
 }
 
 impl Batch {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
     /// Take the rows of `other` into this batch; both must be between steps.
-    pub fn join(&mut self, other: Batch) -> Result<()> {
+    pub(crate) fn join(&mut self, other: Batch) -> Result<()> {
         if other.is_empty() {
             return Ok(());
         }

@@ -106,7 +106,7 @@ impl Tokenizer {
 
     /// A tokenizer.json shipped beside a GGUF; special ids (bos/eos/eot) taken from the GGUF metadata when
     /// given, else from the json's added tokens.
-    pub fn from_json_file(path: &Path, content: Option<&gguf_file::Content>) -> Result<Self> {
+    pub(crate) fn from_json_file(path: &Path, content: Option<&gguf_file::Content>) -> Result<Self> {
         let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| {
             anyhow!("cannot read the tokenizer {}: {e} (expected a Hugging Face tokenizer.json)", path.display())
         })?;
@@ -221,7 +221,7 @@ impl Tokenizer {
     /// tokenizer at once: tokenizing keeps alignments, offsets and token strings worth many times the text,
     /// so a whole long article counted at once cost its size many times over. A longer text is counted
     /// piece by piece, each cut before a space that starts a word, where the pre-tokenizers split anyway.
-    pub fn count(&self, text: &str) -> Result<usize> {
+    pub(crate) fn count(&self, text: &str) -> Result<usize> {
         self.count_in_pieces(text, COUNT_PIECE_BYTES)
     }
 
