@@ -87,7 +87,10 @@ fn parse_args() -> Result<Args> {
             }
             "--no-single" => args.single = false,
             "-h" | "--help" => {
-                eprintln!("usage: bench_engine --model FILE.gguf [--threads N] [--prompt-tokens N] [--gen N] [--reps N] [--batches 1,2,4,8] [--no-single]");
+                eprintln!(
+                    "usage: bench_engine --model FILE.gguf [--threads N] [--prompt-tokens N] [--gen N] [--reps \
+                N] [--batches 1,2,4,8] [--no-single]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}"),

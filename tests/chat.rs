@@ -77,13 +77,15 @@ fn templates_without_system_or_generation_prompt() {
     let (qwen, _) = template("qwen2.5-coder-0.5b");
     assert_eq!(
         qwen.render(&[Message::user("Hi")], false).unwrap(),
-        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful \
+        assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
     );
     let (smol, _) = template("smollm2-135m");
     assert_eq!(
         smol.render(&[Message::user("Hi"), Message::assistant("Hello!"), Message::user("Bye")], true).unwrap(),
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
-         <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"
+         <|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n\
+         <|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"
     );
 }
 
@@ -121,8 +123,10 @@ fn gemma_base_model_gets_the_plain_format() {
 fn template_variables_and_exceptions() {
     let (_, gemma) = load("gemma-3-270m");
     // A Gemma-style template: bos_token from the tokenizer, and a refusal of the system role.
-    let src = "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}\
-               <start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }}\n{{ m.content | trim }}<end_of_turn>\n{% endfor %}\
+    let src = "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not \
+    supported') }}{% endif %}\
+               <start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }}\n{{ m.content | trim \
+               }}<end_of_turn>\n{% endfor %}\
                {% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
     let tpl = ChatTemplate::from_source(src, gemma.bos_token(), gemma.eos_token()).unwrap();
     let prompt = tpl.render(&[Message::user(" Hola ")], true).unwrap();
@@ -135,7 +139,8 @@ fn template_variables_and_exceptions() {
 #[test]
 fn strftime_now_and_python_methods_are_available() {
     let tpl = ChatTemplate::from_source(
-        "{{ strftime_now('%Y') }}|{{ messages[0].content.split(',') | join('+') }}|{% if messages[0].content.startswith('a') %}yes{% endif %}",
+        "{{ strftime_now('%Y') }}|{{ messages[0].content.split(',') | join('+') }}|{% if \
+        messages[0].content.startswith('a') %}yes{% endif %}",
         None,
         None,
     )

@@ -157,7 +157,10 @@ fn chromium_console(html: &Path) -> (String, Vec<String>) {
         .into_iter()
         .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
     let Some(browser) = browser else {
-        panic!("chromium is not installed: install Debian's `chromium` package (apt-get install chromium) to run this test");
+        panic!(
+            "chromium is not installed: install Debian's `chromium` package (apt-get install chromium) to run this \
+        test"
+        );
     };
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(browser)

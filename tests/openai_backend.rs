@@ -386,8 +386,10 @@ fn missing_api_key_variable_is_an_error() {
 /// translation prompt the local model gets, and are scored like the local ones.
 #[test]
 fn compare_back_translates_through_a_remote_server() {
-    const EN: &str = "An earthquake of magnitude 6.1 shook Lima on Tuesday, Peru's geophysical institute said. No deaths were reported.";
-    const ES: &str = "Un terremoto de magnitud 6,1 sacudió Lima el martes, informó el instituto geofísico de Perú. No se registraron muertes.";
+    const EN: &str = "An earthquake of magnitude 6.1 shook Lima on Tuesday, Peru's geophysical institute said. No \
+    deaths were reported.";
+    const ES: &str = "Un terremoto de magnitud 6,1 sacudió Lima el martes, informó el instituto geofísico de Perú. No \
+    se registraron muertes.";
     // A faithful translator: the other summary, whichever way it is asked.
     let server = serve(|_, body| {
         // The client first checks that the server answers at all (GET /v1/models, no body).

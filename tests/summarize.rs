@@ -115,7 +115,11 @@ fn mixed_folder_with_bad_files_is_summarized_and_reported() {
         ("page.html", "Library extends opening hours"),
         ("item.json", "Lluvias intensas en la costa"),
         ("feed.jsonl/rail-strike", "Rail workers call off strike"),
-        ("feed.jsonl/escape", "A new bakery opened on the high street of Millbrook on Saturday. Its owner said the bakery would sell bread made with flour from local farms."),
+        (
+            "feed.jsonl/escape",
+            "A new bakery opened on the high street of Millbrook on Saturday. Its owner said the \
+        bakery would sell bread made with flour from local farms.",
+        ),
         ("injection.txt", "School garden wins regional prize"),
         ("latin1.txt", "Caf\u{FFFD} opens in the old station"),
     ] {
@@ -170,8 +174,18 @@ fn rerun_skips_done_work_redoes_changes_and_repairs_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
-    for (name, text) in [("a.txt", "Floods close the northern road\nHeavy rain closed the northern road on Monday. Crews expect to reopen it on Wednesday."),
-                         ("b.txt", "Museum gets a new director\nThe city museum named a new director on Friday, the board said in a statement.")] {
+    for (name, text) in [
+        (
+            "a.txt",
+            "Floods close the northern road\nHeavy rain closed the northern road on Monday. \
+    Crews expect to reopen it on Wednesday.",
+        ),
+        (
+            "b.txt",
+            "Museum gets a new director\nThe city museum named a new director on Friday, the \
+                         board said in a statement.",
+        ),
+    ] {
         std::fs::write(input.join(name), text).unwrap();
     }
     let out = tmp.path().join("out");
@@ -504,7 +518,9 @@ fn smollm2_mixed_fixture_folder() {
 
 /// A language SmolLM2 cannot write: every attempt is checked, retried, and finally recorded as failed.
 #[test]
-#[ignore = "SmolLM2 writes German-looking text that lingua accepts as German (19:11 run); needs a target it truly cannot write. The retry-then-fail path is covered by wrong_language_is_retried_and_then_recorded_as_failed (fake model)"]
+#[ignore = "SmolLM2 writes German-looking text that lingua accepts as German (19:11 run); needs a target it truly \
+cannot write. The retry-then-fail path is covered by wrong_language_is_retried_and_then_recorded_as_failed (fake \
+model)"]
 fn smollm2_summary_in_a_language_it_cannot_write_is_retried_then_failed() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("story.txt");

@@ -335,7 +335,8 @@ fn gemma_matches_a_direct_sentencepiece_segmentation() {
         "Officials said 1,234 people were evacuated; damage is estimated at $3.5bn (about €3.2bn).",
         "Überraschung! Ça va? Señorita, ¿qué año es? Naïve coöperation, déjà vu, façade.",
         "東京で地震が発生しました。 Москва, Ελληνικά, العربية, हिन्दी, 한국어 😀👍🏽 ✔︎",
-        "Tokenization edge-cases: don't, can't, it's, ABC123def, x=y+z, a_b-c.d/e, @user #tag https://example.com/a?b=c",
+        "Tokenization edge-cases: don't, can't, it's, ABC123def, x=y+z, a_b-c.d/e, @user #tag \
+        https://example.com/a?b=c",
         "supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultramicroscopicsilicovolcanoconiosis",
         "<start_of_turn>user as plain text, <end_of_turn> too",
     ];

@@ -81,7 +81,8 @@ impl FakeGenerator {
         let prompt_is_spanish = prompt.contains("Eres un");
         let spanish = wants_spanish && !self.english_only && (!self.spanish_when_native || prompt_is_spanish);
         let body = if spanish {
-            "El artículo cuenta los hechos principales de la noticia. Las autoridades dieron los detalles el martes por la tarde."
+            "El artículo cuenta los hechos principales de la noticia. Las autoridades dieron los detalles el martes \
+            por la tarde."
         } else {
             "The article reports the main facts of the story. Officials gave the details on Tuesday afternoon."
         };

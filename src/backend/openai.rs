@@ -716,7 +716,8 @@ mod tests {
 
     #[test]
     fn started_answer_is_prepended_only_when_not_echoed() {
-        let v = json!({"choices": [{"message": {"content": "el gobierno anunció"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}});
+        let v = json!({"choices": [{"message": {"content": "el gobierno \
+        anunció"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 7, "completion_tokens": 3}});
         let r = parse_answer(&v, &req(Some("Resumen: "))).unwrap();
         assert_eq!((r.text.as_str(), r.continuation.as_str()), ("Resumen: el gobierno anunció", "el gobierno anunció"));
         assert_eq!((r.prompt_tokens, r.completion_tokens, r.stop_reason), (7, 3, StopReason::Eos));

@@ -319,11 +319,18 @@ mod tests {
     fn one_batch_per_article_and_scores_both_directions() {
         let records = vec![
             rec(&format!(
-                r#"{{"id":"a.en","status":"ok","source_lang":"en","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#
+                concat!(
+                    r#"{{"id":"a.en","status":"ok","source_lang":"en","summaries":"#,
+                    r#"{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#
+                ),
+                EN1 = EN1,
+                ES1 = ES1
             )),
-            rec(
-                r#"{"id":"a.es","status":"ok","source_lang":"es","summaries":{"en":{"text":null,"status":"failed","error":"model stopped"},"es":{"text":"El consejo aprobó el presupuesto.","status":"ok"}}}"#,
-            ),
+            rec(concat!(
+                r#"{"id":"a.es","status":"ok","source_lang":"es","summaries":"#,
+                r#"{"en":{"text":null,"status":"failed","error":"model stopped"},"#,
+                r#""es":{"text":"El consejo aprobó el presupuesto.","status":"ok"}}}"#,
+            )),
         ];
         let fake = Fake {
             map: vec![
@@ -380,7 +387,12 @@ mod tests {
     #[test]
     fn translation_failure_is_a_reason_not_a_crash() {
         let records = vec![rec(&format!(
-            r#"{{"id":"x","status":"ok","summaries":{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#
+            concat!(
+                r#"{{"id":"x","status":"ok","summaries":"#,
+                r#"{{"en":{{"text":"{EN1}","status":"ok"}},"es":{{"text":"{ES1}","status":"ok"}}}}}}"#
+            ),
+            EN1 = EN1,
+            ES1 = ES1
         ))];
         let fake = Fake { map: vec![], calls: Mutex::new(vec![]) };
         let r = build("out", &records, Some(&fake), vec![], false);

@@ -117,8 +117,11 @@ mod tests {
 
     #[test]
     fn reads_known_fields_and_ignores_others() {
-        let line = r#"{"schema_version":1,"id":"a","source":"a.txt","status":"ok","future":{"x":1},
-            "summaries":{"en":{"text":" Hi. ","status":"ok","tokens":{"prompt":3}},"es":{"text":null,"status":"failed","error":"timeout"}}}"#;
+        let line = concat!(
+            r#"{"schema_version":1,"id":"a","source":"a.txt","status":"ok","future":{"x":1},"#,
+            r#""summaries":{"en":{"text":" Hi. ","status":"ok","tokens":{"prompt":3}},"#,
+            r#""es":{"text":null,"status":"failed","error":"timeout"}}}"#
+        );
         let r: ArticleRecord = serde_json::from_str(line).unwrap();
         assert_eq!(summary(&r, Lang::En), Ok("Hi."));
         assert_eq!(summary(&r, Lang::Es), Err("ES summary failed: timeout".to_string()));

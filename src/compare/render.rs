@@ -467,11 +467,13 @@ pub(crate) fn html(r: &Report) -> Result<String> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.add_template("report.html", include_str!("report.html"))?;
+    let mean_scores: Vec<String> =
+        r.totals.mean_backtranslation_chrf.iter().map(|(l, m)| format!("mean {l} chrF {m:.1}")).collect();
     let page = env.get_template("report.html")?.render(context! {
         report => r,
         cards => cards,
         chart => chart(r),
-        mean_scores => r.totals.mean_backtranslation_chrf.iter().map(|(l, m)| format!("mean {l} chrF {m:.1}")).collect::<Vec<_>>(),
+        mean_scores => mean_scores,
     })?;
     Ok(page)
 }

@@ -374,7 +374,8 @@ mod tests {
     #[test]
     fn flags_numbers_names_scores_and_length() {
         let en = "Mexico will build 14,000 homes in 2025, President Sheinbaum said.";
-        let es = "México construirá 12.000 viviendas en 2025 con el apoyo del Banco Mundial y de Pemex, una empresa pública que ya ha construido miles de casas en todo el país durante la última década.";
+        let es = "México construirá 12.000 viviendas en 2025 con el apoyo del Banco Mundial y de Pemex, una empresa \
+        pública que ya ha construido miles de casas en todo el país durante la última década.";
         let c = compare_pair(
             t("EN", "en", en),
             t("ES", "es", es),

@@ -9,8 +9,8 @@ use crate::engine::tokenizer::Tokenizer;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Message {
-    pub role: String,
-    pub content: String,
+    pub(crate) role: String,
+    pub(crate) content: String,
 }
 
 impl Message {
@@ -28,7 +28,7 @@ impl Message {
 const TEMPLATE_NAME: &str = "chat_template";
 
 /// The cue that starts the answer in the [`ChatTemplate::Plain`] format.
-pub const PLAIN_ANSWER_CUE: &str = "Answer:\n";
+pub(crate) const PLAIN_ANSWER_CUE: &str = "Answer:\n";
 
 pub enum ChatTemplate {
     /// A compiled template; the environment owns its source, so this is `'static` and `Send + Sync`.
@@ -356,7 +356,8 @@ mod tests {
 
     #[test]
     fn jinja_template_has_hf_settings_and_python_methods() {
-        let src = "{% for m in messages %}\n  {{ m.role.upper() }}: {{ m.content.strip() }}\n{% endfor %}\n    {% if add_generation_prompt %}\n{{ bos_token }}>\n    {% endif %}\n.\n";
+        let src = "{% for m in messages %}\n  {{ m.role.upper() }}: {{ m.content.strip() }}\n{% endfor %}\n    {% if \
+        add_generation_prompt %}\n{{ bos_token }}>\n    {% endif %}\n.\n";
         let t = ChatTemplate::from_source(src, Some("<s>".into()), None).unwrap();
         // trim_blocks drops the newline after a block tag, lstrip_blocks the indentation before one (not
         // before a {{ }}), and the template's final newline is dropped.

@@ -49,7 +49,10 @@ impl DeviceSpec {
             }
             Self::Cuda(n) => {
                 if !candle_core::utils::cuda_is_available() {
-                    bail!("this polysum was built without CUDA: rebuild with `cargo build --release --features cuda`, or use --device cpu");
+                    bail!(
+                        "this polysum was built without CUDA: rebuild with `cargo build --release --features cuda`, \
+                    or use --device cpu"
+                    );
                 }
                 Ok(Device::new_cuda(n)?)
             }

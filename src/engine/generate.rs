@@ -66,7 +66,7 @@ pub struct CallStats {
 }
 
 /// Streaming callback: (row, the text piece decoded at this step). Return `false` to stop that row.
-pub type OnToken<'a> = dyn FnMut(usize, &str) -> bool + 'a;
+pub(crate) type OnToken<'a> = dyn FnMut(usize, &str) -> bool + 'a;
 
 pub struct Engine {
     model: Model,
@@ -92,7 +92,7 @@ impl Engine {
         Ok(Self { model: loaded.model, tokenizer, template, stop_ids, name, prefixes: PrefixCache::default() })
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
@@ -143,10 +143,6 @@ impl Engine {
         &self.tokenizer
     }
 
-    pub fn template(&self) -> &ChatTemplate {
-        &self.template
-    }
-
     pub fn device(&self) -> &Device {
         self.model.device()
     }
@@ -188,8 +184,8 @@ impl Engine {
         Ok(ids)
     }
 
-    pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        Ok(self.tokenizer.encode(text, false)?.len())
+    pub(crate) fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.tokenizer.count(text)
     }
 
     /// Generate for every request in one batch.
@@ -238,7 +234,7 @@ impl Engine {
     }
 
     /// Check that each prompt fits the context with its output.
-    pub fn check_fits(&self, prompts: &[Vec<u32>], requests: &[Request]) -> Result<()> {
+    pub(crate) fn check_fits(&self, prompts: &[Vec<u32>], requests: &[Request]) -> Result<()> {
         let ctx = self.context_length();
         for (i, (p, r)) in prompts.iter().zip(requests).enumerate() {
             if p.is_empty() {
@@ -246,7 +242,8 @@ impl Engine {
             }
             if p.len() + r.max_new_tokens > ctx {
                 bail!(
-                    "request {i}: the prompt has {} tokens and up to {} may be generated, but the model's context holds {ctx}; shorten the input or lower the output length",
+                    "request {i}: the prompt has {} tokens and up to {} may be generated, but the model's context \
+                    holds {ctx}; shorten the input or lower the output length",
                     p.len(),
                     r.max_new_tokens
                 );
@@ -264,7 +261,7 @@ impl Engine {
     /// decode attention of `model::decode_attention`, a row then gives the same tokens alone or batched,
     /// for the weight types `model::gemv` decodes at every batch size.) A GPU computes them together, in
     /// one padded step (`model::BatchPaths`), which `BatchPaths::Gpu` also forces on the CPU.
-    pub fn prefill(
+    pub(crate) fn prefill(
         &self,
         prompts: &[Vec<u32>],
         requests: &[Request],
@@ -320,7 +317,7 @@ impl Engine {
 
     /// One decode step: sample a token for every row, take the rows that stop out of the batch, and compute
     /// the next logits of the others.
-    pub fn step(&self, batch: &mut Batch, on_token: &mut OnToken<'_>) -> Result<Vec<Finished>> {
+    pub(crate) fn step(&self, batch: &mut Batch, on_token: &mut OnToken<'_>) -> Result<Vec<Finished>> {
         let Some(logits) = batch.logits.take() else { return Ok(vec![]) };
         let mut next = Vec::with_capacity(batch.rows.len());
         let mut keep = Vec::with_capacity(batch.rows.len());
@@ -465,7 +462,7 @@ impl Engine {
 /// Sequences decoded together. Rows come from `Engine::prefill` and leave when they stop; between steps
 /// another prefilled batch can `join`, which is how `crate::engine::scheduler` keeps one batch running across
 /// calls (continuous batching, as llama.cpp's server slots do).
-pub struct Batch {
+pub(crate) struct Batch {
     cache: KvCache,
     /// Next-token logits, `[rows, vocab]`, row i for `rows[i]`; `None` once every row has stopped.
     logits: Option<Tensor>,
@@ -484,22 +481,22 @@ struct BatchRow {
 }
 
 /// A row that stopped at the last step.
-pub struct Finished {
-    pub tag: usize,
-    pub generation: Generation,
+pub(crate) struct Finished {
+    pub(crate) tag: usize,
+    pub(crate) generation: Generation,
 }
 
 impl Batch {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
     /// Take the rows of `other` into this batch; both must be between steps.
-    pub fn join(&mut self, other: Batch) -> Result<()> {
+    pub(crate) fn join(&mut self, other: Batch) -> Result<()> {
         if other.is_empty() {
             return Ok(());
         }

@@ -15,38 +15,38 @@ struct LayerKv {
     len: usize,
 }
 
-pub struct KvCache {
+pub(crate) struct KvCache {
     layers: Vec<Option<LayerKv>>,
     /// `positions[row][slot]`: the sequence position of the token in that slot, `None` for padding.
     positions: Vec<Vec<Option<u32>>>,
 }
 
 impl KvCache {
-    pub fn new(n_layer: usize, rows: usize) -> Self {
+    pub(crate) fn new(n_layer: usize, rows: usize) -> Self {
         Self { layers: (0..n_layer).map(|_| None).collect(), positions: vec![vec![]; rows] }
     }
 
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.positions.len()
     }
 
     /// Slots per row (padding included).
-    pub fn slots(&self) -> usize {
+    pub(crate) fn slots(&self) -> usize {
         self.positions.first().map_or(0, |p| p.len())
     }
 
     /// Tokens of `row` already in the cache: the position its next token takes.
-    pub fn seq_len(&self, row: usize) -> usize {
+    pub(crate) fn seq_len(&self, row: usize) -> usize {
         self.positions[row].iter().filter(|p| p.is_some()).count()
     }
 
-    pub fn positions(&self) -> &[Vec<Option<u32>>] {
+    pub(crate) fn positions(&self) -> &[Vec<Option<u32>>] {
         &self.positions
     }
 
     /// Reserve the slots of one step: `new_tokens[row]` real tokens per row, left-padded to the longest.
     /// Returns each new slot's position (padding gets position 0, which the masks make irrelevant).
-    pub fn push_step(&mut self, new_tokens: &[usize]) -> Result<Vec<Vec<Option<u32>>>> {
+    pub(crate) fn push_step(&mut self, new_tokens: &[usize]) -> Result<Vec<Vec<Option<u32>>>> {
         ensure!(new_tokens.len() == self.rows(), "a step has {} rows, the cache {}", new_tokens.len(), self.rows());
         let width = new_tokens.iter().copied().max().unwrap_or(0);
         let mut step = Vec::with_capacity(self.rows());
@@ -63,7 +63,7 @@ impl KvCache {
 
     /// Append one layer's new keys and values (`[rows, kv_heads, t, head_dim]`) and return views of the
     /// whole cache for that layer.
-    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let (rows, heads, t, dim) = k.dims4()?;
         let entry = &mut self.layers[layer];
         let needed = entry.as_ref().map_or(0, |e| e.len) + t;
@@ -90,7 +90,7 @@ impl KvCache {
     }
 
     /// An independent copy: appending to it leaves this cache as it is (a shared prefix, one row at a time).
-    pub fn fork(&self) -> Result<KvCache> {
+    pub(crate) fn fork(&self) -> Result<KvCache> {
         let layers = self
             .layers
             .iter()
@@ -154,7 +154,7 @@ impl KvCache {
     }
 
     /// A cache of `rows` rows, each a copy of this single-row cache (a shared prompt prefix).
-    pub fn broadcast_rows(&self, rows: usize) -> Result<KvCache> {
+    pub(crate) fn broadcast_rows(&self, rows: usize) -> Result<KvCache> {
         ensure!(self.rows() == 1, "only a single-row cache can be broadcast");
         let layers = self
             .layers
@@ -175,7 +175,7 @@ impl KvCache {
     }
 
     /// Keep only the given rows (in that order), e.g. dropping sequences that finished.
-    pub fn retain_rows(&mut self, keep: &[usize]) -> Result<()> {
+    pub(crate) fn retain_rows(&mut self, keep: &[usize]) -> Result<()> {
         if keep.len() == self.rows() && keep.iter().enumerate().all(|(i, &r)| i == r) {
             return Ok(());
         }
@@ -193,7 +193,7 @@ impl KvCache {
 impl KvCache {
     /// Append the rows of `other` after this cache's rows (a sequence joining a running batch). The two
     /// slot axes are aligned on their ends, the shorter one left-padded, as `push_step` pads.
-    pub fn join(&mut self, other: KvCache) -> Result<()> {
+    pub(crate) fn join(&mut self, other: KvCache) -> Result<()> {
         if other.rows() == 0 {
             return Ok(());
         }
@@ -234,7 +234,7 @@ impl KvCache {
 
     /// Drop the leading slots that are padding in every row (left by rows that left the batch), so a
     /// batch that sequences keep joining does not grow its slot axis without end.
-    pub fn trim_padding(&mut self) -> Result<()> {
+    pub(crate) fn trim_padding(&mut self) -> Result<()> {
         let lead = self.positions.iter().map(|p| p.iter().take_while(|s| s.is_none()).count()).min().unwrap_or(0);
         if lead == 0 {
             return Ok(());

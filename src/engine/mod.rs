@@ -4,7 +4,7 @@
 pub mod chat;
 pub mod device;
 pub mod generate;
-pub mod kv_cache;
+pub(crate) mod kv_cache;
 pub mod model;
 pub mod prefix_cache;
 pub mod sampling;

@@ -31,7 +31,7 @@ impl SamplingParams {
         Self { temperature: 0.0, top_k: None, top_p: None, repetition_penalty: 1.0, repetition_window: 64, seed: 0 }
     }
 
-    pub fn is_greedy(&self) -> bool {
+    pub(crate) fn is_greedy(&self) -> bool {
         self.temperature <= 0.0
     }
 
@@ -50,20 +50,20 @@ impl SamplingParams {
 }
 
 /// One sampler per sequence, so that sequences in a batch draw independent, reproducible streams.
-pub struct Sampler {
+pub(crate) struct Sampler {
     params: SamplingParams,
     processor: LogitsProcessor,
 }
 
 impl Sampler {
     /// `stream` distinguishes the sequences of one batch: the same seed and stream give the same draws.
-    pub fn new(params: &SamplingParams, stream: u64) -> Self {
+    pub(crate) fn new(params: &SamplingParams, stream: u64) -> Self {
         let seed = params.seed.wrapping_add(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         Self { params: params.clone(), processor: LogitsProcessor::from_sampling(seed, params.sampling()) }
     }
 
     /// `logits` is one row of vocabulary scores; `history` the sequence's tokens so far.
-    pub fn sample(&mut self, logits: &Tensor, history: &[u32]) -> Result<u32> {
+    pub(crate) fn sample(&mut self, logits: &Tensor, history: &[u32]) -> Result<u32> {
         let logits = logits.to_dtype(DType::F32)?;
         let logits = if self.params.repetition_penalty != 1.0 && !history.is_empty() {
             let start = history.len().saturating_sub(self.params.repetition_window);

@@ -78,11 +78,11 @@ impl Scheduler {
         Ok(Self { engine, shared, driver: Mutex::new(Some(driver)), max_rows: max_rows.max(1) })
     }
 
-    pub fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    pub fn max_rows(&self) -> usize {
+    pub(crate) fn max_rows(&self) -> usize {
         self.max_rows
     }
 

@@ -43,7 +43,10 @@ const TYPE_UNUSED: i64 = 5;
 const QWEN2_REGEX: &str =
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Llama 3's: like Qwen2's but numbers in groups of up to three digits.
-const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const LLAMA3_REGEX: &str = concat!(
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}",
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+);
 
 /// Token texts that end a turn in the chat formats we know of, whatever the GGUF declares as eos/eot; the
 /// list llama.cpp uses to fill its end-of-generation set, plus the FIM/repository separators it also
@@ -103,7 +106,7 @@ impl Tokenizer {
 
     /// A tokenizer.json shipped beside a GGUF; special ids (bos/eos/eot) taken from the GGUF metadata when
     /// given, else from the json's added tokens.
-    pub fn from_json_file(path: &Path, content: Option<&gguf_file::Content>) -> Result<Self> {
+    pub(crate) fn from_json_file(path: &Path, content: Option<&gguf_file::Content>) -> Result<Self> {
         let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| {
             anyhow!("cannot read the tokenizer {}: {e} (expected a Hugging Face tokenizer.json)", path.display())
         })?;
@@ -188,7 +191,10 @@ impl Tokenizer {
         inner.set_encode_special_tokens(true);
         for id in [bos, eos, eot].into_iter().flatten() {
             if id as usize >= n {
-                bail!("the GGUF names special token id {id}, but the vocabulary has only {n} tokens: the file is inconsistent");
+                bail!(
+                    "the GGUF names special token id {id}, but the vocabulary has only {n} tokens: the file is \
+                inconsistent"
+                );
             }
         }
         Ok(Self { inner, specials: SpecialTokens::new(pieces), silent, vocab_size: n, bos, eos, eot, add_bos })
@@ -209,6 +215,25 @@ impl Tokenizer {
             }
         }
         Ok(ids)
+    }
+
+    /// How many tokens `encode(text, false)` gives, holding at most [`COUNT_PIECE_BYTES`] of text in the
+    /// tokenizer at once: tokenizing keeps alignments, offsets and token strings worth many times the text,
+    /// so a whole long article counted at once cost its size many times over. A longer text is counted
+    /// piece by piece, each cut before a space that starts a word, where the pre-tokenizers split anyway.
+    pub(crate) fn count(&self, text: &str) -> Result<usize> {
+        self.count_in_pieces(text, COUNT_PIECE_BYTES)
+    }
+
+    fn count_in_pieces(&self, text: &str, max_piece: usize) -> Result<usize> {
+        let mut total = 0;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let end = piece_end(rest, max_piece);
+            total += self.encode(&rest[..end], false)?.len();
+            rest = &rest[end..];
+        }
+        Ok(total)
     }
 
     /// Skips special/control tokens; decode(encode(x)) == x for ordinary text.
@@ -270,6 +295,36 @@ impl Tokenizer {
     }
 }
 
+/// Text [`Tokenizer::count`] tokenizes at once: more than any context's worth of text, so the counts that
+/// decide whether a text fits are of whole texts, and a few MB of transient tokenizer state at most.
+const COUNT_PIECE_BYTES: usize = 256 * 1024;
+
+/// Where the first piece of `text` ends: all of it when it has at most `max` bytes, else before the last
+/// space within them that follows a non-space and starts a word, else at the last character boundary.
+fn piece_end(text: &str, max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    let mut end = max.max(1);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let bytes = text.as_bytes();
+    let mut search = end;
+    while let Some(p) = text[..search].rfind(' ') {
+        let starts_word = text[p + 1..].chars().next().is_some_and(char::is_alphanumeric);
+        if p > 0 && !bytes[p - 1].is_ascii_whitespace() && starts_word {
+            return p;
+        }
+        search = p;
+    }
+    if end == 0 {
+        // `max` is inside the first character: take that character whole.
+        end = text.char_indices().nth(1).map_or(text.len(), |(i, _)| i);
+    }
+    end
+}
+
 fn preview(t: &str) -> String {
     t.chars().take(40).collect()
 }
@@ -296,7 +351,10 @@ impl VocabSpec {
         let get = |k: &str| md.get(k);
         let model = match get("tokenizer.ggml.model") {
             Some(v) => v.to_string().map_err(|_| anyhow!("tokenizer.ggml.model is not a string"))?.clone(),
-            None => bail!("GGUF has no tokenizer.ggml.model: put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"),
+            None => bail!(
+                "GGUF has no tokenizer.ggml.model: put the model's tokenizer.json in the folder of the GGUF \
+            file, where polysum reads it instead"
+            ),
         };
         let tokens: Vec<String> = match get("tokenizer.ggml.tokens") {
             Some(v) => v
@@ -305,7 +363,10 @@ impl VocabSpec {
                 .iter()
                 .map(|t| t.to_string().cloned().map_err(|_| anyhow!("tokenizer.ggml.tokens holds a non-string")))
                 .collect::<Result<_>>()?,
-            None => bail!("GGUF has no tokenizer.ggml.tokens: put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"),
+            None => bail!(
+                "GGUF has no tokenizer.ggml.tokens: put the model's tokenizer.json in the folder of the GGUF \
+            file, where polysum reads it instead"
+            ),
         };
         let n = tokens.len();
         let types: Vec<i64> = match get("tokenizer.ggml.token_type") {
@@ -339,12 +400,18 @@ impl VocabSpec {
                         .map(|m| {
                             let m = m.to_string().map_err(|_| anyhow!("tokenizer.ggml.merges holds a non-string"))?;
                             // Byte-level tokens spell a space "Ġ", so the first real space separates the pair.
-                            m.split_once(' ')
-                                .map(|(a, b)| (a.to_string(), b.to_string()))
-                                .ok_or_else(|| anyhow!("tokenizer.ggml.merges entry {m:?} is not two tokens separated by a space"))
+                            m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| {
+                                anyhow!(
+                                    "tokenizer.ggml.merges entry {m:?} is not two tokens separated \
+                                by a space"
+                                )
+                            })
                         })
                         .collect::<Result<Vec<_>>>()?,
-                    None => bail!("GGUF has a gpt2 vocabulary but no tokenizer.ggml.merges: put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"),
+                    None => bail!(
+                        "GGUF has a gpt2 vocabulary but no tokenizer.ggml.merges: put the model's \
+                    tokenizer.json in the folder of the GGUF file, where polysum reads it instead"
+                    ),
                 };
                 let pre = match get("tokenizer.ggml.pre") {
                     Some(v) => v.to_string().map_err(|_| anyhow!("tokenizer.ggml.pre is not a string"))?.clone(),
@@ -360,16 +427,28 @@ impl VocabSpec {
                         .iter()
                         .map(|s| s.to_f32().map_err(|_| anyhow!("tokenizer.ggml.scores holds a non-f32")))
                         .collect::<Result<_>>()?,
-                    None => bail!("GGUF has a sentencepiece (llama) vocabulary but no tokenizer.ggml.scores: put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"),
+                    None => bail!(
+                        "GGUF has a sentencepiece (llama) vocabulary but no tokenizer.ggml.scores: put the \
+                    model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"
+                    ),
                 };
                 if scores.len() != n {
-                    bail!("tokenizer.ggml.scores has {} entries for {n} tokens: the GGUF is inconsistent", scores.len());
+                    bail!(
+                        "tokenizer.ggml.scores has {} entries for {n} tokens: the GGUF is \
+                    inconsistent",
+                        scores.len()
+                    );
                 }
                 // llama.cpp's default for sentencepiece vocabularies is to add the prefix space.
-                VocabKind::SentencePiece { scores, add_space_prefix: flag("tokenizer.ggml.add_space_prefix").unwrap_or(true) }
+                VocabKind::SentencePiece {
+                    scores,
+                    add_space_prefix: flag("tokenizer.ggml.add_space_prefix").unwrap_or(true),
+                }
             }
             other => bail!(
-                "GGUF tokenizer type {other:?} is not supported (only \"gpt2\" byte-level BPE and \"llama\" sentencepiece): put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"
+                "GGUF tokenizer type {other:?} is not supported (only \"gpt2\" byte-level BPE and \"llama\" \
+                sentencepiece): put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it \
+                instead"
             ),
         };
         // llama.cpp's defaults: sentencepiece models want a BOS, byte-level BPE ones do not.
@@ -431,10 +510,9 @@ fn build_byte_level_bpe(
         "default" | "gpt2" => (None, byte_level().use_regex(true).into()),
         // Qwen2's regex, then ByteLevel only for the byte mapping; NFC as the Hugging Face tokenizer has
         // (llama.cpp does not normalize: they differ only on decomposed input).
-        "qwen2" | "deepseek-r1-qwen" | "stablelm2" | "megrez" => (
-            Some(NFC.into()),
-            PreTokenizerSequence::new(vec![isolate(QWEN2_REGEX)?, byte_level().into()]).into(),
-        ),
+        "qwen2" | "deepseek-r1-qwen" | "stablelm2" | "megrez" => {
+            (Some(NFC.into()), PreTokenizerSequence::new(vec![isolate(QWEN2_REGEX)?, byte_level().into()]).into())
+        }
         // Every digit alone, then GPT-2's regex (llama.cpp: "\p{N}" first, then the GPT-2 expression).
         "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => (
             None,
@@ -449,7 +527,9 @@ fn build_byte_level_bpe(
         // A wrong pre-tokenizer gives plausible but different ids and silently worse output, so refuse, as
         // llama.cpp does for pre-tokenizers it does not know.
         other => bail!(
-            "GGUF pre-tokenizer tokenizer.ggml.pre = {other:?} is not supported (known: default, gpt2, qwen2, smollm, starcoder, llama-bpe and aliases): put the model's tokenizer.json in the folder of the GGUF file, where polysum reads it instead"
+            "GGUF pre-tokenizer tokenizer.ggml.pre = {other:?} is not supported (known: default, gpt2, qwen2, smollm, \
+            starcoder, llama-bpe and aliases): put the model's tokenizer.json in the folder of the GGUF file, where \
+            polysum reads it instead"
         ),
     };
     let bpe = BPE::builder()
@@ -702,6 +782,26 @@ mod tests {
         let m = merges_from_scores(&tokens, &types, &scores, &vocab_map(&tokens));
         let m: Vec<(&str, &str)> = m.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         assert_eq!(m, [("b", "c"), ("a", "bc"), ("ab", "c"), ("a", "b")]);
+    }
+
+    #[test]
+    fn counting_in_pieces_matches_encoding_whole() {
+        let t = toy_sentencepiece(&[("a", -1.0), ("b", -1.0), ("▁", -1.0), ("ab", -2.0), ("▁ab", -3.0)]);
+        let text = "ab ab  ab\n\nab a€b ".repeat(50);
+        let whole = t.encode(&text, false).unwrap().len();
+        for max in [16, 64, 1000] {
+            assert_eq!(t.count_in_pieces(&text, max).unwrap(), whole, "pieces of {max} bytes");
+        }
+        assert_eq!(t.count("").unwrap(), 0);
+    }
+
+    #[test]
+    fn pieces_end_before_a_word_and_on_character_boundaries() {
+        assert_eq!(piece_end("ab cd ef", 100), 8);
+        assert_eq!(piece_end("ab cd ef", 6), 5);
+        assert_eq!(piece_end("ab cd  ef", 8), 2, "not inside a run of spaces");
+        assert_eq!(piece_end("€€€", 4), 3, "no space: the last character boundary");
+        assert_eq!(piece_end("€€€", 1), 3, "a character longer than the piece is taken whole");
     }
 
     #[test]

@@ -421,14 +421,18 @@ pub fn read_source(src: &Source, max_bytes: u64) -> Vec<Item> {
             String::from_utf8_lossy(e.as_bytes()).into_owned()
         }
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text).replace("\r\n", "\n");
+    // In place where it can be: an article's copies are what its memory is a multiple of.
+    let mut text = if text.contains("\r\n") { text.replace("\r\n", "\n") } else { text };
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
     let one = |title: String, body: String, warnings: Vec<String>| {
         make_article(src.rel.clone(), shown.clone(), Fields::plain(title, body), warnings)
             .map_err(|reason| reject(reason, Some(raw_sha.clone())))
     };
     match src.format {
-        Format::Text => vec![one(first_line_title(&text), text.clone(), warnings)],
-        Format::Markdown => vec![one(markdown_title(&text), text.clone(), warnings)],
+        Format::Text => vec![one(first_line_title(&text), text, warnings)],
+        Format::Markdown => vec![one(markdown_title(&text), text, warnings)],
         Format::Html => match extract_html(&text) {
             Ok((title, body)) => vec![one(title, body, warnings)],
             Err(reason) => vec![Err(reject(reason, Some(raw_sha)))],
@@ -523,8 +527,9 @@ fn make_article(
     fields: Fields,
     warnings: Vec<String>,
 ) -> std::result::Result<Article, String> {
-    let Fields { title, text, id, lang: declared_lang, story_id } = fields;
-    let text = text.trim().to_string();
+    let Fields { title, mut text, id, lang: declared_lang, story_id } = fields;
+    text.truncate(text.trim_end().len());
+    text.drain(..text.len() - text.trim_start().len());
     if text.chars().filter(|c| c.is_alphanumeric()).count() == 0 {
         return Err("empty article (no text)".into());
     }
@@ -681,7 +686,12 @@ mod tests {
         std::fs::write(p("a.txt"), "Title line\nBody text here.").unwrap();
         std::fs::write(p("b.md"), "# Heading\n\nSome body.").unwrap();
         std::fs::write(p("c.json"), r#"{"text": "Json body.", "title": "JT", "id": "x", "lang": "EN"}"#).unwrap();
-        std::fs::write(p("d.jsonl"), "{\"text\": \"one\", \"id\": \"../../escape\"}\n\nnot json\n{\"text\": \"two\", \"id\": \"../../escape\"}\n{\"title\": \"no text\"}\n").unwrap();
+        std::fs::write(
+            p("d.jsonl"),
+            "{\"text\": \"one\", \"id\": \"../../escape\"}\n\nnot json\n{\"text\": \"two\", \
+        \"id\": \"../../escape\"}\n{\"title\": \"no text\"}\n",
+        )
+        .unwrap();
         std::fs::write(p("e.bin"), b"\0\0").unwrap();
         std::fs::write(p("f.txt"), b"caf\xe9 con leche").unwrap();
         std::fs::write(p("g.txt"), "  \n\n ").unwrap();

@@ -72,7 +72,8 @@ nothing was merged",
         for rec in records_of(dir)? {
             let take = match chosen.get(&rec.id) {
                 Some((have, from)) if have.sha256 != rec.sha256 => bail!(
-                    "article {:?} is in {} with content hash {} and in {} with content hash {}: these are different articles \
+                    "article {:?} is in {} with content hash {} and in {} with content hash {}: these are different \
+                    articles \
 under one name (were the shards run on different inputs?); nothing was merged",
                     rec.id,
                     from.display(),

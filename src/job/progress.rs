@@ -201,9 +201,9 @@ impl Reporter {
                 let langs: serde_json::Map<String, serde_json::Value> =
                     ev.langs.iter().map(|(l, s, e)| (l.clone(), json!({"status": s, "error": e}))).collect();
                 self.line(
-                    &json!({"event": "article", "n": n, "total": total, "id": ev.id, "status": ev.status, "error": ev.error,
-                            "summaries": langs, "seconds": ev.seconds, "generated_tokens": ev.generated_tokens,
-                            "tokens_per_second": (tps * 10.0).round() / 10.0})
+                    &json!({"event": "article", "n": n, "total": total, "id": ev.id, "status": ev.status,
+                            "error": ev.error, "summaries": langs, "seconds": ev.seconds,
+                            "generated_tokens": ev.generated_tokens, "tokens_per_second": (tps * 10.0).round() / 10.0})
                     .to_string(),
                 );
             }
@@ -232,8 +232,8 @@ impl Reporter {
             }
             LogFormat::Json => json!({"event": "finished", "done": r.done, "skipped": r.skipped, "failed": r.failed,
                 "ignored": r.ignored, "wall_seconds": (r.wall_seconds * 1000.0).round() / 1000.0,
-                "generated_tokens": r.generated_tokens, "tokens_per_second": (r.tokens_per_second() * 10.0).round() / 10.0,
-                "exit_code": exit_code})
+                "generated_tokens": r.generated_tokens,
+                "tokens_per_second": (r.tokens_per_second() * 10.0).round() / 10.0, "exit_code": exit_code})
             .to_string(),
         };
         let mut out = std::io::stdout().lock();

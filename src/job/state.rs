@@ -64,7 +64,8 @@ impl State {
                  lang TEXT NOT NULL, record TEXT NOT NULL, updated_at TEXT NOT NULL,
                  PRIMARY KEY (sha256, model, prompt_version, length, lang));
              CREATE TABLE IF NOT EXISTS articles (
-                 id TEXT PRIMARY KEY, sha256 TEXT, status TEXT NOT NULL, record TEXT NOT NULL, updated_at TEXT NOT NULL);",
+                 id TEXT PRIMARY KEY, sha256 TEXT, status TEXT NOT NULL, record TEXT NOT NULL, updated_at TEXT NOT \
+                 NULL);",
         )
         .with_context(|| format!("preparing the state database {}", path.display()))?;
         Ok(State { conn })
@@ -75,7 +76,8 @@ impl State {
         let json: Option<String> = self
             .conn
             .query_row(
-                "SELECT record FROM summaries WHERE sha256=?1 AND model=?2 AND prompt_version=?3 AND length=?4 AND lang=?5",
+                "SELECT record FROM summaries WHERE sha256=?1 AND model=?2 AND prompt_version=?3 AND length=?4 AND \
+                lang=?5",
                 params![key.sha256, key.model, key.prompt_version, key.length, lang],
                 |r| r.get(0),
             )

@@ -18,12 +18,12 @@ use crate::registry::catalog::ModelEntry;
 use crate::registry::config::Config;
 use crate::registry::error::RegistryError;
 
-pub struct ModelCache {
+pub(crate) struct ModelCache {
     root: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheStatus {
+pub(crate) enum CacheStatus {
     Cached {
         path: PathBuf,
         size: u64,
@@ -65,40 +65,40 @@ impl Stamp {
 }
 
 /// Held while a model is being pulled (an exclusive lock on `<cache>/models/<name>/.lock`).
-pub struct PullLock {
+pub(crate) struct PullLock {
     _file: File,
 }
 
 impl ModelCache {
-    pub fn new(cfg: &Config) -> ModelCache {
+    pub(crate) fn new(cfg: &Config) -> ModelCache {
         ModelCache { root: cfg.models_dir() }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn model_dir(&self, entry: &ModelEntry) -> PathBuf {
+    pub(crate) fn model_dir(&self, entry: &ModelEntry) -> PathBuf {
         self.root.join(&entry.name)
     }
 
     /// Where the verified GGUF of `entry` lives (whether or not it is there).
-    pub fn final_path(&self, entry: &ModelEntry) -> PathBuf {
+    pub(crate) fn final_path(&self, entry: &ModelEntry) -> PathBuf {
         self.model_dir(entry).join(&entry.file)
     }
 
     /// Temporary files of a download in progress.
-    pub fn partial_dir(&self, entry: &ModelEntry) -> PathBuf {
+    pub(crate) fn partial_dir(&self, entry: &ModelEntry) -> PathBuf {
         self.model_dir(entry).join(".partial")
     }
 
     /// The cached file, if there is one.
-    pub fn cached(&self, entry: &ModelEntry) -> Option<PathBuf> {
+    pub(crate) fn cached(&self, entry: &ModelEntry) -> Option<PathBuf> {
         let path = self.final_path(entry);
         path.is_file().then_some(path)
     }
 
-    pub fn status(&self, entry: &ModelEntry) -> CacheStatus {
+    pub(crate) fn status(&self, entry: &ModelEntry) -> CacheStatus {
         if let Some(path) = self.cached(entry) {
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             return CacheStatus::Cached { path, size };
@@ -112,7 +112,7 @@ impl ModelCache {
     }
 
     /// Takes the pull lock of a model, waiting (with a note on stderr) while another process holds it.
-    pub fn lock(&self, entry: &ModelEntry, progress: bool) -> Result<PullLock> {
+    pub(crate) fn lock(&self, entry: &ModelEntry, progress: bool) -> Result<PullLock> {
         let dir = self.model_dir(entry);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(".lock");
@@ -133,7 +133,7 @@ impl ModelCache {
     }
 
     /// Moves a verified temporary file into place (same directory tree, so the rename is atomic).
-    pub fn install(&self, entry: &ModelEntry, verified_tmp: &Path) -> Result<PathBuf> {
+    pub(crate) fn install(&self, entry: &ModelEntry, verified_tmp: &Path) -> Result<PathBuf> {
         let dest = self.final_path(entry);
         std::fs::rename(verified_tmp, &dest)
             .with_context(|| format!("moving {} to {}", verified_tmp.display(), dest.display()))?;
@@ -146,7 +146,7 @@ impl ModelCache {
 
     /// Records that `path`, the cached file of `entry`, hashed to `sha256` (see the module notes). A
     /// stamp that cannot be written only costs a hash at the next load.
-    pub fn record_verified(&self, entry: &ModelEntry, path: &Path, sha256: &str) {
+    pub(crate) fn record_verified(&self, entry: &ModelEntry, path: &Path, sha256: &str) {
         if let Ok(stamp) = Stamp::of(path, sha256) {
             if let Ok(json) = serde_json::to_string(&stamp) {
                 let _ = write_atomic(&self.model_dir(entry).join(STAMP), &json);
@@ -157,7 +157,7 @@ impl ModelCache {
     /// Checks the cached file `path` of `entry` against the registry's sha256: free when the stamp
     /// still describes the file, else a full hash (and a new stamp when it matches). A registry entry
     /// without a sha256 has nothing to check.
-    pub fn check_verified(&self, entry: &ModelEntry, path: &Path, progress: bool) -> Result<(), RegistryError> {
+    pub(crate) fn check_verified(&self, entry: &ModelEntry, path: &Path, progress: bool) -> Result<(), RegistryError> {
         let Some(expected) = entry.sha256.as_deref() else {
             return Ok(());
         };
@@ -187,7 +187,7 @@ impl ModelCache {
     }
 
     /// Removes a model's folder (file, partial downloads, lock). Returns whether there was anything.
-    pub fn remove(&self, entry: &ModelEntry) -> Result<bool> {
+    pub(crate) fn remove(&self, entry: &ModelEntry) -> Result<bool> {
         let dir = self.model_dir(entry);
         if !dir.exists() {
             return Ok(false);
@@ -199,7 +199,7 @@ impl ModelCache {
 }
 
 /// Total bytes of the regular files under `dir` (0 when it does not exist).
-pub fn dir_bytes(dir: &Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(|e| e.ok())
@@ -210,7 +210,7 @@ pub fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// sha256 (lowercase hex) of a file, reporting progress.
-pub fn sha256_file(path: &Path, label: Option<&str>, progress: bool) -> Result<String> {
+pub(crate) fn sha256_file(path: &Path, label: Option<&str>, progress: bool) -> Result<String> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut bar = label.map(|l| crate::registry::progress::Progress::start_quiet(progress, l, total));
@@ -233,14 +233,15 @@ pub fn sha256_file(path: &Path, label: Option<&str>, progress: bool) -> Result<S
 }
 
 /// Checks the 4-byte `GGUF` magic.
-pub fn check_gguf(path: &Path) -> Result<(), RegistryError> {
+pub(crate) fn check_gguf(path: &Path) -> Result<(), RegistryError> {
     let not = |reason: String| RegistryError::NotGguf { path: path.to_path_buf(), reason };
     let mut file = File::open(path).map_err(|e| not(format!("cannot open it: {e}")))?;
     let mut magic = [0u8; 4];
     match file.read_exact(&mut magic) {
         Ok(()) if &magic == b"GGUF" => Ok(()),
         Ok(()) => Err(not(format!(
-            "it starts with {:?} instead of the magic \"GGUF\" (a damaged download, or another format such as safetensors)",
+            "it starts with {:?} instead of the magic \"GGUF\" (a damaged download, or another format such as \
+            safetensors)",
             String::from_utf8_lossy(&magic)
         ))),
         Err(_) => Err(not("it is shorter than a GGUF header (empty or truncated)".to_string())),
@@ -248,7 +249,7 @@ pub fn check_gguf(path: &Path) -> Result<(), RegistryError> {
 }
 
 /// Writes `text` to `path` atomically (temp file + rename).
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;

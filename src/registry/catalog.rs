@@ -8,13 +8,13 @@ use serde::Deserialize;
 use crate::registry::error::RegistryError;
 
 /// The registry shipped with polysum.
-pub const BUILTIN_TOML: &str = include_str!("../../models/registry.toml");
+pub(crate) const BUILTIN_TOML: &str = include_str!("../../models/registry.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registry {
     #[serde(rename = "model", default)]
-    pub models: Vec<ModelEntry>,
+    pub(crate) models: Vec<ModelEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -22,13 +22,13 @@ pub struct Registry {
 pub struct ModelEntry {
     pub name: String,
     #[serde(default)]
-    pub aliases: Vec<String>,
+    pub(crate) aliases: Vec<String>,
     #[serde(default)]
-    pub description: String,
-    pub architecture: String,
-    pub quantization: String,
-    pub context_length: u64,
-    pub license: String,
+    pub(crate) description: String,
+    pub(crate) architecture: String,
+    pub(crate) quantization: String,
+    pub(crate) context_length: u64,
+    pub(crate) license: String,
     /// File name of the GGUF inside `<cache>/models/<name>/`.
     pub file: String,
     /// Bytes of the final GGUF, when known.
@@ -39,7 +39,7 @@ pub struct ModelEntry {
     #[serde(default)]
     pub tested: bool,
     #[serde(default)]
-    pub notes: String,
+    pub(crate) notes: String,
     #[serde(rename = "source", default)]
     pub sources: Vec<Source>,
 }
@@ -90,7 +90,7 @@ impl std::str::FromStr for SourceKind {
 }
 
 impl Source {
-    pub fn kind(&self) -> SourceKind {
+    pub(crate) fn kind(&self) -> SourceKind {
         match self {
             Source::Hub { .. } => SourceKind::Hub,
             Source::Pypi { .. } => SourceKind::Pypi,
@@ -98,7 +98,7 @@ impl Source {
     }
 
     /// Short form for tables: `hub` / `pypi(22)`.
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         match self {
             Source::Hub { .. } => "hub".to_string(),
             Source::Pypi { parts } => format!("pypi({})", parts.len()),
@@ -123,14 +123,14 @@ impl Registry {
     }
 
     /// `POLYSUM_REGISTRY` (a TOML file in this format) if set, else the built-in registry.
-    pub fn from_env() -> Result<Registry> {
+    pub(crate) fn from_env() -> Result<Registry> {
         match std::env::var_os("POLYSUM_REGISTRY").filter(|v| !v.is_empty()) {
             Some(path) => Registry::from_file(Path::new(&path)).context("POLYSUM_REGISTRY"),
             None => Ok(Registry::builtin()),
         }
     }
 
-    pub fn from_file(path: &Path) -> Result<Registry> {
+    pub(crate) fn from_file(path: &Path) -> Result<Registry> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading registry {}", path.display()))?;
         Registry::from_toml(&text).with_context(|| format!("registry {}", path.display()))
     }
@@ -191,7 +191,7 @@ impl Registry {
     }
 
     /// The entry with this name or alias (case-insensitive).
-    pub fn find(&self, name: &str) -> Option<&ModelEntry> {
+    pub(crate) fn find(&self, name: &str) -> Option<&ModelEntry> {
         let name = name.trim();
         self.models
             .iter()
@@ -203,7 +203,7 @@ impl Registry {
         self.find(name).ok_or_else(|| RegistryError::UnknownModel { name: name.to_string(), known: self.names() })
     }
 
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.models.iter().map(|m| m.name.clone()).collect()
     }
 }

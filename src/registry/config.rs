@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const DEFAULT_PYPI_URL: &str = "https://pypi.org";
-pub const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
+pub(crate) const DEFAULT_PYPI_URL: &str = "https://pypi.org";
+pub(crate) const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -40,7 +40,7 @@ fn nonempty(var: &str) -> Option<String> {
 }
 
 /// `$POLYSUM_CACHE`, else the platform cache dir + `polysum`.
-pub fn default_cache_dir() -> PathBuf {
+pub(crate) fn default_cache_dir() -> PathBuf {
     nonempty("POLYSUM_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("polysum"))
@@ -66,7 +66,7 @@ impl Config {
 
     /// The configuration the CLI uses: `POLYSUM_CACHE`, `POLYSUM_PYPI_URL`, `HF_ENDPOINT`, `HF_HOME`, `HF_TOKEN`,
     /// `HF_HUB_OFFLINE` / `POLYSUM_OFFLINE`, `POLYSUM_CONNECT_TIMEOUT` (seconds), `POLYSUM_RETRIES`.
-    pub fn from_env() -> Config {
+    pub(crate) fn from_env() -> Config {
         let hf_home = nonempty("HF_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| dirs::home_dir().unwrap_or_else(std::env::temp_dir).join(".cache").join("huggingface"));
@@ -92,12 +92,12 @@ impl Config {
     }
 
     /// `<cache_dir>/models`.
-    pub fn models_dir(&self) -> PathBuf {
+    pub(crate) fn models_dir(&self) -> PathBuf {
         self.cache_dir.join("models")
     }
 
     /// The HTTP client for PyPI and probes: short connect timeout, proxy from the environment.
-    pub fn agent(&self) -> ureq::Agent {
+    pub(crate) fn agent(&self) -> ureq::Agent {
         ureq::AgentBuilder::new()
             .timeout_connect(self.connect_timeout)
             .timeout_read(self.read_timeout)

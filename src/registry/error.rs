@@ -13,13 +13,24 @@ pub struct Attempt {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("unknown model '{name}'. Known models: {}.\nSee `polysum models list`; or pass --model hf:ORG/REPO/FILE[@REVISION], or --model path/to/model.gguf", .known.join(", "))]
+    #[error(
+        "unknown model '{name}'. Known models: {}.\nSee `polysum models list`; or pass --model \
+         hf:ORG/REPO/FILE[@REVISION], or --model path/to/model.gguf",
+        .known.join(", ")
+    )]
     UnknownModel { name: String, known: Vec<String> },
 
-    #[error("invalid Hub model '{spec}': {reason} (expected hf:ORG/REPO/FILE[@REVISION], e.g. hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf)")]
+    #[error(
+        "invalid Hub model '{spec}': {reason} (expected hf:ORG/REPO/FILE[@REVISION], e.g. \
+         hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf)"
+    )]
     BadHubSpec { spec: String, reason: String },
 
-    #[error("model file {} does not exist (--model takes a registry name, hf:ORG/REPO/FILE or a path to a .gguf file; see `polysum models list`)", .path.display())]
+    #[error(
+        "model file {} does not exist (--model takes a registry name, hf:ORG/REPO/FILE or a path to a .gguf \
+         file; see `polysum models list`)",
+        .path.display()
+    )]
     PathNotFound { path: PathBuf },
 
     #[error("{} is not a GGUF model file: {reason}", .path.display())]
@@ -28,13 +39,23 @@ pub enum RegistryError {
     #[error("model '{name}' is not cached (expected at {}): run `polysum models pull {name}`", .path.display())]
     NotCached { name: String, path: PathBuf },
 
-    #[error("cached model '{name}' at {} is damaged: {reason}. Run `polysum models rm {name}` and then `polysum models pull {name}`", .path.display())]
+    #[error(
+        "cached model '{name}' at {} is damaged: {reason}. Run `polysum models rm {name}` and then \
+         `polysum models pull {name}`",
+        .path.display()
+    )]
     CorruptCache { name: String, path: PathBuf, reason: String },
 
-    #[error("sha256 mismatch for {what}: expected {expected}, got {actual}{}", .removed.as_ref().map(|p| format!(" (removed {})", p.display())).unwrap_or_default())]
+    #[error(
+        "sha256 mismatch for {what}: expected {expected}, got {actual}{}",
+        .removed.as_ref().map(|p| format!(" (removed {})", p.display())).unwrap_or_default()
+    )]
     ChecksumMismatch { what: String, expected: String, actual: String, removed: Option<PathBuf> },
 
-    #[error("size mismatch for {what}: expected {expected} bytes, got {actual}{}", .removed.as_ref().map(|p| format!(" (removed {})", p.display())).unwrap_or_default())]
+    #[error(
+        "size mismatch for {what}: expected {expected} bytes, got {actual}{}",
+        .removed.as_ref().map(|p| format!(" (removed {})", p.display())).unwrap_or_default()
+    )]
     SizeMismatch { what: String, expected: u64, actual: u64, removed: Option<PathBuf> },
 
     #[error("{}", sources_failed(.model, .attempts, .offline))]
@@ -65,7 +86,8 @@ impl fmt::Display for SourcesFailedDisplay<'_> {
         }
         write!(
             f,
-            "then run `polysum models pull {}`; or download the GGUF file by other means and pass --model /path/to/model.gguf",
+            "then run `polysum models pull {}`; or download the GGUF file by other means and pass --model \
+            /path/to/model.gguf",
             self.model
         )
     }

@@ -9,14 +9,14 @@
 //! * [`pull`]: sources in order, with errors that say what to do.
 //! * [`cmd`]: `polysum models`.
 
-pub mod cache;
-pub mod catalog;
-pub mod config;
-pub mod error;
-pub mod progress;
+pub(crate) mod cache;
+pub(crate) mod catalog;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod progress;
 pub mod pull;
-pub mod source;
-pub mod spec;
+pub(crate) mod source;
+pub(crate) mod spec;
 
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ pub struct ResolvedModel {
 }
 
 /// Resolves `--model` with the environment's configuration and registry, pulling a registry model on first use.
-pub fn resolve_model(spec: &str) -> Result<ResolvedModel> {
+pub(crate) fn resolve_model(spec: &str) -> Result<ResolvedModel> {
     resolve(spec, &Registry::from_env()?, &Config::from_env())
 }
 
@@ -62,7 +62,7 @@ pub fn resolve(spec: &str, registry: &Registry, cfg: &Config) -> Result<Resolved
 
 /// A registry model: the cached file (pulled first if missing), after a check of its size, header and
 /// sha256 (hashed only when the file changed since it was last verified: `cache::ModelCache::check_verified`).
-pub fn resolve_entry(cfg: &Config, entry: &ModelEntry) -> Result<ResolvedModel> {
+pub(crate) fn resolve_entry(cfg: &Config, entry: &ModelEntry) -> Result<ResolvedModel> {
     let gguf = pull::ensure(cfg, entry)?;
     if let Some(size) = entry.size {
         let actual = std::fs::metadata(&gguf)?.len();

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     label: String,
     enabled: bool,
@@ -12,12 +12,12 @@ pub struct Progress {
 
 impl Progress {
     /// Starts reporting a download of `total` bytes (0 when unknown); `done` bytes are already there (resume).
-    pub fn start(enabled: bool, label: &str, total: u64, done: u64) -> Progress {
+    pub(crate) fn start(enabled: bool, label: &str, total: u64, done: u64) -> Progress {
         Progress::new(enabled, label, total, done, true)
     }
 
     /// A bar on a terminal, and nothing otherwise (for hashing, which has no line of its own).
-    pub fn start_quiet(enabled: bool, label: &str, total: u64) -> Progress {
+    pub(crate) fn start_quiet(enabled: bool, label: &str, total: u64) -> Progress {
         Progress::new(enabled, label, total, 0, false)
     }
 
@@ -44,25 +44,25 @@ impl Progress {
         Progress { bar, label: label.to_string(), enabled: enabled && lines }
     }
 
-    pub fn set_total(&mut self, total: u64) {
+    pub(crate) fn set_total(&mut self, total: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(total);
         }
     }
 
-    pub fn set_position(&mut self, pos: u64) {
+    pub(crate) fn set_position(&mut self, pos: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(pos);
         }
     }
 
-    pub fn inc(&mut self, n: u64) {
+    pub(crate) fn inc(&mut self, n: u64) {
         if let Some(bar) = &self.bar {
             bar.inc(n);
         }
     }
 
-    pub fn finish(&mut self, msg: &str) {
+    pub(crate) fn finish(&mut self, msg: &str) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -72,13 +72,13 @@ impl Progress {
     }
 
     /// Removes the bar without a line.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
     }
 
-    pub fn abandon(&mut self) {
+    pub(crate) fn abandon(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.abandon();
         }
@@ -104,7 +104,7 @@ impl hf_hub::api::Progress for Progress {
 }
 
 /// A status line on stderr (when progress is enabled).
-pub fn note(enabled: bool, msg: &str) {
+pub(crate) fn note(enabled: bool, msg: &str) {
     if enabled {
         eprintln!("{msg}");
     }

@@ -20,7 +20,7 @@ pub struct Pulled {
 }
 
 /// The source in words, for messages.
-pub fn describe(cfg: &Config, source: &Source) -> String {
+pub(crate) fn describe(cfg: &Config, source: &Source) -> String {
     match source {
         Source::Hub { repo, revision, file } => {
             format!("Hugging Face Hub ({repo}@{revision}, {file}, via {})", cfg.hf_endpoint)
@@ -34,7 +34,7 @@ pub fn describe(cfg: &Config, source: &Source) -> String {
 }
 
 /// The cached file of `entry`, pulled first if it is not there.
-pub fn ensure(cfg: &Config, entry: &ModelEntry) -> Result<PathBuf> {
+pub(crate) fn ensure(cfg: &Config, entry: &ModelEntry) -> Result<PathBuf> {
     let cache = ModelCache::new(cfg);
     if let Some(path) = cache.cached(entry) {
         return Ok(path);

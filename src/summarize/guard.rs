@@ -65,12 +65,18 @@ pub(crate) fn fit_length(text: &str, length: Length, hit_token_limit: bool) -> F
     Fitted { text, trimmed, dropped_unfinished }
 }
 
+/// Article text the number extractor reads at once.
+const NUMBER_PIECE_BYTES: usize = 64 * 1024;
+
 /// Numbers written with digits in `summary` whose value does not occur in `article`, however the article
 /// writes it (`1,200` = `1.200` = `1200`, `3.5` = `3,5`, "twenty-three" = `23`, "3 million" = `3000000`),
 /// as the summary writes them.
 pub(crate) fn unsupported_numbers(summary: &str, article: &str) -> Vec<String> {
-    let known: HashSet<i64> =
-        [Lang::En, Lang::Es].into_iter().flat_map(|l| numbers::extract(article, l)).map(|n| n.key()).collect();
+    // The extractor holds a token per word of what it reads: a long article is read a piece at a time.
+    let known: HashSet<i64> = split::bounded_pieces(article, NUMBER_PIECE_BYTES)
+        .flat_map(|piece| [Lang::En, Lang::Es].into_iter().flat_map(move |l| numbers::extract(piece, l)))
+        .map(|n| n.key())
+        .collect();
     let mut out: Vec<String> = Vec::new();
     for n in numbers::extract(summary, Lang::En) {
         if n.surface.chars().any(|c| c.is_ascii_digit()) && !known.contains(&n.key()) && !out.contains(&n.surface) {

@@ -4,6 +4,7 @@
 //! take the article's place — condensed again, level by level, if they still do not fit. Nothing is cut:
 //! the only truncation is the one a user asks for with `--max-input-tokens`, and it is flagged.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -27,8 +28,9 @@ const CHUNKS_PER_CALL: usize = 4;
 
 /// What the final prompts will read in place of the article.
 #[derive(Debug, Clone)]
-pub(crate) struct Condensed {
-    pub(crate) text: String,
+pub(crate) struct Condensed<'a> {
+    /// The article itself when it fits (borrowed: an article's copies are what its memory is a multiple of).
+    pub(crate) text: Cow<'a, str>,
     /// Chunks of the article that were written down as notes (1: the article was read whole).
     pub(crate) chunks: usize,
     /// 1 for a direct summary; each round of notes adds one.
@@ -55,7 +57,12 @@ fn note_sampling() -> SamplingParams {
 }
 
 /// Condense `article` until it fits `limits`; notes are written in `notes_lang`.
-pub(crate) fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen: &dyn Generator) -> Result<Condensed> {
+pub(crate) fn condense<'a>(
+    article: &'a Article,
+    notes_lang: Lang,
+    limits: &Limits,
+    gen: &dyn Generator,
+) -> Result<Condensed<'a>> {
     let budget = limits.context.saturating_sub(limits.final_overhead);
     if budget < 32 {
         bail!(
@@ -65,7 +72,7 @@ pub(crate) fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen
         );
     }
     let mut out = Condensed {
-        text: article.text.clone(),
+        text: Cow::Borrowed(&article.text),
         chunks: 1,
         levels: 1,
         truncated: false,
@@ -74,7 +81,7 @@ pub(crate) fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen
     };
     if let Some(max) = limits.max_input_tokens {
         let (text, cut) = fit_to_context(&article.text, max, gen)?;
-        out.text = text;
+        out.text = Cow::Owned(text);
         out.truncated = cut;
     }
     let count = |s: &str| gen.count_tokens_or_estimate(s);
@@ -122,7 +129,7 @@ pub(crate) fn condense(article: &Article, notes_lang: Lang, limits: &Limits, gen
                 chunks.len()
             );
         }
-        out.text = joined;
+        out.text = Cow::Owned(joined);
         tokens = new_tokens;
     }
     Ok(out)
@@ -139,7 +146,7 @@ fn write_notes(
     lang: Lang,
     words: usize,
     gen: &dyn Generator,
-    out: &mut Condensed,
+    out: &mut Condensed<'_>,
 ) -> Result<Vec<String>> {
     let length = Length::MaxWords(words);
     let mut notes = Vec::with_capacity(pieces.len());
@@ -205,10 +212,10 @@ pub(crate) fn fit_to_context(text: &str, budget: usize, gen: &dyn Generator) -> 
     if total <= budget {
         return Ok((text.to_string(), false));
     }
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut keep = ((chars.len() as f64) * (budget as f64 / total as f64) * 0.98) as usize;
+    let chars = text.chars().count();
+    let mut keep = ((chars as f64) * (budget as f64 / total as f64) * 0.98) as usize;
     loop {
-        let mut end = chars.get(keep).map(|c| c.0).unwrap_or(text.len());
+        let mut end = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
         // Back up to whitespace so no word is cut.
         if let Some(ws) = text[..end].rfind(char::is_whitespace) {
             if ws > end / 2 {

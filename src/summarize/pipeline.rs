@@ -415,7 +415,7 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
 
     // Long articles become notes that fit the context (map-reduce); the notes are in the article's language.
     let notes_lang = out.source_lang.unwrap_or(langs[0]);
-    let condensed = (|| -> Result<mapreduce::Condensed> {
+    let condensed = (|| -> Result<mapreduce::Condensed<'_>> {
         let overhead = prompt_overhead(gen, &article.title, langs, length)? + length.max_new_tokens();
         let limits = mapreduce::Limits {
             context: settings.context(gen),
@@ -425,7 +425,7 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
         };
         mapreduce::condense(article, notes_lang, &limits, gen)
     })();
-    let condensed = match condensed {
+    let mut condensed = match condensed {
         Ok(c) => c,
         Err(e) => {
             failed_all(&mut out, format!("could not prepare the prompt: {e:#}"));
@@ -435,7 +435,7 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
     out.truncated = condensed.truncated;
     out.generated_tokens += condensed.tokens.generated;
     out.generate_seconds += condensed.seconds;
-    let text = condensed.text.clone();
+    let text = std::mem::take(&mut condensed.text);
 
     let mut lanes: Vec<Lane> = langs
         .iter()

@@ -12,6 +12,34 @@ fn blank_separated(text: &str) -> bool {
     text.lines().any(|l| l.trim().is_empty()) && text.trim().contains('\n')
 }
 
+/// `text` in consecutive pieces of at most `max` bytes (a longer word stays whole), each ending at the last
+/// line end within them, else the last whitespace: for readers whose memory grows with what they read at
+/// once, and whose units (numbers, names) never span a line.
+pub(crate) fn bounded_pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(max.max(1));
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        if end < rest.len() {
+            // Just after the whitespace character at `i` of `s`.
+            let after = |s: &str, i: usize| i + s[i..].chars().next().map_or(0, char::len_utf8);
+            let head = &rest[..end];
+            end = match head.rfind('\n').or_else(|| head.rfind(char::is_whitespace)) {
+                Some(i) => after(head, i),
+                None => rest.find(char::is_whitespace).map_or(rest.len(), |i| after(rest, i)),
+            };
+        }
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// Byte ranges of the paragraphs of `text`, in order and covering it end to end: each range ends where
 /// the next paragraph's first character is (so the separating whitespace stays with the paragraph before).
 pub(crate) fn paragraph_ranges(text: &str) -> Vec<Range<usize>> {
@@ -117,6 +145,19 @@ fn cover(len: usize, ends: Vec<usize>) -> Vec<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_pieces_cover_the_text_and_end_at_lines_then_spaces() {
+        let pieces = |t, max| bounded_pieces(t, max).collect::<Vec<_>>();
+        assert_eq!(pieces("ab cd\nef gh\nij", 7), ["ab cd\n", "ef gh\n", "ij"]);
+        assert_eq!(pieces("ab cd ef", 4), ["ab ", "cd ", "ef"]);
+        assert_eq!(pieces("abcdefgh ij", 4), ["abcdefgh ", "ij"], "a longer word stays whole");
+        assert_eq!(pieces("a\u{a0}b\u{3000}c", 4), ["a\u{a0}", "b\u{3000}", "c"], "wide spaces end on a boundary");
+        assert_eq!(pieces("", 4), Vec::<&str>::new());
+        let text = "Three million people, 1,200 trucks.\n\nIn 2023 they spent $4.5 billion. ".repeat(40);
+        assert_eq!(pieces(&text, 100).concat(), text);
+        assert!(pieces(&text, 100).iter().all(|p| p.len() <= 100));
+    }
 
     #[test]
     fn paragraphs_by_blank_lines_or_by_lines() {

@@ -40,7 +40,10 @@ pub fn articles(dir: &std::path::Path, n: usize) -> PathBuf {
         let sub = if i % 2 == 0 { "" } else { "sub/" };
         std::fs::write(
             input.join(format!("{sub}story-{i}.txt")),
-            format!("Story number {i}\nThe town council of Riverside met on Tuesday to discuss item {i} of its agenda, a new bus line."),
+            format!(
+                "Story number {i}\nThe town council of Riverside met on Tuesday to discuss item {i} of its agenda, \
+            a new bus line."
+            ),
         )
         .unwrap();
     }

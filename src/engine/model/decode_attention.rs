@@ -14,7 +14,7 @@ use candle_core::{DType, Storage, Tensor};
 /// For each row, the cache slots its decode query sees, in order: the real tokens (within `window`
 /// positions for sliding-window layers). `None` when a row's newest slot is padding (a prompt chunk in
 /// which that row has no token), which only the masked path handles.
-pub fn visible_slots(positions: &[Vec<Option<u32>>], window: Option<usize>) -> Option<Vec<Vec<u32>>> {
+pub(crate) fn visible_slots(positions: &[Vec<Option<u32>>], window: Option<usize>) -> Option<Vec<Vec<u32>>> {
     positions
         .iter()
         .map(|pos| {
@@ -31,7 +31,7 @@ pub fn visible_slots(positions: &[Vec<Option<u32>>], window: Option<usize>) -> O
 /// `q`: `[rows, n_head, 1, head_dim]`; `k`, `v`: `[rows, n_kv_head, slots, head_dim]` f32 on the CPU (views
 /// of the cache, rows of `head_dim` contiguous); `slots[row]`: what `visible_slots` gave. Returns the
 /// attention output `[rows, 1, n_head * head_dim]`.
-pub fn forward(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], scale: f32) -> Result<Tensor> {
+pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], scale: f32) -> Result<Tensor> {
     let (rows, n_head, t, d) = q.dims4()?;
     let (_, n_kv, _, _) = k.dims4()?;
     ensure!(t == 1 && slots.len() == rows && n_head % n_kv == 0, "decode attention takes one query per row");

@@ -11,7 +11,7 @@ const SLIDING_WINDOW_PATTERN: usize = 6;
 /// llama.cpp and transformers use this base for the sliding-window layers; GGUF files do not store it.
 const LOCAL_ROPE_BASE: f32 = 10_000.0;
 
-pub fn spec(g: &Gguf) -> Result<ArchSpec> {
+pub(crate) fn spec(g: &Gguf) -> Result<ArchSpec> {
     let mut s = ArchSpec::common(g, "gemma3", RopeStyle::Neox, Activation::GeluTanh)?;
     s.embed_scale = Some((s.hidden as f32).sqrt());
     s.sliding_window = g.u32("gemma3.attention.sliding_window").ok().map(|w| w as usize);

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 /// How rotary embeddings pair up the dimensions of a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RopeStyle {
+pub(crate) enum RopeStyle {
     /// Adjacent pairs (GGUF llama files, whose q/k weights llama.cpp permuted at conversion).
     Interleaved,
     /// First half with second half (GPT-NeoX; qwen2, gemma3).
@@ -16,36 +16,36 @@ pub enum RopeStyle {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
+pub(crate) enum Activation {
     Silu,
     /// GELU, tanh approximation (`gelu_pytorch_tanh`), as Gemma uses.
     GeluTanh,
 }
 
-pub struct RmsNorm {
+pub(crate) struct RmsNorm {
     weight: Tensor,
     eps: f32,
 }
 
 impl RmsNorm {
-    pub fn new(weight: Tensor, eps: f32) -> Self {
+    pub(crate) fn new(weight: Tensor, eps: f32) -> Self {
         Self { weight, eps }
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps)?)
     }
 }
 
 /// cos/sin tables for one rotary base, shared by every layer that uses it.
-pub struct Rope {
+pub(crate) struct Rope {
     cos: Tensor,
     sin: Tensor,
     style: RopeStyle,
 }
 
 impl Rope {
-    pub fn new(
+    pub(crate) fn new(
         head_dim: usize,
         base: f32,
         scale: f32,
@@ -62,7 +62,7 @@ impl Rope {
     }
 
     /// `x`: `[rows, heads, t, head_dim]`; `positions`: `[rows * t]` sequence positions.
-    pub fn apply(&self, x: &Tensor, positions: &Tensor) -> Result<Tensor> {
+    pub(crate) fn apply(&self, x: &Tensor, positions: &Tensor) -> Result<Tensor> {
         let (rows, _, t, _) = x.dims4()?;
         let half = self.cos.dim(1)?;
         let cos = self.cos.index_select(positions, 0)?.reshape((rows, t, half))?;
@@ -79,12 +79,12 @@ impl Rope {
 /// those have a kernel for the type. Otherwise, when inputs hold several positions per sequence (prompt
 /// processing) on the CPU and the type has no fast dot kernel, the weight is dequantized for the call and
 /// multiplied with the f32 GEMM, whose cache blocking beats candle's per-row quantized dot products once
-/// many rows share the dequantization; decode steps (one position per sequence) stay quantized. The choice depends on the step, not
-/// on the batch, so a sequence computes the same numbers alone or batched.
-pub struct Weight(pub QMatMul);
+/// many rows share the dequantization; decode steps (one position per sequence) stay quantized. The choice
+/// depends on the step, not on the batch, so a sequence computes the same numbers alone or batched.
+pub(crate) struct Weight(pub QMatMul);
 
 impl Weight {
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let k = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / k.max(1);
@@ -121,13 +121,13 @@ fn has_fast_kernel(dtype: candle_core::quantized::GgmlDType) -> bool {
 }
 
 /// A projection with an optional bias (qwen2 has biases on q, k and v).
-pub struct Linear {
-    pub weight: Weight,
-    pub bias: Option<Tensor>,
+pub(crate) struct Linear {
+    pub(crate) weight: Weight,
+    pub(crate) bias: Option<Tensor>,
 }
 
 impl Linear {
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.weight.forward(x)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -136,32 +136,32 @@ impl Linear {
     }
 }
 
-pub struct Attention {
-    pub q: Linear,
-    pub k: Linear,
-    pub v: Linear,
-    pub o: Linear,
+pub(crate) struct Attention {
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) o: Linear,
     /// Per-head RMS norms of queries and keys (gemma3, qwen3).
-    pub q_norm: Option<RmsNorm>,
-    pub k_norm: Option<RmsNorm>,
-    pub n_head: usize,
-    pub n_kv_head: usize,
-    pub head_dim: usize,
-    pub scale: f64,
+    pub(crate) q_norm: Option<RmsNorm>,
+    pub(crate) k_norm: Option<RmsNorm>,
+    pub(crate) n_head: usize,
+    pub(crate) n_kv_head: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) scale: f64,
     /// A sliding-window layer: it uses the local rotary table and the windowed mask.
-    pub local: bool,
+    pub(crate) local: bool,
 }
 
 /// Inputs of one forward step that every layer shares.
-pub struct StepInputs<'a> {
-    pub positions: &'a Tensor,
-    pub rope_global: &'a Rope,
-    pub rope_local: Option<&'a Rope>,
-    pub visibility: Visibility,
+pub(crate) struct StepInputs<'a> {
+    pub(crate) positions: &'a Tensor,
+    pub(crate) rope_global: &'a Rope,
+    pub(crate) rope_local: Option<&'a Rope>,
+    pub(crate) visibility: Visibility,
 }
 
 /// Which cache slots each query sees (`local`: on sliding-window layers), in one of two forms.
-pub enum Visibility {
+pub(crate) enum Visibility {
     /// Additive masks `[rows, 1, 1, t, slots]` (prompt steps, and every step off the CPU).
     Masks { global: Tensor, local: Option<Tensor> },
     /// Decode steps on the CPU: each row's visible slots (`decode_attention::visible_slots`).
@@ -169,7 +169,7 @@ pub enum Visibility {
 }
 
 impl Attention {
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         x: &Tensor,
         layer: usize,
@@ -218,15 +218,15 @@ impl Attention {
     }
 }
 
-pub struct Mlp {
-    pub gate: Weight,
-    pub up: Weight,
-    pub down: Weight,
-    pub activation: Activation,
+pub(crate) struct Mlp {
+    pub(crate) gate: Weight,
+    pub(crate) up: Weight,
+    pub(crate) down: Weight,
+    pub(crate) activation: Activation,
 }
 
 impl Mlp {
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate = self.gate.forward(x)?;
         let gate = match self.activation {
             Activation::Silu => candle_nn::ops::silu(&gate)?,
@@ -237,17 +237,17 @@ impl Mlp {
 }
 
 /// One transformer block. Gemma's "sandwich" norms after attention and MLP are optional.
-pub struct Block {
-    pub attn_norm: RmsNorm,
-    pub attn: Attention,
-    pub post_attn_norm: Option<RmsNorm>,
-    pub ffn_norm: RmsNorm,
-    pub mlp: Mlp,
-    pub post_ffn_norm: Option<RmsNorm>,
+pub(crate) struct Block {
+    pub(crate) attn_norm: RmsNorm,
+    pub(crate) attn: Attention,
+    pub(crate) post_attn_norm: Option<RmsNorm>,
+    pub(crate) ffn_norm: RmsNorm,
+    pub(crate) mlp: Mlp,
+    pub(crate) post_ffn_norm: Option<RmsNorm>,
 }
 
 impl Block {
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         x: &Tensor,
         layer: usize,
@@ -271,7 +271,12 @@ impl Block {
 ///
 /// A query sees the real tokens of its own row at or before its position (within `window` positions for
 /// sliding-window layers). A padding query sees only its own slot, so no softmax row is empty.
-pub fn step_mask(positions: &[Vec<Option<u32>>], t: usize, window: Option<usize>, device: &Device) -> Result<Tensor> {
+pub(crate) fn step_mask(
+    positions: &[Vec<Option<u32>>],
+    t: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Tensor> {
     // A large finite negative instead of -inf: exp() still gives exactly 0, and no NaN can appear.
     const MASKED: f32 = -1e9;
     let rows = positions.len();

@@ -11,21 +11,22 @@ use std::borrow::Cow;
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 
-pub struct Gguf {
-    pub path: PathBuf,
-    pub content: gguf_file::Content,
+pub(crate) struct Gguf {
+    pub(crate) path: PathBuf,
+    pub(crate) content: gguf_file::Content,
     reader: Mutex<BufReader<File>>,
     device: Device,
     requantize: bool,
 }
 
 impl Gguf {
-    pub fn open(path: &Path, device: &Device, requantize: bool) -> Result<Self> {
+    pub(crate) fn open(path: &Path, device: &Device, requantize: bool) -> Result<Self> {
         let mut file = File::open(path).with_context(|| format!("cannot open model file {}", path.display()))?;
         let mut magic = [0u8; 4];
         if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
             bail!(
-                "{} is not a GGUF model file (it does not start with the GGUF magic); check the path, or re-download it with `polysum models pull`",
+                "{} is not a GGUF model file (it does not start with the GGUF magic); check the path, or re-download \
+                it with `polysum models pull`",
                 path.display()
             );
         }
@@ -35,11 +36,11 @@ impl Gguf {
         Ok(Self { path: path.to_path_buf(), content, reader: Mutex::new(reader), device: device.clone(), requantize })
     }
 
-    pub fn device(&self) -> &Device {
+    pub(crate) fn device(&self) -> &Device {
         &self.device
     }
 
-    pub fn arch(&self) -> Result<String> {
+    pub(crate) fn arch(&self) -> Result<String> {
         Ok(self.str("general.architecture")?.to_string())
     }
 
@@ -50,30 +51,30 @@ impl Gguf {
             .with_context(|| format!("{}: metadata key {key} is missing", self.path.display()))
     }
 
-    pub fn str(&self, key: &str) -> Result<&str> {
+    pub(crate) fn str(&self, key: &str) -> Result<&str> {
         Ok(self.value(key)?.to_string()?.as_str())
     }
 
-    pub fn u32(&self, key: &str) -> Result<u32> {
+    pub(crate) fn u32(&self, key: &str) -> Result<u32> {
         let v = self.value(key)?;
         // Writers differ in the integer width they use for counts.
         Ok(v.to_u32().or_else(|_| v.to_u64().map(|x| x as u32)).or_else(|_| v.to_i32().map(|x| x as u32))?)
     }
 
-    pub fn f32(&self, key: &str) -> Result<f32> {
+    pub(crate) fn f32(&self, key: &str) -> Result<f32> {
         let v = self.value(key)?;
         Ok(v.to_f32().or_else(|_| v.to_f64().map(|x| x as f32))?)
     }
 
-    pub fn u32_or(&self, key: &str, default: u32) -> u32 {
+    pub(crate) fn u32_or(&self, key: &str, default: u32) -> u32 {
         self.u32(key).unwrap_or(default)
     }
 
-    pub fn f32_opt(&self, key: &str) -> Option<f32> {
+    pub(crate) fn f32_opt(&self, key: &str) -> Option<f32> {
         self.f32(key).ok()
     }
 
-    pub fn has_tensor(&self, name: &str) -> bool {
+    pub(crate) fn has_tensor(&self, name: &str) -> bool {
         self.content.tensor_infos.contains_key(name)
     }
 
@@ -81,7 +82,7 @@ impl Gguf {
     /// scalar CPU kernels for those three. Q5_0 stays as stored where `gemv` has its SIMD kernel (AVX2);
     /// elsewhere it converts exactly; Q4_1/Q5_1 carry an offset that Q8_0
     /// cannot hold, so they are rounded to Q8_0's finer grid (an error far below their own).
-    pub fn qtensor(&self, name: &str) -> Result<QTensor> {
+    pub(crate) fn qtensor(&self, name: &str) -> Result<QTensor> {
         let t = {
             let mut reader = self.reader.lock().expect("reader lock");
             self.content
@@ -106,11 +107,11 @@ impl Gguf {
     }
 
     /// A small weight (norms, biases) as f32.
-    pub fn f32_tensor(&self, name: &str) -> Result<Tensor> {
+    pub(crate) fn f32_tensor(&self, name: &str) -> Result<Tensor> {
         Ok(self.qtensor(name)?.dequantize(&self.device)?.to_dtype(DType::F32)?)
     }
 
-    pub fn opt_f32_tensor(&self, name: &str) -> Result<Option<Tensor>> {
+    pub(crate) fn opt_f32_tensor(&self, name: &str) -> Result<Option<Tensor>> {
         if self.has_tensor(name) {
             Ok(Some(self.f32_tensor(name)?))
         } else {

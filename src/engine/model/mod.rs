@@ -14,7 +14,7 @@ mod gemma3;
 pub(crate) mod gemv;
 mod layers;
 mod llama;
-pub mod loader;
+pub(crate) mod loader;
 mod qwen2;
 mod simd;
 
@@ -27,7 +27,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::engine::kv_cache::KvCache;
 use layers::{step_mask, Attention, Block, Linear, Mlp, RmsNorm, Rope, StepInputs, Visibility, Weight};
-pub use layers::{Activation, RopeStyle};
+pub(crate) use layers::{Activation, RopeStyle};
 use loader::Gguf;
 
 /// Reads one architecture's hyperparameters from its GGUF file.
@@ -36,7 +36,7 @@ type SpecFn = fn(&Gguf) -> Result<ArchSpec>;
 /// The GGUF `general.architecture` values polysum runs, and how to read each one's hyperparameters.
 const ARCHITECTURES: &[(&str, SpecFn)] = &[("llama", llama::spec), ("qwen2", qwen2::spec), ("gemma3", gemma3::spec)];
 
-pub fn supported_architectures() -> Vec<&'static str> {
+pub(crate) fn supported_architectures() -> Vec<&'static str> {
     ARCHITECTURES.iter().map(|(name, _)| *name).collect()
 }
 
@@ -77,31 +77,30 @@ impl LoadOptions {
 /// Everything that differs between architectures. Optional weights (biases, q/k norms, Gemma's post
 /// norms) need no flag: they are used when the file has them.
 #[derive(Debug, Clone)]
-pub struct ArchSpec {
-    pub arch: String,
-    pub n_layer: usize,
-    pub n_head: usize,
-    pub n_kv_head: usize,
-    pub head_dim: usize,
-    pub hidden: usize,
-    pub context_length: usize,
-    pub rms_eps: f32,
-    pub rope_style: RopeStyle,
-    pub rope_base: f32,
+pub(crate) struct ArchSpec {
+    pub(crate) n_layer: usize,
+    pub(crate) n_head: usize,
+    pub(crate) n_kv_head: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) hidden: usize,
+    pub(crate) context_length: usize,
+    pub(crate) rms_eps: f32,
+    pub(crate) rope_style: RopeStyle,
+    pub(crate) rope_base: f32,
     /// Linear rope scaling: positions are multiplied by this.
-    pub rope_scale: f32,
-    pub activation: Activation,
+    pub(crate) rope_scale: f32,
+    pub(crate) activation: Activation,
     /// Multiplies the token embeddings (Gemma: sqrt(hidden)).
-    pub embed_scale: Option<f32>,
+    pub(crate) embed_scale: Option<f32>,
     /// Sliding-window attention: the window, which layers use it, and their rotary base.
-    pub sliding_window: Option<usize>,
-    pub local_layers: Vec<bool>,
-    pub rope_base_local: Option<f32>,
+    pub(crate) sliding_window: Option<usize>,
+    pub(crate) local_layers: Vec<bool>,
+    pub(crate) rope_base_local: Option<f32>,
 }
 
 impl ArchSpec {
     /// The hyperparameters every llama-like GGUF stores under `<arch>.`; architecture files adjust the rest.
-    pub fn common(g: &Gguf, arch: &str, rope_style: RopeStyle, activation: Activation) -> Result<Self> {
+    pub(crate) fn common(g: &Gguf, arch: &str, rope_style: RopeStyle, activation: Activation) -> Result<Self> {
         let key = |k: &str| format!("{arch}.{k}");
         let n_head = g.u32(&key("attention.head_count"))? as usize;
         let hidden = g.u32(&key("embedding_length"))? as usize;
@@ -111,7 +110,6 @@ impl ArchSpec {
             _ => 1.0,
         };
         Ok(Self {
-            arch: arch.to_string(),
             n_layer,
             n_head,
             n_kv_head: g.u32_or(&key("attention.head_count_kv"), n_head as u32) as usize,
@@ -147,7 +145,7 @@ impl Embedding {
     }
 }
 
-pub struct Model {
+pub(crate) struct Model {
     spec: ArchSpec,
     config: ModelConfig,
     device: Device,
@@ -163,19 +161,17 @@ pub struct Model {
 
 /// What callers outside the model need to know about it.
 #[derive(Debug, Clone)]
-pub struct ModelConfig {
-    pub arch: String,
-    pub n_layer: usize,
-    pub context_length: usize,
-    pub hidden: usize,
+pub(crate) struct ModelConfig {
+    pub(crate) n_layer: usize,
+    pub(crate) context_length: usize,
 }
 
-pub struct Loaded {
-    pub model: Model,
-    pub metadata: gguf_file::Content,
+pub(crate) struct Loaded {
+    pub(crate) model: Model,
+    pub(crate) metadata: gguf_file::Content,
 }
 
-pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+pub(crate) fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     crate::tune_allocator();
     let gguf = Gguf::open(path, &opts.device, opts.requantize)?;
     let arch = gguf.arch()?;
@@ -252,12 +248,7 @@ impl Model {
             Some(base) => Some(Rope::new(spec.head_dim, base, 1.0, spec.context_length, spec.rope_style, &device)?),
             None => None,
         };
-        let config = ModelConfig {
-            arch: spec.arch.clone(),
-            n_layer: spec.n_layer,
-            context_length: spec.context_length,
-            hidden: spec.hidden,
-        };
+        let config = ModelConfig { n_layer: spec.n_layer, context_length: spec.context_length };
         Ok(Self {
             norm: norm("output_norm.weight")?,
             spec,
@@ -272,20 +263,16 @@ impl Model {
         })
     }
 
-    pub fn config(&self) -> &ModelConfig {
+    pub(crate) fn config(&self) -> &ModelConfig {
         &self.config
     }
 
-    pub fn spec(&self) -> &ArchSpec {
-        &self.spec
-    }
-
-    pub fn device(&self) -> &Device {
+    pub(crate) fn device(&self) -> &Device {
         &self.device
     }
 
     /// Whether batches run the GPU way (see `BatchPaths`).
-    pub fn gpu_paths(&self) -> bool {
+    pub(crate) fn gpu_paths(&self) -> bool {
         self.gpu_paths
     }
 
@@ -339,7 +326,7 @@ impl Model {
 
     /// Append each row's tokens (rows may differ in length) and return the logits after each row's last
     /// token, `[rows, vocab]`. Long inputs are computed in chunks.
-    pub fn forward(&self, rows: &[Vec<u32>], cache: &mut KvCache) -> Result<Tensor> {
+    pub(crate) fn forward(&self, rows: &[Vec<u32>], cache: &mut KvCache) -> Result<Tensor> {
         ensure!(rows.len() == cache.rows(), "{} rows for a cache of {}", rows.len(), cache.rows());
         let longest = rows.iter().map(|r| r.len()).max().unwrap_or(0);
         ensure!(longest > 0, "nothing to compute");
@@ -367,14 +354,14 @@ impl Model {
     }
 
     /// One decode step: one token per row. Returns `[rows, vocab]`.
-    pub fn decode_step(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+    pub(crate) fn decode_step(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
         let rows: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
         let hidden = self.step(&rows, cache)?;
         Ok(self.logits(&hidden)?.squeeze(1)?.to_dtype(DType::F32)?)
     }
 
     /// Logits at every position of one sequence, `[seq, vocab]` (for perplexity).
-    pub fn forward_all(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+    pub(crate) fn forward_all(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
         ensure!(cache.rows() == 1, "forward_all takes a single-row cache");
         let mut out = Vec::new();
         for chunk in ids.chunks(PREFILL_CHUNK) {

@@ -5,6 +5,6 @@ use anyhow::Result;
 use super::loader::Gguf;
 use super::{Activation, ArchSpec, RopeStyle};
 
-pub fn spec(g: &Gguf) -> Result<ArchSpec> {
+pub(crate) fn spec(g: &Gguf) -> Result<ArchSpec> {
     ArchSpec::common(g, "qwen2", RopeStyle::Neox, Activation::Silu)
 }

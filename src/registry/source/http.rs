@@ -11,17 +11,17 @@ use crate::registry::error::RegistryError;
 use crate::registry::progress::Progress;
 
 /// What to fetch.
-pub struct Download<'a> {
-    pub url: &'a str,
+pub(crate) struct Download<'a> {
+    pub(crate) url: &'a str,
     /// Where the verified file goes; bytes arrive in `<dest>.part` first.
-    pub dest: &'a Path,
-    pub size: u64,
-    pub sha256: &'a str,
+    pub(crate) dest: &'a Path,
+    pub(crate) size: u64,
+    pub(crate) sha256: &'a str,
     /// Name for messages and the progress bar.
-    pub label: &'a str,
+    pub(crate) label: &'a str,
 }
 
-pub fn part_path(dest: &Path) -> PathBuf {
+pub(crate) fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)
@@ -31,7 +31,7 @@ pub fn part_path(dest: &Path) -> PathBuf {
 /// (a server that answers 200 instead of 206 makes it start over). The sha256 is checked before the rename to
 /// `dest`; a mismatch removes the partial file. A cut-off transfer keeps `<dest>.part` for the next attempt, and
 /// is retried here `retries` times. An existing `dest` is re-hashed and reused when it matches.
-pub fn fetch(agent: &ureq::Agent, d: &Download, retries: u32, progress: bool) -> Result<()> {
+pub(crate) fn fetch(agent: &ureq::Agent, d: &Download, retries: u32, progress: bool) -> Result<()> {
     if d.dest.is_file() {
         if sha256_file(d.dest, None, false)? == d.sha256 {
             return Ok(());
@@ -145,7 +145,8 @@ fn fetch_once(agent: &ureq::Agent, d: &Download, part: &Path, progress: bool) ->
     if got < d.size {
         bar.abandon();
         return Err(anyhow!(Cut(format!(
-            "{}: download cut off after {got} of {} bytes (connection closed early); the partial file is kept and the next attempt resumes",
+            "{}: download cut off after {got} of {} bytes (connection closed early); the partial file is kept and the \
+            next attempt resumes",
             d.label, d.size
         ))));
     }
@@ -161,7 +162,7 @@ fn range_start(response: &ureq::Response) -> Option<u64> {
 }
 
 /// A transport error without the URL (the caller names the server): kind, message and cause.
-pub fn transport_detail(t: &ureq::Transport) -> String {
+pub(crate) fn transport_detail(t: &ureq::Transport) -> String {
     let mut s = t.kind().to_string();
     if let Some(m) = t.message() {
         s.push_str(": ");

@@ -20,12 +20,12 @@ fn repo(hf: &HubFile) -> Repo {
 }
 
 /// The file in hf-hub's cache, if it is there (no network).
-pub fn cached(cfg: &Config, hf: &HubFile) -> Option<PathBuf> {
+pub(crate) fn cached(cfg: &Config, hf: &HubFile) -> Option<PathBuf> {
     hf_hub::Cache::new(cfg.hf_cache_dir.clone()).repo(repo(hf)).get(&hf.file)
 }
 
 /// The URL hf-hub downloads the file from.
-pub fn url(cfg: &Config, hf: &HubFile) -> String {
+pub(crate) fn url(cfg: &Config, hf: &HubFile) -> String {
     format!(
         "{}/{}/resolve/{}/{}",
         cfg.hf_endpoint.trim_end_matches('/'),
@@ -36,7 +36,7 @@ pub fn url(cfg: &Config, hf: &HubFile) -> String {
 }
 
 /// The file from the Hub cache, or downloaded into it. Returns the path and whether it was downloaded now.
-pub fn fetch(cfg: &Config, hf: &HubFile) -> Result<(PathBuf, bool)> {
+pub(crate) fn fetch(cfg: &Config, hf: &HubFile) -> Result<(PathBuf, bool)> {
     if let Some(path) = cached(cfg, hf) {
         return Ok((path, false));
     }
@@ -66,7 +66,7 @@ pub fn fetch(cfg: &Config, hf: &HubFile) -> Result<(PathBuf, bool)> {
 
 /// The sha256 the Hub vouches for: the name of the LFS blob the cached file points to (hf-hub names blobs by
 /// etag, which for LFS files is the file's sha256).
-pub fn blob_sha256(path: &Path) -> Option<String> {
+pub(crate) fn blob_sha256(path: &Path) -> Option<String> {
     let blob = std::fs::canonicalize(path).ok()?;
     let name = blob.file_name()?.to_str()?;
     (name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit())).then(|| name.to_ascii_lowercase())
@@ -75,7 +75,13 @@ pub fn blob_sha256(path: &Path) -> Option<String> {
 /// Checks a file just downloaded from the Hub against `expected` (else the blob's own sha256, if it has one).
 /// On a mismatch the blob and its snapshot link are removed when `remove` (a file downloaded just now), so the next
 /// attempt downloads again; a file that was already in the Hub cache is left alone.
-pub fn verify_download(path: &Path, expected: Option<&str>, what: &str, remove: bool, progress: bool) -> Result<()> {
+pub(crate) fn verify_download(
+    path: &Path,
+    expected: Option<&str>,
+    what: &str,
+    remove: bool,
+    progress: bool,
+) -> Result<()> {
     let Some(expected) = expected.map(str::to_string).or_else(|| blob_sha256(path)) else {
         return Ok(());
     };
@@ -95,7 +101,7 @@ pub fn verify_download(path: &Path, expected: Option<&str>, what: &str, remove: 
 
 /// Asks the Hub for the first byte of the file, with short timeouts, on a thread that is abandoned if even name
 /// resolution hangs. Success means hf-hub can take over; the error explains what went wrong.
-pub fn probe(cfg: &Config, url: &str) -> Result<()> {
+pub(crate) fn probe(cfg: &Config, url: &str) -> Result<()> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(cfg.connect_timeout)
         .timeout_read(cfg.connect_timeout * 3)

