@@ -127,12 +127,17 @@ fn smollm2_translate_keeps_paragraphs_and_title() {
         "{title}"
     );
 
-    // The Markdown file: the translated title, then the same paragraphs.
+    // The Markdown file: the translated title, then the same paragraphs, then a "Check:" line for each
+    // check the record says failed (SmolLM2's translation may well fail some).
     let md = std::fs::read_to_string(out.join("carabina.txt.en.md")).unwrap();
     assert!(md.starts_with(&format!("# {title}\n\n")), "{md}");
-    let body: Vec<&str> =
+    let parts: Vec<&str> =
         md.split("\n\n").skip(1).filter(|p| !p.starts_with("---")).filter(|p| !p.trim().is_empty()).collect();
+    let (checks, body): (Vec<&str>, Vec<&str>) = parts.into_iter().partition(|p| p.starts_with("> Check:"));
     assert_eq!(body.len(), source_paragraphs, "{md}");
+    let flagged = |f: &str| t["flags"].as_array().unwrap().iter().any(|x| x == f);
+    let expected_checks = usize::from(flagged("unsupported")) + usize::from(flagged("unknown_words"));
+    assert_eq!(checks.len(), expected_checks, "{md}");
 
     // A rerun does nothing; a summarize run into the translation folder is refused (exit 2).
     let o = run_polysum(&args);

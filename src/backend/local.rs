@@ -78,6 +78,8 @@ fn score(engine: &Engine, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>> {
         candidates.push(firsts);
     }
     engine.next_token_logprobs(&prompts, &candidates)
+}
+
 /// System prompts (with their template) of at least this many tokens are computed once and kept in the
 /// engine's prefix cache; shorter ones cost less to compute than to copy.
 const MIN_CACHED_PREFIX_TOKENS: usize = 64;

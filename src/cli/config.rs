@@ -151,7 +151,8 @@ mod tests {
             "inputs = [\"in\"]\nout = \"o\"\nmodel = \"m\"\ndevice = \"cpu\"\nthreads = 2\nno_requantize = true\n\
 langs = \"en\"\nformat = \"md\"\nsentences = 2\nmax_words = 30\njobs = 3\nforce = true\nquiet = true\n\
 log_format = \"json\"\nmax_input_tokens = 500\nmax_bytes = 1000\nmax_context = 1024\nstrategy = \"direct\"\n\
-verify = \"flag\"\nbackend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\nmax_inflight = 4\n\
+verify = \"flag\"\nbackend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\n\
+max_inflight = 4\n\
 timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
         let c = Config::parse(text, Path::new("/b")).unwrap();
         let expected = Config {

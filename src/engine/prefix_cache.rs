@@ -89,7 +89,7 @@ impl PrefixStore {
 
     /// The stored prefix `ids`, verified: `Ok(None)` when there is no file, an error saying why when the
     /// file is not this model's, this engine's, these ids', or is damaged.
-    pub fn load(&self, ids: &[u32], device: &Device) -> Result<Option<KvCache>> {
+    pub(crate) fn load(&self, ids: &[u32], device: &Device) -> Result<Option<KvCache>> {
         let path = self.path(ids, device);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -145,7 +145,7 @@ impl PrefixStore {
     }
 
     /// Write the prefix `ids` and its cache atomically (a reader never sees half a file).
-    pub fn save(&self, ids: &[u32], kv: &KvCache, device: &Device) -> Result<PathBuf> {
+    pub(crate) fn save(&self, ids: &[u32], kv: &KvCache, device: &Device) -> Result<PathBuf> {
         let mut body = Vec::new();
         let mut shapes = Vec::new();
         let mut dtype = DType::F32;
@@ -211,7 +211,7 @@ impl PrefixCache {
         self.entries.lock().expect("prefix cache lock").iter().any(|e| e.ids == ids)
     }
 
-    pub fn insert(&self, ids: Vec<u32>, kv: KvCache) {
+    pub(crate) fn insert(&self, ids: Vec<u32>, kv: KvCache) {
         let mut entries = self.entries.lock().expect("prefix cache lock");
         entries.retain(|e| e.ids != ids);
         if entries.len() >= CAPACITY {
@@ -222,7 +222,7 @@ impl PrefixCache {
 
     /// The cached prefix that every prompt agrees with longest, cut to at most `limit` tokens: an own copy
     /// of its cache and how many tokens it covers. `None` when no entry matches a token of every prompt.
-    pub fn lookup(&self, prompts: &[Vec<u32>], limit: usize) -> Result<Option<(KvCache, usize)>> {
+    pub(crate) fn lookup(&self, prompts: &[Vec<u32>], limit: usize) -> Result<Option<(KvCache, usize)>> {
         let best = {
             let mut entries = self.entries.lock().expect("prefix cache lock");
             let matched = |e: &Entry| prompts.iter().map(|p| common_len(&e.ids, p)).min().unwrap_or(0).min(limit);

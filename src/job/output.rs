@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::job::input::output_path;
-use crate::job::record::{ArticleRecord, Status};
+use crate::job::record::{ArticleRecord, Status, SummaryRecord};
 use crate::text::lexicon::LexicalCheck;
 
 pub(crate) const TMP_PREFIX: &str = ".polysum-tmp-";
@@ -186,16 +186,7 @@ pub(crate) fn render_md(r: &ArticleRecord) -> String {
             (Status::Ok, Some(text)) => {
                 s.push_str(text);
                 s.push_str("\n\n");
-                if !sum.unsupported_numbers.is_empty() {
-                    s.push_str(&format!(
-                        "> Check: these numbers are not in the article: {}\n\n",
-                        sum.unsupported_numbers.join(", ")
-                    ));
-                }
-                s.push_str(&check_line(sum));
-                if let Some(LexicalCheck::Unknown { words }) = &sum.lexical {
-                    s.push_str(&format!("> Check: these words are not in the dictionary: {}\n\n", words.join(", ")));
-                }
+                s.push_str(&check_lines(sum));
             }
             _ => s.push_str(&format!("*Failed: {}*\n\n", sum.error.as_deref().unwrap_or("unknown error"))),
         }
@@ -205,7 +196,7 @@ pub(crate) fn render_md(r: &ArticleRecord) -> String {
 
 /// The "Check:" line for sentences the article does not support (after any repair), with what failed;
 /// empty when every sentence stands or nothing was checked.
-fn check_line(sum: &crate::job::record::SummaryRecord) -> String {
+fn check_line(sum: &SummaryRecord) -> String {
     let Some(support) = &sum.support else { return String::new() };
     let bad: Vec<String> = support
         .iter()
@@ -221,6 +212,23 @@ fn check_line(sum: &crate::job::record::SummaryRecord) -> String {
     format!("> Check: not supported by the article: {}\n\n", bad.join("; "))
 }
 
+/// The "Check:" lines under a text: numbers the article lacks, sentences it does not support, words the
+/// dictionary does not know (nothing when all is well).
+fn check_lines(sum: &SummaryRecord) -> String {
+    let mut s = String::new();
+    if !sum.unsupported_numbers.is_empty() {
+        s.push_str(&format!(
+            "> Check: these numbers are not in the article: {}\n\n",
+            sum.unsupported_numbers.join(", ")
+        ));
+    }
+    s.push_str(&check_line(sum));
+    if let Some(LexicalCheck::Unknown { words }) = &sum.lexical {
+        s.push_str(&format!("> Check: these words are not in the dictionary: {}\n\n", words.join(", ")));
+    }
+    s
+}
+
 /// The Markdown view of a translation: its title and paragraphs, then where it came from.
 pub(crate) fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::Translation) -> String {
     let title = t.title.as_deref().or(r.title.as_deref()).filter(|s| !s.trim().is_empty()).unwrap_or(&r.id);
@@ -234,7 +242,9 @@ pub(crate) fn render_translation_md(r: &ArticleRecord, t: &crate::job::record::T
         }
         _ => s.push_str(&format!("*Failed: {}*\n\n", t.record.error.as_deref().unwrap_or("unknown error"))),
     }
-    s.push_str(&check_line(&t.record));
+    if t.record.status == Status::Ok {
+        s.push_str(&check_lines(&t.record));
+    }
     s.push_str(&format!("---\nTranslated into {} from `{}`", t.lang.english_name(), r.source));
     if let Some(l) = &r.source_lang {
         s.push_str(&format!(" ({})", l.english_name()));

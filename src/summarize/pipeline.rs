@@ -18,8 +18,8 @@ use crate::summarize::mapreduce;
 use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
 use crate::text::clean;
 use crate::text::lang::{self, Lang};
-use crate::verify;
 use crate::text::lexicon::{self, LexicalCheck};
+use crate::verify;
 
 /// Tokens each chunk of a long article repeats from the one before.
 pub(crate) const CHUNK_OVERLAP: usize = 64;
@@ -342,7 +342,8 @@ fn verify_lanes(
     lanes: &mut [Lane],
     members: &[usize],
     pivot: Option<usize>,
-    article: &Article,
+    title: &str,
+    article_text: &str,
     source_lang: Lang,
     settings: &Settings,
     gen: &dyn Generator,
@@ -351,7 +352,7 @@ fn verify_lanes(
     if settings.verify == verify::Mode::Off {
         return;
     }
-    let source = verify::Source::new(Some(&article.title), &article.text, source_lang);
+    let source = verify::Source::new(Some(title), article_text, source_lang);
     let checks = verify::Settings::default();
     let pivot_support: Option<Vec<crate::job::record::SentenceSupport>> =
         pivot.and_then(|p| lanes[p].accepted.as_ref()).and_then(|a| a.checked.as_ref()).map(|c| c.support.clone());
@@ -375,9 +376,19 @@ fn verify_lanes(
             a.flags.push(Flag::Unchecked);
             continue;
         };
+        let mut r = r;
         if r.repaired + r.dropped > 0 {
             a.text = r.text();
-            a.numbers = guard::unsupported_numbers(&a.text, &article.text);
+            // A rewritten sentence can be longer than the one it replaces: the length asked still holds.
+            let fitted = guard::fit_length(&a.text, settings.length, false);
+            if fitted.trimmed {
+                a.text = fitted.text;
+                r.support.retain(|s| a.text.contains(s.text.as_str()));
+                if !a.flags.contains(&Flag::Trimmed) {
+                    a.flags.push(Flag::Trimmed);
+                }
+            }
+            a.numbers = guard::unsupported_numbers(&a.text, article_text);
             a.flags.retain(|f| *f != Flag::UnsupportedNumbers && *f != Flag::UnknownWords);
             if !a.numbers.is_empty() {
                 a.flags.push(Flag::UnsupportedNumbers);
@@ -469,7 +480,11 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
     for (members, strategies) in phases {
         run_phase(&mut lanes, &members, &strategies, article, &text, settings, gen, &mut out);
         let via = pivot.filter(|p| settings.strategy == SummaryStrategy::Translate && !members.contains(p));
-        verify_lanes(&mut lanes, &members, via, article, source, settings, gen, &mut out);
+        // A cut article is checked against what the model read (a summary cannot rest on the part it
+        // never saw, and the rest of a huge article would cost memory in proportion); a whole one, or one
+        // read in chunks, against the article itself.
+        let checked_text = if out.truncated && condensed.levels == 1 { &text } else { article.text.as_str() };
+        verify_lanes(&mut lanes, &members, via, &article.title, checked_text, source, settings, gen, &mut out);
     }
 
     for lane in lanes {

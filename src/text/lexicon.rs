@@ -125,10 +125,13 @@ fn load(lang: Lang) -> Result<spellbook::Dictionary, String> {
             "en" => "hunspell-en-us".to_string(),
             code => format!("hunspell-{code}"),
         };
+        let skip = usize::from(std::env::var_os("POLYSUM_DICTIONARIES").is_some());
+        let looked: Vec<String> = dirs.iter().skip(skip).map(|d| d.display().to_string()).collect();
         return Err(format!(
-            "no {} hunspell dictionary (looked in $POLYSUM_DICTIONARIES and {}): install one, e.g. `apt-get install {package}`",
+            "no {} hunspell dictionary (looked in $POLYSUM_DICTIONARIES and {}): install one, e.g. \
+             `apt-get install {package}`",
             lang.english_name(),
-            dirs.iter().skip(usize::from(std::env::var_os("POLYSUM_DICTIONARIES").is_some())).map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            looked.join(", ")
         ));
     };
     let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()));
