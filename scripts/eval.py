@@ -35,7 +35,7 @@ import sacrebleu
 from sacrebleu.metrics import CHRF
 
 import evalcheck
-from evaltext import sentences
+from evaltext import fmt, sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 # POLYSUM_BIN: a copy of the binary, so that a rebuild during a long run does not change it mid-way.
@@ -311,14 +311,6 @@ def git_commit():
         return head + ("+dirty" if dirty else "") if head else None
     except OSError:
         return None
-
-
-def fmt(v):
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.1f}"
-    return str(v)
 
 
 def table(results, previous=None):

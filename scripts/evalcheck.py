@@ -21,7 +21,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from evaltext import fold
+from evaltext import fmt, fold
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIM_SETS = ["claims-real", "claims-edited"]
@@ -269,14 +269,6 @@ def eval_claims(name, a, data, work, binary, extra, previous_work=None):
         rows, run = predict(name, a, data, work, binary, extra)
     scored = score_real(rows) if name == "claims-real" else score_edited(rows)
     return {**run, **scored}
-
-
-def fmt(v):
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.1f}"
-    return str(v)
 
 
 def ci(v):

@@ -32,3 +32,12 @@ def fold(text):
     """Lower case without accents, so that "México" and "mexico" compare equal."""
     nfkd = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in nfkd if not unicodedata.combining(c))
+
+
+def fmt(v):
+    """A table cell: a dash for a missing figure, one decimal for a float."""
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
