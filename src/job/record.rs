@@ -12,9 +12,19 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::text::lang::Lang;
-use crate::text::lexicon::LexicalCheck;
+use crate::text::lexicon::{self, LexicalCheck};
 
 pub(crate) const SCHEMA_VERSION: u32 = 2;
+
+/// The dictionary check of `text`, with `flags` holding `unknown_words` exactly when it finds some.
+pub(crate) fn check_words(text: &str, lang: Lang, flags: &mut Vec<Flag>) -> LexicalCheck {
+    let lexical = lexicon::check(text, lang);
+    flags.retain(|f| *f != Flag::UnknownWords);
+    if matches!(lexical, LexicalCheck::Unknown { .. }) {
+        flags.push(Flag::UnknownWords);
+    }
+    lexical
+}
 
 /// Which prompt an attempt used, strongest last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,13 +12,13 @@ use crate::backend::Generator;
 use crate::backend::SamplingParams;
 use crate::backend::{Generation, Request, StopReason};
 use crate::job::input::Article;
-use crate::job::record::{round3, Attempt, Flag, Outcome, Status, Strategy, SummaryRecord, Tokens};
+use crate::job::record::{check_words, round3, Attempt, Flag, Outcome, Status, Strategy, SummaryRecord, Tokens};
 use crate::summarize::guard;
 use crate::summarize::mapreduce;
 use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
 use crate::text::clean;
 use crate::text::lang::{self, Lang};
-use crate::text::lexicon::{self, LexicalCheck};
+use crate::text::lexicon::LexicalCheck;
 use crate::verify;
 
 /// Tokens each chunk of a long article repeats from the one before.
@@ -198,10 +198,7 @@ fn judge(g: &Generation, target: Lang, settings: &Settings, article: &str, instr
     if !numbers.is_empty() {
         flags.push(Flag::UnsupportedNumbers);
     }
-    let lexical = lexicon::check(&text, target);
-    if matches!(lexical, LexicalCheck::Unknown { .. }) {
-        flags.push(Flag::UnknownWords);
-    }
+    let lexical = check_words(&text, target, &mut flags);
     Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers, checked: None, lexical })
 }
 
@@ -389,14 +386,11 @@ fn verify_lanes(
                 }
             }
             a.numbers = guard::unsupported_numbers(&a.text, article_text);
-            a.flags.retain(|f| *f != Flag::UnsupportedNumbers && *f != Flag::UnknownWords);
+            a.flags.retain(|f| *f != Flag::UnsupportedNumbers);
             if !a.numbers.is_empty() {
                 a.flags.push(Flag::UnsupportedNumbers);
             }
-            a.lexical = lexicon::check(&a.text, lane.lang);
-            if matches!(a.lexical, LexicalCheck::Unknown { .. }) {
-                a.flags.push(Flag::UnknownWords);
-            }
+            a.lexical = check_words(&a.text, lane.lang, &mut a.flags);
         }
         if verify::unsupported(&r.support).next().is_some() {
             a.flags.push(Flag::Unsupported);

@@ -14,13 +14,13 @@ use crate::backend::SamplingParams;
 use crate::backend::{Request, StopReason};
 use crate::job::input::Article;
 use crate::job::record::{
-    round3, Attempt, Flag, Outcome, Status, Strategy, Structure, SummaryRecord, Tokens, Translation,
+    check_words, round3, Attempt, Flag, Outcome, Status, Strategy, Structure, SummaryRecord, Tokens, Translation,
 };
 use crate::job::task::{Cache, Results, Task, TaskKind};
 use crate::prompt;
 use crate::text::chunk::{self, ChunkConfig};
 use crate::text::lang::{self, Lang};
-use crate::text::lexicon::{self, LexicalCheck};
+use crate::text::lexicon;
 use crate::text::{clean, split};
 use crate::verify;
 
@@ -404,11 +404,7 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
         };
         out.generate_seconds += t.elapsed().as_secs_f64();
         // On the final text: a repaired sentence is new wording.
-        let lexical = lexicon::check(&text, to);
-        if matches!(lexical, LexicalCheck::Unknown { .. }) {
-            record.flags.push(Flag::UnknownWords);
-        }
-        record.lexical = Some(lexical);
+        record.lexical = Some(check_words(&text, to, &mut record.flags));
         record.text = Some(text);
     }
     record.seconds = round3(out.generate_seconds);
