@@ -183,12 +183,21 @@ def eval_summaries(name, items, a, work):
         args += ["--strategy", a.strategy]
     if a.max_context:
         args += ["--max-context", str(a.max_context)]
-    code, final, wall, rss = run_polysum(args, work / "polysum.log")
+    code, final, wall, rss = run_polysum(args + ["--verify", a.verify], work / "polysum.log")
     records = records_by_input_id(out)
     res = {"items": len(items), "exit_code": code, "wall_seconds": round(wall, 1),
            "seconds_per_article": round(wall / max(len(items), 1), 1),
            "tokens_per_second": final.get("tokens_per_second"), "peak_rss_mib": round(rss),
            "generated_tokens": final.get("generated_tokens"), "done": final.get("done"), "skipped": final.get("skipped")}
+    res.update(support_figures(records.values()))
+    if a.verify_baseline and a.verify != "off":
+        # The same articles again without the checks, after the checked run (so any prompt prefix cached
+        # on disk is warm for the baseline, not for the checked run: the ratio errs against the checks).
+        off = args[:args.index("--out") + 1] + [str(work / f"{name}-verify-off")] + args[args.index("--out") + 2:]
+        code_off, _, wall_off, _ = run_polysum(off + ["--verify", "off"], work / "polysum.log")
+        res["off_exit_code"] = code_off
+        res["off_seconds_per_article"] = round(wall_off / max(len(items), 1), 1)
+        res["verify_time_ratio"] = round(wall / wall_off, 2) if wall_off else None
     # ROUGE of the summary in the article's language, and Lead-3, against the reference.
     scored = [(it, records.get(it["id"], {}).get("summaries", {}).get(lang, {})) for it in items if it.get("summary")]
     if scored:
@@ -214,6 +223,22 @@ def eval_summaries(name, items, a, work):
     if code == 0 and cmp_json.exists():
         res.update(consistency(json.loads(cmp_json.read_text())))
     return res
+
+
+def support_figures(records):
+    """What the checks (`--verify flag|fix`) left: final summary sentences, those still marked unsupported,
+    and the sentences repaired and dropped, over every summary of every record."""
+    summaries = [s for r in records for s in (r.get("summaries") or {}).values() if s.get("status") == "ok"]
+    checked = [s for s in summaries if s.get("support") is not None]
+    if not checked:
+        return {}
+    sentences = [x for s in checked for x in s["support"]]
+    unsupported = sum(x.get("verdict") == "unsupported" for x in sentences)
+    return {"checked_summaries": len(checked), "unchecked_summaries": len(summaries) - len(checked),
+            "final_sentences": len(sentences), "unsupported_sentences": unsupported,
+            "unsupported_share": round(100 * unsupported / len(sentences), 1) if sentences else None,
+            "repaired_sentences": sum(s.get("repaired", 0) for s in checked),
+            "dropped_sentences": sum(s.get("dropped", 0) for s in checked)}
 
 
 def consistency(report):
@@ -337,6 +362,16 @@ def table(results, previous=None):
         r = results.get(name)
         if r:
             lines.append("| " + " | ".join([name, str(r["items"])] + [cell(name, c, r.get(c)) for c in cols]) + " |")
+    checked = [name for name in SUMMARY_SETS if (results.get(name) or {}).get("final_sentences") is not None]
+    if checked:
+        lines.append("")
+        lines.append("| checks | summaries | final sentences | unsupported % | repaired | dropped | s/article | --verify off s/article | time × off |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for name in checked:
+            r = results[name]
+            lines.append("| " + " | ".join([name] + [cell(name, c, r.get(c)) for c in [
+                "checked_summaries", "final_sentences", "unsupported_share", "repaired_sentences", "dropped_sentences",
+                "seconds_per_article", "off_seconds_per_article", "verify_time_ratio"]]) + " |")
     tr = results.get("translation")
     if tr:
         lines.append("")
@@ -369,6 +404,10 @@ def main():
     ap.add_argument("--threads", type=int)
     ap.add_argument("--strategy", choices=["direct", "translate"])
     ap.add_argument("--max-context", type=int)
+    ap.add_argument("--verify", choices=["off", "flag", "fix"], default="fix",
+                    help="summary sets: polysum's --verify (default fix, polysum's own default)")
+    ap.add_argument("--verify-baseline", action="store_true",
+                    help="summary sets: run each set again with --verify off and report the time ratio")
     ap.add_argument("--data", default=os.environ.get("POLYSUM_EVAL_DATA", str(ROOT.parent / "shared" / "eval")))
     ap.add_argument("--work", help="folder for inputs and outputs (default: eval-out/<split>-<model>-<time>)")
     ap.add_argument("--json", help="write the results here (default: <work>/results.json)")
@@ -419,7 +458,8 @@ def main():
             before = SCORE_ONLY.get("sets", {}).get(name, {})
             keep = ["exit_code", "wall_seconds", "seconds_per_article", "tokens_per_second", "peak_rss_mib", "generated_tokens",
                     "done", "skipped", "summarize_seconds_per_input", "compare_seconds", "calls", "failed_calls",
-                    "claims", "answered", "check_seconds", "seconds_per_claim"]
+                    "claims", "answered", "check_seconds", "seconds_per_claim",
+                    "off_exit_code", "off_seconds_per_article", "verify_time_ratio"]
             if name == "translation":
                 for d, r in results[name].items():
                     r.update({k: v for k, v in before.get(d, {}).items() if k in keep + ["seconds_per_item"]})
@@ -429,7 +469,7 @@ def main():
 
     date = SCORE_ONLY["date"] + " (rescored)" if SCORE_ONLY else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     doc = {"date": date, "split": a.split, "model": a.model,
-           "strategy": a.strategy or "default", "limit": a.limit, "max_context": a.max_context,
+           "strategy": a.strategy or "default", "verify": a.verify, "limit": a.limit, "max_context": a.max_context,
            "checker_args": a.checker_args or None, "claims_limit": a.claims_limit,
            "polysum_commit": git_commit(),
            "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",

@@ -114,7 +114,8 @@ def predict(name, a, data, work, binary, extra):
         for i, r in enumerate(rs):
             ans = answers[i] if i < len(answers) else {}
             out.append({**r, "verdict": ans.get("verdict"), "score": ans.get("score"),
-                        "failed_checks": ans.get("failed_checks"), "evidence": ans.get("evidence")})
+                        "failed_checks": ans.get("failed_checks"), "evidence": ans.get("evidence"),
+                        "checked_as": ans.get("checked_as")})
     for r in out:
         r["baseline_verdict"] = lexical_baseline(r["claim"], article_text(data, cache, r))
     pred = work / f"{name}-predictions.jsonl"

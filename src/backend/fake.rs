@@ -74,6 +74,13 @@ impl FakeGenerator {
                 return crate::text::split::sentences(text).first().copied().unwrap_or(text).to_string();
             }
         }
+        // Asked for a sentence's simple facts: its clauses, one a line.
+        if let Some((_, sentence)) =
+            prompt.split_once("simple facts: who did what").and_then(|(_, r)| r.split_once("Sentence: "))
+        {
+            let sentence = sentence.lines().next().unwrap_or(sentence).trim_end_matches("</user>");
+            return sentence.split(';').map(str::trim).collect::<Vec<_>>().join("\n");
+        }
         // The instruction follows the fenced text; look there for the target language.
         let end = ["</article>", "</text>"].iter().filter_map(|t| prompt.rfind(t).map(|p| p + t.len())).max();
         let tail = end.map(|p| &prompt[p..]).unwrap_or(prompt);

@@ -203,13 +203,19 @@ pub(crate) struct CheckArgs {
     /// One JSON object per claim and line: text, verdict, score, evidence, failed_checks.
     #[arg(long)]
     pub(crate) json: bool,
-    /// How the model is asked: stated ("is it true according to the text? yes, no or not stated") or
-    /// supported ("is it fully supported? yes or no") [default: stated].
+    /// How the model is asked: stated ("is it true according to the text? yes, no or not stated"),
+    /// supported ("is it fully supported? yes or no") or atomic (the claim split by the model into simple
+    /// facts, each asked as stated; the weakest decides) [default: stated].
     #[arg(long)]
     pub(crate) question: Option<String>,
     /// The model's "yes" probability below which a claim is unsupported [default: the summaries'].
     #[arg(long)]
     pub(crate) threshold: Option<f64>,
+    /// How claims in another language than the article's are checked: back-translate (translated into
+    /// the article's language by the model first) or direct (across the languages) [default:
+    /// back-translate, as summaries are].
+    #[arg(long)]
+    pub(crate) cross_language: Option<String>,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
 }

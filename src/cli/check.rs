@@ -46,7 +46,8 @@ pub(crate) fn run(args: &CheckArgs) -> Result<Outcome> {
         Some(t) => t,
         None => verify::DEFAULT_THRESHOLD,
     };
-    let settings = verify::Settings { form, threshold };
+    let crossing = args.cross_language.as_deref().map(str::parse).transpose().map_err(usage)?.unwrap_or_default();
+    let settings = verify::Settings { form, threshold, crossing };
     let backend = super::options::backend(&args.model, &Config::default())?;
     let gen = backend.load().context("loading the model")?;
     let source = Source::new(None, &article, source_lang);
@@ -71,6 +72,7 @@ fn json_line(s: &SentenceSupport) -> serde_json::Value {
         "score": s.score,
         "evidence": s.evidence,
         "failed_checks": s.failed_checks,
+        "checked_as": s.checked_as,
     })
 }
 

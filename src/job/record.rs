@@ -220,6 +220,10 @@ pub(crate) struct SentenceSupport {
     /// Rewritten, or replaced by its evidence, after failing the check.
     #[serde(default)]
     pub(crate) repaired: bool,
+    /// A sentence in another language than the article's: the model's translation of it into the
+    /// article's language, which the checks and the judgment read (absent when it was checked as written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checked_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

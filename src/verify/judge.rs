@@ -4,12 +4,13 @@
 //!
 //! How the question is asked matters: "Is the statement fully supported? Yes or No" lets a small model say
 //! Yes to a statement that swaps who did what; asking whether it is true "according to the text", with an
-//! explicit "Not stated", gives the model a way to say the text does not tell. Both forms are kept so the
-//! checker benchmark can compare them (`--question` of `polysum check`).
+//! explicit "Not stated", gives the model a way to say the text does not tell. A long sentence hides a
+//! false detail among true ones, so a third form has the model split it into simple facts first and asks
+//! each. All forms are kept so the checker benchmark can compare them (`--question` of `polysum check`).
 
 use anyhow::{bail, Result};
 
-use crate::backend::{Generator, Prompt, ScoreRequest};
+use crate::backend::{Generator, Prompt, Request, ScoreRequest};
 
 /// How the model is asked about a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,6 +20,9 @@ pub(crate) enum Form {
     Stated,
     /// "Is the statement fully supported by the text? Answer Yes or No."
     Supported,
+    /// The statement split by the model into its simple facts (who did what to whom, when, where, how
+    /// many), each asked as `Stated`: the statement is as strong as its weakest fact.
+    Atomic,
 }
 
 impl std::str::FromStr for Form {
@@ -27,7 +31,8 @@ impl std::str::FromStr for Form {
         match s {
             "stated" => Ok(Form::Stated),
             "supported" => Ok(Form::Supported),
-            other => Err(format!("invalid question form {other:?}: use stated or supported")),
+            "atomic" => Ok(Form::Atomic),
+            other => Err(format!("invalid question form {other:?}: use stated, supported or atomic")),
         }
     }
 }
@@ -35,7 +40,9 @@ impl std::str::FromStr for Form {
 impl Form {
     fn question(self) -> &'static str {
         match self {
-            Form::Stated => "According to the text, is the statement true? Answer Yes, No, or Not stated.",
+            Form::Stated | Form::Atomic => {
+                "According to the text, is the statement true? Answer Yes, No, or Not stated."
+            }
             Form::Supported => "Is the statement fully supported by the text? Answer Yes or No.",
         }
     }
@@ -43,7 +50,7 @@ impl Form {
     /// The answers scored; the first is the one that supports the claim.
     fn answers(self) -> &'static [&'static str] {
         match self {
-            Form::Stated => &["Yes", "No", "Not"],
+            Form::Stated | Form::Atomic => &["Yes", "No", "Not"],
             Form::Supported => &["Yes", "No"],
         }
     }
@@ -71,6 +78,20 @@ pub(crate) fn score(gen: &dyn Generator, form: Form, context: &str, claims: &[&s
     if claims.is_empty() {
         return Ok(vec![]);
     }
+    if form == Form::Atomic {
+        let facts = decompose(gen, claims)?;
+        let flat: Vec<&str> = facts.iter().flatten().map(String::as_str).collect();
+        let scores = score(gen, Form::Stated, context, &flat)?;
+        let mut at = 0;
+        return Ok(facts
+            .iter()
+            .map(|f| {
+                let weakest = scores[at..at + f.len()].iter().copied().fold(1.0, f64::min);
+                at += f.len();
+                weakest
+            })
+            .collect());
+    }
     let answers: Vec<String> = form.answers().iter().map(|a| a.to_string()).collect();
     let requests: Vec<ScoreRequest> =
         claims.iter().map(|c| ScoreRequest { prompt: prompt(form, context, c), answers: answers.clone() }).collect();
@@ -79,6 +100,71 @@ pub(crate) fn score(gen: &dyn Generator, form: Form, context: &str, claims: &[&s
         bail!("the backend scored {} of {} questions", scores.len(), claims.len());
     }
     Ok(scores.iter().map(|lp| yes_probability(lp)).collect())
+}
+
+/// Facts one statement is split into at most: a sentence of a summary rarely holds more, and each costs
+/// a question.
+const MAX_FACTS: usize = 6;
+
+const DECOMPOSE_SYSTEM: &str = "You split sentences into the simple facts they state.\n\n\
+Sentence: Police said a man in his forties was shot twice in the town centre on Saturday by a stranger.\n\
+Facts:\n\
+A man was shot.\n\
+The man is in his forties.\n\
+The man was shot twice.\n\
+The shooting was in the town centre.\n\
+The shooting was on Saturday.\n\
+A stranger shot the man.\n\
+Police said so.";
+
+/// Each statement's simple facts, as the model splits it (in the statement's language), in one batched
+/// call; a statement the model returns nothing usable for stands as its own one fact.
+fn decompose(gen: &dyn Generator, claims: &[&str]) -> Result<Vec<Vec<String>>> {
+    let requests: Vec<Request> = claims
+        .iter()
+        .map(|c| {
+            let user = format!(
+                "Split this sentence into its simple facts: who did what, to whom, when, where, how many. Write \
+                 each fact as one short sentence on its own line, in the sentence's language, with its words.\n\n\
+                 Sentence: {}",
+                crate::prompt::defuse(c)
+            );
+            let prompt = Prompt::chat(DECOMPOSE_SYSTEM, user).with_answer_prefix(Some("Facts:\n".into()));
+            let mut r = Request::greedy(prompt, gen.count_tokens_or_estimate(c) * 3 + 32);
+            r.stop_strings = vec!["\n\n".into(), "Sentence:".into()];
+            r
+        })
+        .collect();
+    let (gens, _) = gen.generate(&requests)?;
+    Ok(claims
+        .iter()
+        .zip(&gens)
+        .map(|(c, g)| {
+            let facts: Vec<String> = g
+                .text
+                .lines()
+                .map(|l| l.trim().trim_start_matches(['-', '*', '•']).trim())
+                .map(strip_list_number)
+                .filter(|l| l.chars().filter(|ch| ch.is_alphabetic()).count() >= 3 && !l.starts_with("Facts"))
+                .take(MAX_FACTS)
+                .map(str::to_string)
+                .collect();
+            if facts.is_empty() {
+                vec![c.to_string()]
+            } else {
+                facts
+            }
+        })
+        .collect())
+}
+
+/// A line without its list number ("2. " or "2) "); a line that starts with a number of its own keeps it.
+fn strip_list_number(line: &str) -> &str {
+    let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    match line[digits..].strip_prefix(['.', ')']) {
+        Some(rest) if digits > 0 && rest.starts_with(' ') => rest.trim(),
+        _ => line,
+    }
 }
 
 /// `exp(lp[0])` over the sum of `exp(lp[i])`, computed stably.
@@ -92,6 +178,25 @@ fn yes_probability(lp: &[f32]) -> f64 {
 mod tests {
     use super::*;
     use crate::backend::fake::FakeGenerator;
+
+    #[test]
+    fn list_numbers_go_and_a_fact_keeps_its_own() {
+        assert_eq!(strip_list_number("2. The man was shot."), "The man was shot.");
+        assert_eq!(strip_list_number("3) Police said so."), "Police said so.");
+        assert_eq!(strip_list_number("3 grupos quieren cambiarlo."), "3 grupos quieren cambiarlo.");
+        assert_eq!(strip_list_number("1.5 million people voted."), "1.5 million people voted.");
+    }
+
+    #[test]
+    fn an_atomic_claim_is_as_strong_as_its_weakest_fact() {
+        // The scripted model splits a sentence into its clauses; one of them is not in the text.
+        let g = FakeGenerator::parse("fake").unwrap().unwrap();
+        let ctx = "An unknown attacker shot the man twice.";
+        let s = score(&g, Form::Atomic, ctx, &["The attacker shot the man; police arrested him."]).unwrap();
+        assert!(s[0] < 0.5, "{s:?}");
+        let s = score(&g, Form::Atomic, ctx, &["The attacker shot the man; he shot him twice."]).unwrap();
+        assert!(s[0] > 0.5, "{s:?}");
+    }
 
     #[test]
     fn normalises_over_the_answers() {

@@ -5,8 +5,9 @@
 //! numbers, dates, names, negation, actor) → the model's judgment over the evidence (`judge`: log-
 //! probabilities of Yes / No / Not stated) → verdict; unsupported sentences go to `repair` (rewritten with
 //! their evidence in view, else dropped, else replaced by their evidence). A claim in another language than
-//! the article's is aligned through the sentence it was translated from when there is one, else through
-//! cognates, numbers and names, and judged by the model across the two languages.
+//! the article's is first translated back into the article's language by the model (`Crossing`), then
+//! checked like the article's own; the evidence of the sentence it was translated from, when known, is
+//! ranked before any other.
 
 pub(crate) mod align;
 pub(crate) mod checks;
@@ -15,9 +16,10 @@ pub(crate) mod repair;
 
 use anyhow::Result;
 
-use crate::backend::Generator;
+use crate::backend::{Generator, Request};
 use crate::job::record::{round3, Check, SentenceSupport, Verdict};
-use crate::text::lang::Lang;
+use crate::text::clean;
+use crate::text::lang::{self, Lang};
 use crate::text::split;
 
 pub(crate) use judge::Form;
@@ -59,17 +61,42 @@ impl Mode {
     }
 }
 
+/// How a claim in another language than the article's is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Crossing {
+    /// Translated back into the article's language by the model, then aligned, checked and judged within
+    /// that one language: a small model judges a sentence against text in another language poorly, and a
+    /// mistranslated word ("mano" for the man who was shot) shows up as the word it really says.
+    #[default]
+    BackTranslate,
+    /// Checked as written, across the two languages: evidence by cognates, numbers and names, the model
+    /// reading both languages at once.
+    Direct,
+}
+
+impl std::str::FromStr for Crossing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "back-translate" => Ok(Crossing::BackTranslate),
+            "direct" => Ok(Crossing::Direct),
+            other => Err(format!("invalid cross-language check {other:?}: use back-translate or direct")),
+        }
+    }
+}
+
 /// How claims are judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Settings {
     pub(crate) form: Form,
     /// A sentence whose "yes" probability is below this is unsupported.
     pub(crate) threshold: f64,
+    pub(crate) crossing: Crossing,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { form: Form::default(), threshold: DEFAULT_THRESHOLD }
+        Settings { form: Form::default(), threshold: DEFAULT_THRESHOLD, crossing: Crossing::default() }
     }
 }
 
@@ -129,9 +156,19 @@ pub(crate) fn check(
     gen: &dyn Generator,
 ) -> Result<Vec<SentenceSupport>> {
     let article = checks::Article::new(&source.text, source.lang, &source.sentences);
+    let back = back_translations(claims, source.lang, settings.crossing, gen)?;
+    // What the checks read: the back-translation where there is one, else the claim as written.
+    let read: Vec<Claim> = claims
+        .iter()
+        .zip(&back)
+        .map(|(c, b)| match b {
+            Some(t) => Claim { text: t.clone(), lang: source.lang, evidence: c.evidence.clone() },
+            None => c.clone(),
+        })
+        .collect();
     let mut out: Vec<SentenceSupport> = Vec::with_capacity(claims.len());
     let mut indexes: Vec<(Lang, align::Index)> = Vec::new();
-    for c in claims {
+    for c in &read {
         if !indexes.iter().any(|(l, _)| *l == c.lang) {
             indexes.push((c.lang, align::Index::new(&source.sentences, source.lang, c.lang)));
         }
@@ -161,6 +198,7 @@ pub(crate) fn check(
             evidence,
             failed_checks,
             repaired: false,
+            checked_as: None,
         });
     }
     // The model, over groups of claims whose evidence together stays short.
@@ -190,8 +228,49 @@ pub(crate) fn check(
         }
         start = end;
     }
-    for s in &mut out {
+    for ((s, c), b) in out.iter_mut().zip(claims).zip(back) {
         s.verdict = if s.failed_checks.is_empty() { Verdict::Supported } else { Verdict::Unsupported };
+        s.text = c.text.clone();
+        s.checked_as = b;
+    }
+    Ok(out)
+}
+
+/// Tokens a back-translated sentence may take, per token of the sentence, past a floor: enough for a
+/// faithful rendering, not for a model that goes on explaining.
+const BACK_TRANSLATION_FLOOR: usize = 32;
+
+/// For each claim in another language than `to` (with `Crossing::BackTranslate`), the model's translation
+/// of it into `to`, all in one batched call; `None` for a claim already in `to`, and for one whose
+/// translation came out empty or in another language (it is then checked as written).
+fn back_translations(
+    claims: &[Claim],
+    to: Lang,
+    crossing: Crossing,
+    gen: &dyn Generator,
+) -> Result<Vec<Option<String>>> {
+    let mut out: Vec<Option<String>> = vec![None; claims.len()];
+    let todo: Vec<usize> = (0..claims.len()).filter(|&i| claims[i].lang != to).collect();
+    if crossing == Crossing::Direct || todo.is_empty() {
+        return Ok(out);
+    }
+    let requests: Vec<Request> = todo
+        .iter()
+        .map(|&i| {
+            let text = &claims[i].text;
+            let tokens = gen.count_tokens_or_estimate(text);
+            let mut r = Request::greedy(crate::prompt::translate(text, to).chat(), tokens * 2 + BACK_TRANSLATION_FLOOR);
+            r.stop_strings = crate::prompt::stop_strings();
+            r
+        })
+        .collect();
+    let (gens, _) = gen.generate(&requests)?;
+    for (&i, g) in todo.iter().zip(&gens) {
+        let (cleaned, _) = clean::clean(&g.text, &crate::prompt::translation_labels());
+        let t = cleaned.trim().trim_matches('"').trim();
+        if t.chars().filter(|c| c.is_alphabetic()).count() >= 3 && lang::detect(t).is_none_or(|l| l == to) {
+            out[i] = Some(t.to_string());
+        }
     }
     Ok(out)
 }
@@ -259,6 +338,7 @@ mod tests {
             evidence: vec![2],
             failed_checks: vec![],
             repaired: false,
+            checked_as: None,
         }];
         let c = claims_of("Un hombre fue herido.", Lang::Es, Some(&pivot));
         assert_eq!(c[0].evidence, Some(vec![2]));
