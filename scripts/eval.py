@@ -178,12 +178,19 @@ def eval_summaries(name, items, a, work):
                 row["title"] = it["title"]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     out = work / name
-    args = ["summarize", str(inp), "--out", str(out), "--log-format", "json", "--langs", "en,es"] + model_args(a)
-    if a.strategy:
-        args += ["--strategy", a.strategy]
-    if a.max_context:
-        args += ["--max-context", str(a.max_context)]
-    code, final, wall, rss = run_polysum(args + ["--verify", a.verify], work / "polysum.log")
+
+    def summarize_args(out, verify):
+        args = ["summarize", str(inp), "--out", str(out), "--log-format", "json", "--langs", "en,es",
+                "--verify", verify] + model_args(a)
+        if a.strategy:
+            args += ["--strategy", a.strategy]
+        if a.max_context:
+            args += ["--max-context", str(a.max_context)]
+        if a.grounding:
+            args += ["--grounding", a.grounding]
+        return args
+
+    code, final, wall, rss = run_polysum(summarize_args(out, a.verify), work / "polysum.log")
     records = records_by_input_id(out)
     res = {"items": len(items), "exit_code": code, "wall_seconds": round(wall, 1),
            "seconds_per_article": round(wall / max(len(items), 1), 1),
@@ -193,8 +200,8 @@ def eval_summaries(name, items, a, work):
     if a.verify_baseline and a.verify != "off":
         # The same articles again without the checks, after the checked run (so any prompt prefix cached
         # on disk is warm for the baseline, not for the checked run: the ratio errs against the checks).
-        off = args[:args.index("--out") + 1] + [str(work / f"{name}-verify-off")] + args[args.index("--out") + 2:]
-        code_off, _, wall_off, _ = run_polysum(off + ["--verify", "off"], work / "polysum.log")
+        off = summarize_args(work / f"{name}-verify-off", "off")
+        code_off, _, wall_off, _ = run_polysum(off, work / "polysum.log")
         res["off_exit_code"] = code_off
         res["off_seconds_per_article"] = round(wall_off / max(len(items), 1), 1)
         res["verify_time_ratio"] = round(wall / wall_off, 2) if wall_off else None
@@ -404,6 +411,8 @@ def main():
     ap.add_argument("--threads", type=int)
     ap.add_argument("--strategy", choices=["direct", "translate"])
     ap.add_argument("--max-context", type=int)
+    ap.add_argument("--grounding", choices=["article", "key-sentences"],
+                    help="summary sets: what of the article the model is shown (polysum's default: article)")
     ap.add_argument("--verify", choices=["off", "flag", "fix"], default="fix",
                     help="summary sets: polysum's --verify (default fix, polysum's own default)")
     ap.add_argument("--verify-baseline", action="store_true",
@@ -469,7 +478,7 @@ def main():
 
     date = SCORE_ONLY["date"] + " (rescored)" if SCORE_ONLY else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     doc = {"date": date, "split": a.split, "model": a.model,
-           "strategy": a.strategy or "default", "verify": a.verify, "limit": a.limit, "max_context": a.max_context,
+           "strategy": a.strategy or "default", "verify": a.verify, "grounding": a.grounding or "default", "limit": a.limit, "max_context": a.max_context,
            "checker_args": a.checker_args or None, "claims_limit": a.claims_limit,
            "polysum_commit": git_commit(),
            "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",

@@ -36,6 +36,12 @@ pub(crate) struct FakeGenerator {
     pub(crate) delay_ms: u64,
     pub(crate) fail: bool,
     pub(crate) context: usize,
+    /// Tests only: every generation answers this text instead (a model that invents again).
+    pub(crate) fixed_answer: Option<String>,
+    /// Tests only: the user part of every prompt `score` was asked about, in order.
+    pub(crate) asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Tests only: every prompt `generate` answered, as rendered, in order.
+    pub(crate) prompted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl FakeGenerator {
@@ -138,7 +144,8 @@ impl Generator for FakeGenerator {
                 if prompt_tokens + r.max_new_tokens > self.context {
                     bail!("the prompt has {prompt_tokens} tokens, more than the fake context of {}", self.context);
                 }
-                let text = self.answer(&prompt);
+                let text = self.fixed_answer.clone().unwrap_or_else(|| self.answer(&prompt));
+                self.prompted.lock().expect("not poisoned").push(prompt.clone());
                 let n = text.split_whitespace().count();
                 stats.prompt_tokens += prompt_tokens;
                 stats.generated_tokens += n;
@@ -152,6 +159,10 @@ impl Generator for FakeGenerator {
         if self.fail {
             bail!("the fake model was asked to fail");
         }
+        self.asked.lock().expect("not poisoned").extend(requests.iter().filter_map(|r| match &r.prompt {
+            Prompt::Chat { user, .. } => Some(user.clone()),
+            Prompt::Raw(_) => None,
+        }));
         Ok(requests
             .iter()
             .map(|r| {

@@ -142,6 +142,10 @@ pub(crate) struct SummarizeArgs {
     /// evidence), or fix (also rewrite, drop or replace what the article does not support) [default: fix].
     #[arg(long)]
     pub(crate) verify: Option<String>,
+    /// What of the article the model is shown: article (all of it) or key-sentences (the lead and the
+    /// sentences most shared with the rest, in order: grounded generation) [default: article].
+    #[arg(long)]
+    pub(crate) grounding: Option<String>,
     /// Accept summaries in any language (scripts/bench-gpu: a synthetic model writes no language).
     #[arg(long, hide = true)]
     pub(crate) skip_language_check: bool,
@@ -212,10 +216,15 @@ pub(crate) struct CheckArgs {
     #[arg(long)]
     pub(crate) threshold: Option<f64>,
     /// How claims in another language than the article's are checked: back-translate (translated into
-    /// the article's language by the model first) or direct (across the languages) [default:
-    /// back-translate, as summaries are].
+    /// the article's language by the model first), direct (across the languages), or both (the model
+    /// judges the back-translation and the claim as written; the mean decides) [default: both, as
+    /// summaries are].
     #[arg(long)]
     pub(crate) cross_language: Option<String>,
+    /// What the model reads for each question: evidence (the claim's best-matching sentences) or article
+    /// (the whole article when it is short enough, else the evidence) [default: evidence, as summaries].
+    #[arg(long)]
+    pub(crate) context: Option<String>,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
 }

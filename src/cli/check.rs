@@ -47,7 +47,8 @@ pub(crate) fn run(args: &CheckArgs) -> Result<Outcome> {
         None => verify::DEFAULT_THRESHOLD,
     };
     let crossing = args.cross_language.as_deref().map(str::parse).transpose().map_err(usage)?.unwrap_or_default();
-    let settings = verify::Settings { form, threshold, crossing };
+    let context = args.context.as_deref().map(str::parse).transpose().map_err(usage)?.unwrap_or_default();
+    let settings = verify::Settings { form, threshold, crossing, context };
     let backend = super::options::backend(&args.model, &Config::default())?;
     let gen = backend.load().context("loading the model")?;
     let source = Source::new(None, &article, source_lang);

@@ -9,6 +9,7 @@
 //! sentences = 3            # or max_words = 60
 //! strategy = "translate"   # or "direct"
 //! verify = "fix"           # or "flag", "off"
+//! grounding = "article"    # or "key-sentences"
 //! max_context = 4096       # lower the model's context
 //! jobs = 1
 //! quiet = true
@@ -57,6 +58,7 @@ pub(crate) struct Config {
     pub(crate) max_context: Option<usize>,
     pub(crate) strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
     pub(crate) verify: Option<crate::verify::Mode>,
+    pub(crate) grounding: Option<crate::summarize::ground::Grounding>,
     pub(crate) backend: Option<String>,
     pub(crate) endpoint: Option<String>,
     #[serde(alias = "api-key-env")]
@@ -151,7 +153,8 @@ mod tests {
             "inputs = [\"in\"]\nout = \"o\"\nmodel = \"m\"\ndevice = \"cpu\"\nthreads = 2\nno_requantize = true\n\
 langs = \"en\"\nformat = \"md\"\nsentences = 2\nmax_words = 30\njobs = 3\nforce = true\nquiet = true\n\
 log_format = \"json\"\nmax_input_tokens = 500\nmax_bytes = 1000\nmax_context = 1024\nstrategy = \"direct\"\n\
-verify = \"flag\"\nbackend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\n\
+verify = \"flag\"\ngrounding = \"key-sentences\"\n\
+backend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\n\
 max_inflight = 4\n\
 timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
         let c = Config::parse(text, Path::new("/b")).unwrap();
@@ -175,6 +178,7 @@ timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
             max_context: Some(1024),
             strategy: Some(crate::summarize::pipeline::SummaryStrategy::Direct),
             verify: Some(crate::verify::Mode::Flag),
+            grounding: Some(crate::summarize::ground::Grounding::KeySentences),
             backend: Some("openai".into()),
             endpoint: Some("http://h".into()),
             api_key_env: Some("K".into()),

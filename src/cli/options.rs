@@ -198,6 +198,10 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         Some(v) => v.parse::<crate::verify::Mode>().map_err(usage)?,
         None => config.verify.unwrap_or_default(),
     };
+    let grounding = match &args.grounding {
+        Some(g) => g.parse::<crate::summarize::ground::Grounding>().map_err(usage)?,
+        None => config.grounding.unwrap_or_default(),
+    };
     let (mut run, backend, logging) = job_common(job, &config, inputs, out)?;
     run.shard = args.shard.as_deref().or(config.shard.as_deref()).map(ShardSpec::parse).transpose().map_err(usage)?;
     let settings = Settings {
@@ -207,6 +211,7 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         strategy,
         check_language: !args.skip_language_check,
         verify,
+        grounding,
     };
     Ok(Job { run, task: Summarize { langs, settings }, backend, logging })
 }

@@ -36,6 +36,9 @@ pub(crate) enum Strategy {
     Native,
     /// Translate a text (a summary in another language, the rejected attempt, or an article's piece).
     Translate,
+    /// The same translation prompt again, sampled: a second candidate for pieces whose first translation
+    /// has words the dictionary does not know (kept only when it has fewer).
+    Resample,
 }
 
 /// How an attempt ended.
@@ -96,6 +99,7 @@ impl Strategy {
             Strategy::Base => "base",
             Strategy::Native => "native",
             Strategy::Translate => "translate",
+            Strategy::Resample => "resample",
         }
     }
 }
@@ -211,7 +215,8 @@ pub(crate) struct SentenceSupport {
     pub(crate) text: String,
     pub(crate) verdict: Verdict,
     /// The model's probability that the sentence is true given its evidence (answer "yes" against "no"
-    /// and "not stated"), to a thousandth.
+    /// and "not stated"), to a thousandth; for a sentence with `checked_as`, the mean of that reading's
+    /// and the sentence's as written.
     pub(crate) score: f64,
     /// Indices of the article sentences (`text::split::sentences` of title and text, title first) that
     /// support it best.
@@ -221,7 +226,7 @@ pub(crate) struct SentenceSupport {
     #[serde(default)]
     pub(crate) repaired: bool,
     /// A sentence in another language than the article's: the model's translation of it into the
-    /// article's language, which the checks and the judgment read (absent when it was checked as written).
+    /// article's language, which the checks read (absent when it was checked as written only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) checked_as: Option<String>,
 }
@@ -268,6 +273,9 @@ pub(crate) struct SummaryRecord {
     /// Sentences dropped after failing the check while the rest stood (absent with `--verify off`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) dropped: Option<usize>,
+    /// The dropped sentences themselves, each with its support (why it failed, its evidence).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) dropped_sentences: Vec<SentenceSupport>,
     /// The lexical check of `text` (`text::lexicon`): clean, the unknown words (flag `unknown_words`), or
     /// why it did not run. Absent where no text was kept, and in records made before the check.
     #[serde(default, skip_serializing_if = "Option::is_none")]

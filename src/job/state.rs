@@ -217,6 +217,7 @@ mod tests {
             support: None,
             repaired: None,
             dropped: None,
+            dropped_sentences: vec![],
             lexical: None,
         }
     }

@@ -5,6 +5,7 @@
 //! generation → cleaned and checked summaries (`guard`, the language check) → retries with stronger
 //! strategies (`pipeline`).
 
+pub(crate) mod ground;
 pub(crate) mod guard;
 pub(crate) mod mapreduce;
 pub(crate) mod pipeline;
@@ -37,7 +38,13 @@ impl Task for Summarize {
     fn settings_key(&self) -> String {
         let s = &self.settings;
         let ctx = s.max_context.map(|c| format!("@{c}")).unwrap_or_default();
-        format!("{}{}{ctx}{}", s.length.key(), s.strategy.key_suffix(), s.verify.key_suffix())
+        format!(
+            "{}{}{}{ctx}{}",
+            s.length.key(),
+            s.strategy.key_suffix(),
+            s.grounding.key_suffix(),
+            s.verify.key_suffix()
+        )
     }
 
     fn cached(&self, cache: &Cache<'_>) -> Result<(Results, bool)> {

@@ -13,6 +13,7 @@ use crate::backend::SamplingParams;
 use crate::backend::{Generation, Request, StopReason};
 use crate::job::input::Article;
 use crate::job::record::{check_words, round3, Attempt, Flag, Outcome, Status, Strategy, SummaryRecord, Tokens};
+use crate::summarize::ground::{self, Grounding};
 use crate::summarize::guard;
 use crate::summarize::mapreduce;
 use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
@@ -71,6 +72,8 @@ pub(crate) struct Settings {
     pub(crate) check_language: bool,
     /// Check each summary sentence against the article, and repair or flag (`--verify`).
     pub(crate) verify: verify::Mode,
+    /// What of the article the summary prompt shows (`--grounding`).
+    pub(crate) grounding: Grounding,
 }
 
 #[cfg(test)]
@@ -84,6 +87,7 @@ impl Settings {
             strategy: SummaryStrategy::Direct,
             check_language: true,
             verify: verify::Mode::Off,
+            grounding: Grounding::Article,
         }
     }
 }
@@ -236,6 +240,8 @@ fn run_phase(
                         None => continue,
                     }
                 }
+                // A translation's second candidate; never one of a summary's strategies.
+                Strategy::Resample => continue,
             };
             rows.push((i, p));
         }
@@ -363,7 +369,7 @@ fn verify_lanes(
             verify::Mode::Fix => {
                 verify::repair::repair(&source, checked, lane.lang, verify::repair::Drop::Allowed, &checks, gen)
             }
-            _ => Ok(verify::repair::Repaired { support: checked, repaired: 0, dropped: 0 }),
+            _ => Ok(verify::repair::Repaired { support: checked, repaired: 0, dropped: vec![] }),
         });
         let secs = t.elapsed().as_secs_f64();
         lane.seconds += secs;
@@ -374,7 +380,7 @@ fn verify_lanes(
             continue;
         };
         let mut r = r;
-        if r.repaired + r.dropped > 0 {
+        if r.repaired + r.dropped.len() > 0 {
             a.text = r.text();
             // A rewritten sentence can be longer than the one it replaces: the length asked still holds.
             let fitted = guard::fit_length(&a.text, settings.length, false);
@@ -440,7 +446,11 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
     out.truncated = condensed.truncated;
     out.generated_tokens += condensed.tokens.generated;
     out.generate_seconds += condensed.seconds;
-    let text = std::mem::take(&mut condensed.text);
+    let mut text = std::mem::take(&mut condensed.text);
+    // Grounding applies to an article read in one piece; chunk notes are already a selection.
+    if settings.grounding == Grounding::KeySentences && condensed.levels == 1 {
+        text = ground::key_sentences(&text, notes_lang, ground::KEY_SENTENCES).into();
+    }
 
     let mut lanes: Vec<Lane> = langs
         .iter()
@@ -507,7 +517,8 @@ pub(crate) fn summarize(article: &Article, langs: &[Lang], settings: &Settings, 
                     levels: 1,
                     structure: None,
                     repaired: a.checked.as_ref().map(|c| c.repaired),
-                    dropped: a.checked.as_ref().map(|c| c.dropped),
+                    dropped: a.checked.as_ref().map(|c| c.dropped.len()),
+                    dropped_sentences: a.checked.as_ref().map(|c| c.dropped.clone()).unwrap_or_default(),
                     support: a.checked.map(|c| c.support),
                     lexical: Some(a.lexical),
                 }
@@ -590,6 +601,7 @@ fn failed_record(
         support: None,
         repaired: None,
         dropped: None,
+        dropped_sentences: vec![],
         lexical: None,
     }
 }
@@ -619,6 +631,40 @@ mod tests {
 
     const TEXT: &str =
         "The city council approved a new budget on Tuesday afternoon after a long debate about taxes and schools.";
+
+    #[test]
+    fn grounded_generation_shows_the_model_only_the_key_sentences() {
+        // Sentences that share no word with anything else: the least central.
+        const FILLER: [&str; 12] = [
+            "Gardens bloom.",
+            "Rivers freeze.",
+            "Owls hoot.",
+            "Trains rattle.",
+            "Bakers knead.",
+            "Kites soar.",
+            "Violins hum.",
+            "Glaciers creep.",
+            "Painters sketch.",
+            "Tigers prowl.",
+            "Comets glow.",
+            "Sailors wave.",
+        ];
+        let text = format!("{TEXT} {} The council said the budget raises taxes for schools.", FILLER.join(" "));
+        let prompts = |grounding: Grounding| {
+            let g = FakeGenerator::parse("fake").unwrap().unwrap();
+            let settings = Settings { grounding, ..Settings::new(Length::Sentences(3)) };
+            let s = summarize(&article(&text), &langs(), &settings, &g);
+            assert_eq!(s.summaries[&Lang::En].status, Status::Ok);
+            let p = g.prompted.lock().unwrap().clone();
+            p
+        };
+        let whole = prompts(Grounding::Article);
+        assert!(whole.iter().all(|p| FILLER.iter().all(|f| p.contains(f))), "{whole:?}");
+        let grounded = prompts(Grounding::KeySentences);
+        assert!(grounded.iter().all(|p| p.contains(TEXT) && p.contains("raises taxes")), "{grounded:?}");
+        let shown = FILLER.iter().filter(|f| grounded[0].contains(*f)).count();
+        assert_eq!(shown, ground::KEY_SENTENCES - 2, "{}", grounded[0]);
+    }
 
     #[test]
     fn both_languages_ok_first_time() {

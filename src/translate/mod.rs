@@ -192,6 +192,7 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
         support: None,
         repaired: None,
         dropped: None,
+        dropped_sentences: vec![],
         lexical: None,
     };
     let mut out = Translated {
@@ -252,6 +253,9 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
         if open.is_empty() {
             break;
         }
+        // Accepted pieces in the second round are only resampled; the others are retried in earnest.
+        let resampled = open.iter().filter(|&&i| results[i].ok).count();
+        let retried: Vec<usize> = open.iter().copied().filter(|&i| !results[i].ok).collect();
         let mut wrong = 0;
         for batch in open.chunks(PIECES_PER_CALL) {
             let requests: Result<Vec<Request>> = batch
@@ -287,6 +291,7 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                 }
             };
             for (&i, g) in batch.iter().zip(&gens) {
+                let was_ok = results[i].ok;
                 record.tokens.prompt += g.prompt_tokens;
                 record.tokens.generated += g.tokens.len();
                 out.generated_tokens += g.tokens.len();
@@ -294,7 +299,7 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                 let (in_target, detected) = lang::check(&text, to);
                 let has_text = text.chars().any(|c| c.is_alphanumeric());
                 let ok = has_text && in_target;
-                if !ok && has_text {
+                if !ok && has_text && !was_ok {
                     wrong += 1;
                 }
                 let unknown = if ok { lexicon::check(&text, to).unknown_count() } else { 0 };
@@ -306,20 +311,30 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                 }
             }
         }
-        let failed_now = open.iter().filter(|&&i| !results[i].ok).count();
-        record.attempts.push(Attempt {
-            strategy: if round == 0 { Strategy::Translate } else { strategy },
-            outcome: if failed_now == 0 {
-                Outcome::Ok
-            } else {
-                Outcome::PiecesFailed(format!(
-                    "{failed_now} of {} pieces not in {to} ({wrong} in another language)",
-                    open.len()
-                ))
-            },
-            lang_detected: None,
-            error: None,
-        });
+        if !retried.is_empty() {
+            let failed_now = retried.iter().filter(|&&i| !results[i].ok).count();
+            record.attempts.push(Attempt {
+                strategy: if round == 0 { Strategy::Translate } else { strategy },
+                outcome: if failed_now == 0 {
+                    Outcome::Ok
+                } else {
+                    Outcome::PiecesFailed(format!(
+                        "{failed_now} of {} pieces not in {to} ({wrong} in another language)",
+                        retried.len()
+                    ))
+                },
+                lang_detected: None,
+                error: None,
+            });
+        }
+        if resampled > 0 {
+            record.attempts.push(Attempt {
+                strategy: Strategy::Resample,
+                outcome: Outcome::Ok,
+                lang_detected: None,
+                error: None,
+            });
+        }
     }
     out.generate_seconds = t0.elapsed().as_secs_f64();
 
@@ -457,7 +472,7 @@ fn check_translation(
         verify::Mode::Fix => {
             verify::repair::repair(&source, checked, to, verify::repair::Drop::Never, &settings, gen).ok()?
         }
-        _ => verify::repair::Repaired { support: checked, repaired: 0, dropped: 0 },
+        _ => verify::repair::Repaired { support: checked, repaired: 0, dropped: vec![] },
     };
     // Never dropped: the sentences come back in their paragraphs' counts.
     let mut it = r.support.iter().map(|s| s.text.as_str());
@@ -478,6 +493,33 @@ fn finish_failed(mut record: SummaryRecord, t0: Instant) -> SummaryRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::fake::FakeGenerator;
+
+    #[test]
+    fn a_second_candidate_for_unknown_words_is_recorded_as_a_resample() {
+        let article = Article {
+            rel: "a.txt".into(),
+            source: "a.txt".into(),
+            id: None,
+            title: String::new(),
+            text: "The mayor opened the new bridge on Monday.".into(),
+            sha256: "x".into(),
+            declared_lang: Some("en".into()),
+            story_id: None,
+            warnings: vec![],
+        };
+        let settings = Translate { to: Lang::Es, from: Some(Lang::En), max_context: None, verify: verify::Mode::Off };
+        // A Spanish answer with a word no dictionary knows, every time.
+        let answer = "El alcalde abrió el nuevo puente el lunes zqxwvj.";
+        let g = FakeGenerator { fixed_answer: Some(answer.into()), ..FakeGenerator::parse("fake").unwrap().unwrap() };
+        let t = translate_article(&article, &settings, &g);
+        let r = &t.translation.record;
+        assert_eq!(r.status, Status::Ok, "{r:?}");
+        assert_eq!(r.text.as_deref(), Some(answer));
+        let strategies: Vec<&str> = r.attempts.iter().map(|a| a.strategy.as_str()).collect();
+        assert_eq!(strategies, ["translate", "resample"], "{r:?}");
+        assert_eq!(g.prompted.lock().unwrap().len(), 2);
+    }
 
     #[test]
     fn the_sentence_check_catches_a_dropped_paragraph_and_a_short_one() {

@@ -111,11 +111,21 @@ fn negated(text: &str) -> bool {
     words(text).iter().any(|w| is_negation(w))
 }
 
-/// Words that end a claim's subject but say nothing of the action: auxiliaries and reporting verbs.
+/// Words that end a claim's subject but say nothing of the action: auxiliaries, modals and reporting
+/// verbs.
 fn is_auxiliary(w: &str) -> bool {
     matches!(
         w,
-        "is" | "are"
+        "should"
+            | "must"
+            | "may"
+            | "might"
+            | "debe"
+            | "deben"
+            | "puede"
+            | "pueden"
+            | "is"
+            | "are"
             | "was"
             | "were"
             | "has"
@@ -250,11 +260,80 @@ fn has_verb_ending(w: &str, lang: Lang) -> bool {
     }
 }
 
+/// Forms of "to be": a sentence whose verb is one, or that goes on with one ("has been", "ha sido"),
+/// states a condition or a passive, and names no actor.
+fn is_be(w: &str) -> bool {
+    matches!(
+        w,
+        "is" | "are"
+            | "was"
+            | "were"
+            | "been"
+            | "es"
+            | "son"
+            | "fue"
+            | "fueron"
+            | "era"
+            | "eran"
+            | "sera"
+            | "sido"
+            | "esta"
+            | "estan"
+            | "estaba"
+    )
+}
+
+/// Words that open an introductory phrase ("During the 1960s, …", "Además, …"): the subject comes after
+/// its comma.
+fn opens_phrase(w: &str) -> bool {
+    w.chars().all(|c| c.is_ascii_digit())
+        || matches!(
+            w,
+            "during"
+                | "in"
+                | "on"
+                | "at"
+                | "after"
+                | "before"
+                | "since"
+                | "while"
+                | "according"
+                | "additionally"
+                | "however"
+                | "meanwhile"
+                | "durante"
+                | "en"
+                | "tras"
+                | "despues"
+                | "antes"
+                | "desde"
+                | "mientras"
+                | "segun"
+                | "ademas"
+                | "sin"
+        )
+}
+
 /// The claim's actor and main verb: the words before the first verb-like word (an auxiliary, a past-tense
 /// ending, or a word followed by the start of an object), content words only, and that verb. `None` when
-/// no verb shows within the first words, or the subject is only a pronoun.
+/// no verb shows within the first words, the subject is only a pronoun, or the verb is a form of "to be"
+/// (a condition or a passive: no one acts).
 pub(crate) fn actor(claim: &str, lang: Lang) -> Option<(Vec<String>, String)> {
+    let claim = match claim.split_once(',') {
+        Some((head, rest)) if words(head).first().is_some_and(|w| opens_phrase(w)) && words(head).len() <= 7 => rest,
+        _ => claim,
+    };
     let ws = words(claim);
+    // The Spanish preterite's stressed "-ó" ("ocurrió", "murió") is lost when accents are folded, so it is
+    // read from the claim as written.
+    let preterites: HashSet<String> = match lang {
+        Lang::Es => claim
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() > 3 && w.ends_with('ó'))
+            .flat_map(words)
+            .collect(),
+        _ => HashSet::new(),
+    };
     let limit = ws.len().min(7);
     let at = (1..limit).find(|&i| {
         let w = &ws[i];
@@ -262,12 +341,16 @@ pub(crate) fn actor(claim: &str, lang: Lang) -> Option<(Vec<String>, String)> {
             && (is_auxiliary(w)
                 || is_irregular_verb(w)
                 || has_verb_ending(w, lang)
+                || preterites.contains(w)
                 || ws.get(i + 1).is_some_and(|n| starts_object(n) && !is_determiner(&ws[i - 1])))
     })?;
     let subject: Vec<String> =
         ws[..at].iter().filter(|w| !is_determiner(w) && w.chars().count() > 2).cloned().collect();
     const PRONOUNS: &[&str] = &["he", "she", "they", "it", "we", "el", "ella", "ellos", "ellas", "who", "which"];
     if subject.is_empty() || subject.iter().all(|w| PRONOUNS.contains(&w.as_str())) {
+        return None;
+    }
+    if is_be(&ws[at]) || (is_auxiliary(&ws[at]) && ws.get(at + 1).is_some_and(|w| is_be(w))) {
         return None;
     }
     Some((subject, ws[at].clone()))
@@ -349,6 +432,13 @@ mod tests {
         assert_eq!(actor(bad, Lang::Es).map(|a| a.1), Some("dispararon".into()));
         assert!(run(bad, Lang::Es, &a, &[0, 1, 3], Some(1)).contains(&Check::Actor));
         let good = "La policía describió el tiroteo como un acto aleatorio.";
+        assert_eq!(actor(good, Lang::Es), Some((vec!["policia".into()], "describio".into())));
+        assert_eq!(actor("Drivers should avoid the area.", Lang::En).map(|a| a.1), Some("should".into()));
+        // An introductory phrase is not the subject; a state or a passive has no actor.
+        let intro = actor("During the 1960s, Brzezinski worked for Kennedy.", Lang::En);
+        assert_eq!(intro, Some((vec!["brzezinski".into()], "worked".into())));
+        assert_eq!(actor("Traffic has been suspended on the bridge.", Lang::En), None);
+        assert_eq!(actor("The newborn was about six feet tall.", Lang::En), None);
         assert!(run(good, Lang::Es, &a, &[3], Some(3)).is_empty(), "{:?}", run(good, Lang::Es, &a, &[3], Some(3)));
     }
 

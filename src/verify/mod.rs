@@ -6,8 +6,8 @@
 //! probabilities of Yes / No / Not stated) → verdict; unsupported sentences go to `repair` (rewritten with
 //! their evidence in view, else dropped, else replaced by their evidence). A claim in another language than
 //! the article's is first translated back into the article's language by the model (`Crossing`), then
-//! checked like the article's own; the evidence of the sentence it was translated from, when known, is
-//! ranked before any other.
+//! checked like the article's own, and judged both as translated back and as written; the evidence of the
+//! sentence it was translated from, when known, is ranked before any other.
 
 pub(crate) mod align;
 pub(crate) mod checks;
@@ -67,11 +67,16 @@ pub(crate) enum Crossing {
     /// Translated back into the article's language by the model, then aligned, checked and judged within
     /// that one language: a small model judges a sentence against text in another language poorly, and a
     /// mistranslated word ("mano" for the man who was shot) shows up as the word it really says.
-    #[default]
     BackTranslate,
     /// Checked as written, across the two languages: evidence by cognates, numbers and names, the model
     /// reading both languages at once.
     Direct,
+    /// Translated back as with `BackTranslate`, then the model judges both the back-translation and the
+    /// claim as written over the same evidence, and the mean of the two "yes" probabilities decides: a
+    /// back-translation that adds an error of its own, or a cross-language reading that misses one, is
+    /// outweighed by the other reading.
+    #[default]
+    Both,
 }
 
 impl std::str::FromStr for Crossing {
@@ -80,7 +85,31 @@ impl std::str::FromStr for Crossing {
         match s {
             "back-translate" => Ok(Crossing::BackTranslate),
             "direct" => Ok(Crossing::Direct),
-            other => Err(format!("invalid cross-language check {other:?}: use back-translate or direct")),
+            "both" => Ok(Crossing::Both),
+            other => Err(format!("invalid cross-language check {other:?}: use back-translate, direct or both")),
+        }
+    }
+}
+
+/// What text the model reads when it judges a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Context {
+    /// The claim's evidence sentences (several claims' together, up to a few sentences): short, but a
+    /// summary sentence that joins facts from far apart in the article has part of its support missing.
+    #[default]
+    Evidence,
+    /// The whole article, shared by every question about it and so computed once, when it fits the
+    /// model's budget for it; a longer article falls back to the evidence.
+    Article,
+}
+
+impl std::str::FromStr for Context {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "evidence" => Ok(Context::Evidence),
+            "article" => Ok(Context::Article),
+            other => Err(format!("invalid judge context {other:?}: use evidence or article")),
         }
     }
 }
@@ -92,13 +121,23 @@ pub(crate) struct Settings {
     /// A sentence whose "yes" probability is below this is unsupported.
     pub(crate) threshold: f64,
     pub(crate) crossing: Crossing,
+    pub(crate) context: Context,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { form: Form::default(), threshold: DEFAULT_THRESHOLD, crossing: Crossing::default() }
+        Settings {
+            form: Form::default(),
+            threshold: DEFAULT_THRESHOLD,
+            crossing: Crossing::default(),
+            context: Context::default(),
+        }
     }
 }
+
+/// Tokens of article the model reads whole with `Context::Article`: past this, the questions would cost
+/// more than the summary did, and a small model's attention spreads thin.
+const MAX_ARTICLE_CONTEXT_TOKENS: usize = 1536;
 
 /// The "yes" probability below which the model's judgment fails a sentence (chosen on dev data: see
 /// docs/EVAL.md).
@@ -108,8 +147,10 @@ pub(crate) const DEFAULT_THRESHOLD: f64 = 0.5;
 /// questions read it all.
 const MAX_CONTEXT_SENTENCES: usize = 12;
 
-/// A claim's top sentence must cover this share of it before a polarity difference counts as negation.
-const NEGATION_OVERLAP: f64 = 0.5;
+/// A claim's top sentence must cover this share of it before a polarity difference counts as negation:
+/// only a claim that otherwise repeats the sentence is read as negating it; a paraphrase's "not" often
+/// belongs to another clause (chosen on the real dev claims: see docs/EVAL.md).
+const NEGATION_OVERLAP: f64 = 0.8;
 
 /// The article as checks see it: its sentences (title first), indexed as `evidence` refers to them.
 pub(crate) struct Source<'a> {
@@ -201,32 +242,34 @@ pub(crate) fn check(
             checked_as: None,
         });
     }
-    // The model, over groups of claims whose evidence together stays short.
-    let mut start = 0;
-    while start < out.len() {
-        let mut end = start;
-        let mut union: Vec<usize> = Vec::new();
-        while end < out.len() {
-            let mut next = union.clone();
-            next.extend(context_of(&out[end].evidence, source.sentences.len()));
-            next.sort_unstable();
-            next.dedup();
-            if end > start && next.len() > MAX_CONTEXT_SENTENCES {
-                break;
-            }
-            union = next;
-            end += 1;
-        }
-        let context = union.iter().map(|&i| source.sentences[i]).collect::<Vec<_>>().join(" ");
-        let texts: Vec<&str> = out[start..end].iter().map(|s| s.text.as_str()).collect();
+    let whole = settings.context == Context::Article
+        && gen.count_tokens_or_estimate(&source.text) <= MAX_ARTICLE_CONTEXT_TOKENS;
+    let groups = if whole { vec![(0..out.len(), source.sentences.join(" "))] } else { evidence_groups(&out, source) };
+    // With `Crossing::Both`, the claim as written, asked beside its back-translation.
+    let originals: Vec<Option<&str>> = claims
+        .iter()
+        .zip(&back)
+        .map(|(c, b)| (settings.crossing == Crossing::Both && b.is_some()).then_some(c.text.as_str()))
+        .collect();
+    for (range, context) in groups {
+        let second: Vec<usize> = range.clone().filter(|&i| originals[i].is_some()).collect();
+        let texts: Vec<&str> = out[range.clone()]
+            .iter()
+            .map(|s| s.text.as_str())
+            .chain(second.iter().filter_map(|&i| originals[i]))
+            .collect();
         let scores = judge::score(gen, settings.form, &context, &texts)?;
-        for (s, p) in out[start..end].iter_mut().zip(scores) {
+        let (own, as_written) = scores.split_at(range.len());
+        for (i, (s, &p)) in range.clone().zip(out[range].iter_mut().zip(own)) {
+            let p = match second.iter().position(|&j| j == i) {
+                Some(k) => (p + as_written[k]) / 2.0,
+                None => p,
+            };
             s.score = round3(p);
             if p < settings.threshold {
                 s.failed_checks.push(Check::Model);
             }
         }
-        start = end;
     }
     for ((s, c), b) in out.iter_mut().zip(claims).zip(back) {
         s.verdict = if s.failed_checks.is_empty() { Verdict::Supported } else { Verdict::Unsupported };
@@ -236,13 +279,38 @@ pub(crate) fn check(
     Ok(out)
 }
 
-/// Tokens a back-translated sentence may take, per token of the sentence, past a floor: enough for a
-/// faithful rendering, not for a model that goes on explaining.
-const BACK_TRANSLATION_FLOOR: usize = 32;
+/// Runs of consecutive claims whose evidence together stays short, each with the text of that evidence:
+/// one judge call per run, its questions sharing the text.
+fn evidence_groups(claims: &[SentenceSupport], source: &Source<'_>) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < claims.len() {
+        let mut end = start;
+        let mut union: Vec<usize> = Vec::new();
+        while end < claims.len() {
+            let mut next = union.clone();
+            next.extend(context_of(&claims[end].evidence, source.sentences.len()));
+            next.sort_unstable();
+            next.dedup();
+            if end > start && next.len() > MAX_CONTEXT_SENTENCES {
+                break;
+            }
+            union = next;
+            end += 1;
+        }
+        let context = union.iter().map(|&i| source.sentences[i]).collect::<Vec<_>>().join(" ");
+        groups.push((start..end, context));
+        start = end;
+    }
+    groups
+}
 
-/// For each claim in another language than `to` (with `Crossing::BackTranslate`), the model's translation
-/// of it into `to`, all in one batched call; `None` for a claim already in `to`, and for one whose
-/// translation came out empty or in another language (it is then checked as written).
+/// Tokens a translated sentence may take, per token of the sentence, past a floor: enough for a faithful
+/// rendering, not for a model that goes on explaining.
+const TRANSLATION_FLOOR: usize = 32;
+
+/// For each claim in another language than `to` (unless `Crossing::Direct`), the model's translation
+/// of it into `to`; `None` for a claim already in `to` or not translated (it is then checked as written).
 fn back_translations(
     claims: &[Claim],
     to: Lang,
@@ -254,25 +322,39 @@ fn back_translations(
     if crossing == Crossing::Direct || todo.is_empty() {
         return Ok(out);
     }
-    let requests: Vec<Request> = todo
+    let texts: Vec<&str> = todo.iter().map(|&i| claims[i].text.as_str()).collect();
+    for (&i, t) in todo.iter().zip(translate_sentences(&texts, to, gen)?) {
+        out[i] = t;
+    }
+    Ok(out)
+}
+
+/// Each sentence translated into `to` by the model, all in one batched call, the answer cleaned of labels
+/// and quotes; `None` where the answer came out empty or in another language.
+pub(crate) fn translate_sentences(texts: &[&str], to: Lang, gen: &dyn Generator) -> Result<Vec<Option<String>>> {
+    if texts.is_empty() {
+        return Ok(vec![]);
+    }
+    let requests: Vec<Request> = texts
         .iter()
-        .map(|&i| {
-            let text = &claims[i].text;
+        .map(|text| {
             let tokens = gen.count_tokens_or_estimate(text);
-            let mut r = Request::greedy(crate::prompt::translate(text, to).chat(), tokens * 2 + BACK_TRANSLATION_FLOOR);
+            let mut r = Request::greedy(crate::prompt::translate(text, to).chat(), tokens * 2 + TRANSLATION_FLOOR);
             r.stop_strings = crate::prompt::stop_strings();
             r
         })
         .collect();
     let (gens, _) = gen.generate(&requests)?;
-    for (&i, g) in todo.iter().zip(&gens) {
-        let (cleaned, _) = clean::clean(&g.text, &crate::prompt::translation_labels());
-        let t = cleaned.trim().trim_matches('"').trim();
-        if t.chars().filter(|c| c.is_alphabetic()).count() >= 3 && lang::detect(t).is_none_or(|l| l == to) {
-            out[i] = Some(t.to_string());
-        }
-    }
-    Ok(out)
+    Ok(gens
+        .iter()
+        .map(|g| {
+            let (cleaned, _) = clean::clean(&g.text, &crate::prompt::translation_labels());
+            let t = cleaned.trim().trim_matches('"').trim();
+            let usable =
+                t.chars().filter(|c| c.is_alphabetic()).count() >= 3 && lang::detect(t).is_none_or(|l| l == to);
+            usable.then(|| t.to_string())
+        })
+        .collect())
 }
 
 /// The sentences a claim is judged over: its evidence, or the article's lead when nothing aligned (a
@@ -327,6 +409,53 @@ mod tests {
         assert!(s[1].failed_checks.contains(&Check::Actor), "{:?}", s[1]);
         assert!(s[1].failed_checks.contains(&Check::Model), "{:?}", s[1]);
         assert!(s[2].failed_checks.contains(&Check::Date) && s[2].failed_checks.contains(&Check::Name), "{:?}", s[2]);
+    }
+
+    #[test]
+    fn the_judge_reads_the_evidence_or_the_whole_article() {
+        let far = "Police called the shooting a random act.";
+        let source = Source::new(Some("Man shot in Ilfracombe"), ARTICLE, Lang::En);
+        let claims = [Claim::new("An unknown attacker shot a man with an air rifle in Ilfracombe.", Lang::En)];
+        let judged = |context: Context| {
+            let g = FakeGenerator::parse("fake").unwrap().unwrap();
+            let s = check(&source, &claims, &Settings { context, ..Settings::default() }, &g).unwrap();
+            assert_eq!(s[0].verdict, Verdict::Supported, "{:?}", s[0]);
+            let asked = g.asked.lock().unwrap().clone();
+            asked
+        };
+        let asked = judged(Context::Evidence);
+        assert_eq!(asked.len(), 1);
+        assert!(!asked[0].contains(far), "{}", asked[0]);
+        let asked = judged(Context::Article);
+        assert_eq!(asked.len(), 1);
+        assert!(source.sentences.iter().all(|s| asked[0].contains(s)), "{}", asked[0]);
+    }
+
+    #[test]
+    fn a_claim_in_the_other_language_is_read_as_written_back_translated_or_both() {
+        let source = Source::new(Some("Man shot in Ilfracombe"), ARTICLE, Lang::En);
+        let claim = "Un atacante desconocido disparó a un hombre en Ilfracombe.";
+        let asked = |crossing: Crossing| {
+            let g = FakeGenerator::parse("fake").unwrap().unwrap();
+            let s = check(&source, &[Claim::new(claim, Lang::Es)], &Settings { crossing, ..Settings::default() }, &g)
+                .unwrap();
+            assert_eq!(s[0].text, claim);
+            let asked = g.asked.lock().unwrap().clone();
+            (s[0].checked_as.clone(), asked)
+        };
+        let (back, questions) = asked(Crossing::Direct);
+        assert_eq!(back, None);
+        assert_eq!(questions.len(), 1);
+        assert!(questions[0].contains(claim));
+        // The fake model's English answer stands for the back-translation.
+        let (back, questions) = asked(Crossing::BackTranslate);
+        let back = back.expect("a back-translation");
+        assert_eq!(lang::detect(&back), Some(Lang::En), "{back}");
+        assert_eq!(questions.len(), 1);
+        assert!(questions[0].contains(&back) && !questions[0].contains(claim));
+        let (_, questions) = asked(Crossing::Both);
+        assert_eq!(questions.len(), 2);
+        assert!(questions[0].contains(&back) && questions[1].contains(claim), "{questions:?}");
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub(crate) struct Repaired {
     /// The final sentences, in order, each with its support.
     pub(crate) support: Vec<SentenceSupport>,
     pub(crate) repaired: usize,
-    pub(crate) dropped: usize,
+    /// The sentences taken out because they failed while the rest stood, with their support: kept so a
+    /// reader can see what the check removed.
+    pub(crate) dropped: Vec<SentenceSupport>,
 }
 
 impl Repaired {
@@ -74,7 +76,7 @@ pub(crate) fn repair(
     let mut support = checked;
     let failing: Vec<usize> = (0..support.len()).filter(|&i| support[i].verdict == Verdict::Unsupported).collect();
     if failing.is_empty() {
-        return Ok(Repaired { support, repaired: 0, dropped: 0 });
+        return Ok(Repaired { support, repaired: 0, dropped: vec![] });
     }
     let evidence_text = |s: &SentenceSupport| -> String {
         let ev: Vec<&str> = s.evidence.iter().filter_map(|&i| source.sentences.get(i).copied()).collect();
@@ -125,11 +127,9 @@ pub(crate) fn repair(
 
     // 2. Drop what still fails while something stands; else 3. put the evidence in its place.
     let stands = support.iter().any(|s| s.verdict == Verdict::Supported);
-    let mut dropped = 0;
+    let mut dropped = Vec::new();
     if stands && drop == Drop::Allowed {
-        let before = support.len();
-        support.retain(|s| s.verdict == Verdict::Supported);
-        dropped = before - support.len();
+        (support, dropped) = support.into_iter().partition(|s| s.verdict == Verdict::Supported);
     } else {
         let mut replacements = Vec::new();
         for (i, s) in support.iter().enumerate().filter(|(_, s)| s.verdict == Verdict::Unsupported) {
@@ -140,15 +140,12 @@ pub(crate) fn repair(
         let texts = if lang == source.lang {
             replacements.iter().map(|(_, _, t)| Some(t.clone())).collect::<Vec<_>>()
         } else {
-            let requests: Vec<Request> = replacements
-                .iter()
-                .map(|(_, _, t)| {
-                    let mut r = Request::greedy(crate::prompt::translate(t, lang).chat(), MAX_SENTENCE_TOKENS * 2);
-                    r.stop_strings = crate::prompt::stop_strings();
-                    r
-                })
-                .collect();
-            gen.generate(&requests)?.0.iter().map(|g| first_sentence(&g.text)).collect()
+            let sources: Vec<&str> = replacements.iter().map(|(_, _, t)| t.as_str()).collect();
+            // The replacement stands for one sentence, so only the translation's first is kept.
+            super::translate_sentences(&sources, lang, gen)?
+                .into_iter()
+                .map(|t| t.and_then(|t| first_sentence(&t)))
+                .collect()
         };
         let claims: Vec<(usize, Claim)> = replacements
             .iter()
@@ -173,38 +170,6 @@ mod tests {
     use super::*;
     use crate::backend::fake::FakeGenerator;
     use crate::job::record::Check;
-    use anyhow::Result;
-
-    /// The scripted judge, with rewrites and translations that invent again.
-    struct Unfaithful(FakeGenerator);
-
-    impl Generator for Unfaithful {
-        fn model_id(&self) -> String {
-            "unfaithful".into()
-        }
-        fn generate(
-            &self,
-            requests: &[Request],
-        ) -> Result<(Vec<crate::backend::Generation>, crate::backend::CallStats)> {
-            let (mut gens, stats) = self.0.generate(requests)?;
-            for g in &mut gens {
-                g.text = "The police shot the man in Barnstaple.".into();
-            }
-            Ok((gens, stats))
-        }
-        fn score(&self, requests: &[crate::backend::ScoreRequest]) -> Result<Vec<Vec<f32>>> {
-            self.0.score(requests)
-        }
-        fn count_tokens(&self, text: &str) -> Result<usize> {
-            self.0.count_tokens(text)
-        }
-        fn count_prompt_tokens(&self, prompt: &crate::backend::Prompt) -> Result<usize> {
-            self.0.count_prompt_tokens(prompt)
-        }
-        fn context_length(&self) -> usize {
-            self.0.context_length()
-        }
-    }
 
     const TEXT: &str = "An unknown attacker shot a man with an air rifle in Ilfracombe. Police called it a random act.";
 
@@ -224,29 +189,36 @@ mod tests {
         let source = Source::new(None, TEXT, Lang::En);
         let (_, checked) = checked(&g, &source);
         let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, &Settings::default(), &g).unwrap();
-        assert_eq!((r.support.len(), r.dropped, r.repaired), (2, 0, 1), "{r:?}");
+        assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (2, 0, 1), "{r:?}");
         assert!(r.support[1].repaired && r.support[1].verdict == Verdict::Supported, "{r:?}");
         assert_eq!(r.support[0], checked[0]);
     }
 
     #[test]
     fn an_unrepairable_sentence_is_dropped_when_the_rest_stands_else_replaced_by_its_evidence() {
-        let g = Unfaithful(FakeGenerator::parse("fake").unwrap().unwrap());
+        // The scripted judge, with rewrites and translations that invent again.
+        let g = FakeGenerator {
+            fixed_answer: Some("The police shot the man in Barnstaple.".into()),
+            ..FakeGenerator::parse("fake").unwrap().unwrap()
+        };
         let source = Source::new(None, TEXT, Lang::En);
         let settings = Settings::default();
         let (claims, checked) = checked(&g, &source);
         let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, &settings, &g).unwrap();
-        assert_eq!((r.support.len(), r.dropped, r.repaired), (1, 1, 0), "{r:?}");
+        assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (1, 1, 0), "{r:?}");
         assert_eq!(r.text(), claims[0].text);
+        // The dropped sentence is kept aside as written, with why it failed.
+        assert_eq!(r.dropped[0], checked[1]);
+        assert_eq!(r.dropped[0].verdict, Verdict::Unsupported);
         // Alone, it is replaced by its best evidence sentence.
         let r = repair(&source, checked[1..].to_vec(), Lang::En, Drop::Allowed, &settings, &g).unwrap();
-        assert_eq!((r.support.len(), r.dropped, r.repaired), (1, 0, 1), "{r:?}");
+        assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (1, 0, 1), "{r:?}");
         assert!(r.support[0].repaired && r.support[0].verdict == Verdict::Supported, "{r:?}");
         assert!(source.sentences.contains(&r.support[0].text.as_str()));
         assert!(!r.support[0].failed_checks.contains(&Check::Model));
         // A translation keeps every sentence: the failing one is replaced, not dropped.
         let r = repair(&source, checked.clone(), Lang::En, Drop::Never, &settings, &g).unwrap();
-        assert_eq!((r.support.len(), r.dropped, r.repaired), (2, 0, 1), "{r:?}");
+        assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (2, 0, 1), "{r:?}");
         assert_eq!(r.support[0], checked[0]);
         assert!(source.sentences.contains(&r.support[1].text.as_str()));
     }
