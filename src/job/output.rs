@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::job::input::output_path;
-use crate::job::record::{ArticleRecord, Status, SummaryRecord};
+use crate::job::record::{ArticleRecord, SentenceSupport, Status, SummaryRecord};
 use crate::text::lexicon::LexicalCheck;
 
 pub(crate) const TMP_PREFIX: &str = ".polysum-tmp-";
@@ -194,22 +194,37 @@ pub(crate) fn render_md(r: &ArticleRecord) -> String {
     s
 }
 
-/// The "Check:" line for sentences the article does not support (after any repair), with what failed;
-/// empty when every sentence stands or nothing was checked.
+/// The "Check:" lines for sentences the article does not support (after any repair) and for those the
+/// repair removed, each with what failed; empty when every sentence stands or nothing was checked.
 fn check_line(sum: &SummaryRecord) -> String {
     let Some(support) = &sum.support else { return String::new() };
-    let bad: Vec<String> = support
+    let bad: Vec<&SentenceSupport> =
+        support.iter().filter(|s| s.verdict == crate::job::record::Verdict::Unsupported).collect();
+    let mut line = String::new();
+    if !bad.is_empty() {
+        line.push_str(&format!("> Check: not supported by the article: {}\n\n", quoted_with_reasons(&bad)));
+    }
+    // What the repair took out is shown too: a reader can see what the summary no longer says, and why.
+    if !sum.dropped_sentences.is_empty() {
+        let dropped: Vec<&SentenceSupport> = sum.dropped_sentences.iter().collect();
+        line.push_str(&format!(
+            "> Check: removed, not supported by the article: {}\n\n",
+            quoted_with_reasons(&dropped)
+        ));
+    }
+    line
+}
+
+/// Each sentence in quotes with the checks it failed: `"…" (model, actor); "…" (name)`.
+fn quoted_with_reasons(sentences: &[&SentenceSupport]) -> String {
+    sentences
         .iter()
-        .filter(|s| s.verdict == crate::job::record::Verdict::Unsupported)
         .map(|s| {
             let why = s.failed_checks.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
             format!("\"{}\" ({why})", s.text)
         })
-        .collect();
-    if bad.is_empty() {
-        return String::new();
-    }
-    format!("> Check: not supported by the article: {}\n\n", bad.join("; "))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The "Check:" lines under a text: numbers the article lacks, sentences it does not support, words the
@@ -296,6 +311,33 @@ pub(crate) fn is_disk_full(err: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_markdown_names_unsupported_and_removed_sentences_with_their_reasons() {
+        use crate::job::record::{Check, Verdict};
+        let sentence = |text: &str, verdict, failed_checks| SentenceSupport {
+            text: text.into(),
+            verdict,
+            score: 0.2,
+            evidence: vec![0],
+            failed_checks,
+            repaired: false,
+            checked_as: None,
+        };
+        let mut sum = SummaryRecord {
+            support: Some(vec![sentence("The bridge reopened.", Verdict::Supported, vec![])]),
+            ..SummaryRecord::default()
+        };
+        assert_eq!(check_lines(&sum), "");
+        sum.dropped_sentences = vec![sentence("Police shot the man.", Verdict::Unsupported, vec![Check::Actor])];
+        sum.support.as_mut().unwrap().push(sentence("It cost 9 euros.", Verdict::Unsupported, vec![Check::Number]));
+        let lines = check_lines(&sum);
+        assert!(lines.contains("> Check: not supported by the article: \"It cost 9 euros.\" (number)"), "{lines}");
+        assert!(
+            lines.contains("> Check: removed, not supported by the article: \"Police shot the man.\" (actor)"),
+            "{lines}"
+        );
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {
