@@ -145,7 +145,9 @@ fn strip_html_tags(text: &str) -> String {
     out
 }
 
-fn strip_bullet(line: &str) -> &str {
+/// A line without its list marker ("- ", "* ", "• ", "1. ", "2) "); a line that starts with a number of
+/// its own ("3 groups", "1.5 million") keeps it.
+pub(crate) fn strip_bullet(line: &str) -> &str {
     let l = line.trim_start_matches(['-', '*', '•']).trim_start();
     // "1. text" / "2) text"
     let digits = l.chars().take_while(|c| c.is_ascii_digit()).count();

@@ -11,6 +11,7 @@
 use anyhow::{bail, Result};
 
 use crate::backend::{Generator, Prompt, Request, ScoreRequest};
+use crate::text::clean;
 
 /// How the model is asked about a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,8 +144,7 @@ fn decompose(gen: &dyn Generator, claims: &[&str]) -> Result<Vec<Vec<String>>> {
             let facts: Vec<String> = g
                 .text
                 .lines()
-                .map(|l| l.trim().trim_start_matches(['-', '*', '•']).trim())
-                .map(strip_list_number)
+                .map(clean::strip_bullet)
                 .filter(|l| l.chars().filter(|ch| ch.is_alphabetic()).count() >= 3 && !l.starts_with("Facts"))
                 .take(MAX_FACTS)
                 .map(str::to_string)
@@ -156,15 +156,6 @@ fn decompose(gen: &dyn Generator, claims: &[&str]) -> Result<Vec<Vec<String>>> {
             }
         })
         .collect())
-}
-
-/// A line without its list number ("2. " or "2) "); a line that starts with a number of its own keeps it.
-fn strip_list_number(line: &str) -> &str {
-    let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    match line[digits..].strip_prefix(['.', ')']) {
-        Some(rest) if digits > 0 && rest.starts_with(' ') => rest.trim(),
-        _ => line,
-    }
 }
 
 /// `exp(lp[0])` over the sum of `exp(lp[i])`, computed stably.
@@ -181,10 +172,10 @@ mod tests {
 
     #[test]
     fn list_numbers_go_and_a_fact_keeps_its_own() {
-        assert_eq!(strip_list_number("2. The man was shot."), "The man was shot.");
-        assert_eq!(strip_list_number("3) Police said so."), "Police said so.");
-        assert_eq!(strip_list_number("3 grupos quieren cambiarlo."), "3 grupos quieren cambiarlo.");
-        assert_eq!(strip_list_number("1.5 million people voted."), "1.5 million people voted.");
+        assert_eq!(clean::strip_bullet("2. The man was shot."), "The man was shot.");
+        assert_eq!(clean::strip_bullet("3) Police said so."), "Police said so.");
+        assert_eq!(clean::strip_bullet("3 grupos quieren cambiarlo."), "3 grupos quieren cambiarlo.");
+        assert_eq!(clean::strip_bullet("1.5 million people voted."), "1.5 million people voted.");
     }
 
     #[test]

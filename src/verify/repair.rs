@@ -50,7 +50,12 @@ fn rewrite_prompt(evidence: &str, sentence: &str, lang: Lang) -> crate::backend:
 /// The first sentence of a model's answer, cleaned.
 fn first_sentence(answer: &str) -> Option<String> {
     let (cleaned, _) = clean::clean(answer, &crate::prompt::translation_labels());
-    let s = split::sentences(&cleaned).first()?.trim().trim_matches('"').to_string();
+    first_of(&cleaned)
+}
+
+/// The first sentence of a text already cleaned, if it has a few letters.
+fn first_of(text: &str) -> Option<String> {
+    let s = split::sentences(text).first()?.trim().trim_matches('"').to_string();
     (s.chars().filter(|c| c.is_alphabetic()).count() >= 3).then_some(s)
 }
 
@@ -142,10 +147,7 @@ pub(crate) fn repair(
         } else {
             let sources: Vec<&str> = replacements.iter().map(|(_, _, t)| t.as_str()).collect();
             // The replacement stands for one sentence, so only the translation's first is kept.
-            super::translate_sentences(&sources, lang, gen)?
-                .into_iter()
-                .map(|t| t.and_then(|t| first_sentence(&t)))
-                .collect()
+            super::translate_sentences(&sources, lang, gen)?.into_iter().map(|t| t.and_then(|t| first_of(&t))).collect()
         };
         let claims: Vec<(usize, Claim)> = replacements
             .iter()
