@@ -5,7 +5,7 @@
 mod common;
 
 use candle_core::Device;
-use polysum::engine::generate::{Engine, Request};
+use polysum::engine::generate::{CallStats, Engine, Request};
 use polysum::engine::model::LoadOptions;
 use polysum::engine::prefix_cache::{PrefixSource, PrefixStore};
 
@@ -126,4 +126,49 @@ fn a_file_of_another_model_or_a_damaged_one_is_refused_and_computed_again() {
     let mut after = load();
     after.set_prefix_store(Some(PrefixStore::new(dir.path(), "model-a")));
     assert_eq!(after.cache_prefix(&head).unwrap(), PrefixSource::Disk, "the file was not written anew");
+}
+
+/// A checker's question: the text, then the statement, then the question.
+fn question(e: &Engine, text: &str, statement: &str) -> String {
+    let user = format!("<text>\n{text}\n</text>\n\nStatement: {statement}\n\nIs the statement true? Answer Yes or No.");
+    e.chat_prompt(Some("You check statements against a text."), &user, None).unwrap()
+}
+
+#[test]
+fn a_scored_prompt_start_is_kept_for_the_next_question_about_the_same_text() {
+    let text = "The town council of Ilfracombe met on Tuesday evening to discuss the harbour repairs. The mayor said \
+                the work would start in March and cost about two million pounds, paid by the county.";
+    let statements = ["The council met on Tuesday.", "The work will start in May.", "The county pays for the work."];
+    let e = load();
+    let yes_no: Vec<u32> = ["Yes", "No"].iter().map(|a| e.tokenizer().encode(a, false).unwrap()[0]).collect();
+    let ask = |e: &Engine, which: &[usize]| {
+        let prompts: Vec<String> = which.iter().map(|&i| question(e, text, statements[i])).collect();
+        let mut stats = CallStats::default();
+        let lp = e.next_token_logprobs(&prompts, &vec![yes_no.clone(); prompts.len()], &mut stats).unwrap();
+        (lp, stats)
+    };
+    let text_tokens = e.tokenizer().encode(text, false).unwrap().len();
+
+    // Two questions in one call: their common start is computed once, and kept.
+    let (_, first) = ask(&e, &[0, 1]);
+    assert_eq!(first.cached_prompt_tokens, 0);
+    // A third question about the same text takes the text from the cache ...
+    let (third, stats) = ask(&e, &[2]);
+    assert!(stats.cached_prompt_tokens > text_tokens, "{stats:?}, text of {text_tokens} tokens");
+    let whole = question(&e, text, statements[2]);
+    let whole_tokens = e.encode_prompt(&whole).unwrap().len();
+    assert_eq!(stats.cached_prompt_tokens + stats.prompt_tokens, whole_tokens);
+    // ... and answers as the question computed whole on a fresh engine does, up to the rounding of a prompt
+    // computed in two parts (as a call of several questions always has been).
+    let (fresh, fresh_stats) = ask(&load(), &[2]);
+    assert_eq!((fresh_stats.cached_prompt_tokens, fresh_stats.prompt_tokens), (0, whole_tokens));
+    for (a, b) in third[0].iter().zip(&fresh[0]) {
+        assert!((a - b).abs() < 0.1, "{third:?} against {fresh:?}");
+    }
+    // The same question again: all of it but the token whose logits it needs comes from the cache.
+    let (again, stats) = ask(&e, &[2]);
+    assert_eq!((stats.cached_prompt_tokens, stats.prompt_tokens), (whole_tokens - 1, 1));
+    for (a, b) in again[0].iter().zip(&fresh[0]) {
+        assert!((a - b).abs() < 0.1, "{again:?} against {fresh:?}");
+    }
 }

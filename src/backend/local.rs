@@ -77,7 +77,7 @@ fn score(engine: &Engine, requests: &[ScoreRequest]) -> Result<Vec<Vec<f32>>> {
             .collect::<Result<Vec<u32>>>()?;
         candidates.push(firsts);
     }
-    engine.next_token_logprobs(&prompts, &candidates)
+    engine.next_token_logprobs(&prompts, &candidates, &mut generate::CallStats::default())
 }
 
 /// System prompts (with their template) of at least this many tokens are computed once and kept in the

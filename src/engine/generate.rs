@@ -65,6 +65,16 @@ pub struct CallStats {
     pub decode_seconds: f64,
 }
 
+/// Whether a prefill shares prompt starts with other scoring calls: generation neither leaves nor takes
+/// them, so its tokens never depend on what was scored before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    Nothing,
+    /// Take the longest match among recent prompt starts too, and leave this call's common start (a lone
+    /// prompt: all of it) among them (`PrefixCache::remember`).
+    PromptStart,
+}
+
 /// Streaming callback: (row, the text piece decoded at this step). Return `false` to stop that row.
 pub(crate) type OnToken<'a> = dyn FnMut(usize, &str) -> bool + 'a;
 
@@ -215,7 +225,7 @@ impl Engine {
         self.check_fits(prompts, requests)?;
         let mut stats = CallStats::default();
         let t0 = Instant::now();
-        let mut batch = self.prefill(prompts, requests, 0, &mut stats)?;
+        let mut batch = self.prefill(prompts, requests, 0, Keep::Nothing, &mut stats)?;
         // A GPU runs the prompt's kernels asynchronously: wait for them, or their time counts as decode time.
         self.device().synchronize()?;
         stats.prompt_seconds = t0.elapsed().as_secs_f64();
@@ -266,6 +276,7 @@ impl Engine {
         prompts: &[Vec<u32>],
         requests: &[Request],
         first_tag: usize,
+        keep: Keep,
         stats: &mut CallStats,
     ) -> Result<Batch> {
         let rows = prompts.len();
@@ -276,12 +287,16 @@ impl Engine {
         let limit = prompts.iter().map(|p| p.len()).min().unwrap_or(0).saturating_sub(1);
         // A cached prefix first (it may cover more than `shared` on a single row), then the rest of what the
         // rows share.
-        let (mut prefix, cached) = self.prefixes.lookup(prompts, limit)?.unwrap_or((KvCache::new(n_layer, 1), 0));
+        let (mut prefix, cached) =
+            self.prefixes.lookup(prompts, limit, keep == Keep::PromptStart)?.unwrap_or((KvCache::new(n_layer, 1), 0));
         stats.cached_prompt_tokens += cached;
         let shared = shared.max(cached);
         if shared > cached {
             self.model.forward(&[prompts[0][cached..shared].to_vec()], &mut prefix)?;
             stats.prompt_tokens += shared - cached;
+            if keep == Keep::PromptStart && !self.prefixes.recalls(&prompts[0][..shared]) {
+                self.prefixes.remember(prompts[0][..shared].to_vec(), prefix.copy_prefix(shared)?);
+            }
         }
         let suffixes: Vec<Vec<u32>> = prompts.iter().map(|p| p[shared..].to_vec()).collect();
         stats.prompt_tokens += suffixes.iter().map(|s| s.len()).sum::<usize>();
@@ -297,6 +312,9 @@ impl Engine {
         } else {
             let mut cache = if shared > 0 { prefix.broadcast_rows(rows)? } else { KvCache::new(n_layer, rows) };
             let logits = self.model.forward(&suffixes, &mut cache)?;
+            if keep == Keep::PromptStart && rows == 1 && !self.prefixes.recalls(&prompts[0]) {
+                self.prefixes.remember(prompts[0].clone(), cache.copy_prefix(prompts[0].len())?);
+            }
             (cache, logits)
         };
         let rows = requests
@@ -406,7 +424,16 @@ impl Engine {
     /// For each prompt, the log-probability of each token in `candidates[i]` being the next one: one
     /// prefill and no decode step, with a prefix shared by every prompt computed once (as `generate` does),
     /// so many short questions about one text cost the text once plus each question.
-    pub fn next_token_logprobs(&self, prompts: &[String], candidates: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+    ///
+    /// The prompts' common start (a single prompt: all of it) is kept among the engine's recent prefixes,
+    /// so a later question about the same text computes only what differs; `stats` counts the prompt
+    /// tokens computed and those taken from the cache.
+    pub fn next_token_logprobs(
+        &self,
+        prompts: &[String],
+        candidates: &[Vec<u32>],
+        stats: &mut CallStats,
+    ) -> Result<Vec<Vec<f32>>> {
         if prompts.len() != candidates.len() {
             bail!("{} prompts but {} candidate lists", prompts.len(), candidates.len());
         }
@@ -416,7 +443,7 @@ impl Engine {
         let ids = prompts.iter().map(|p| self.encode_prompt(p)).collect::<Result<Vec<_>>>()?;
         let requests: Vec<Request> = prompts.iter().map(|p| Request::greedy(p.as_str(), 1)).collect();
         self.check_fits(&ids, &requests)?;
-        let batch = self.prefill(&ids, &requests, 0, &mut CallStats::default())?;
+        let batch = self.prefill(&ids, &requests, 0, Keep::PromptStart, stats)?;
         let logits = batch.logits.context("a prefill leaves next-token logits")?;
         let logp = candle_nn::ops::log_softmax(&logits.to_dtype(candle_core::DType::F32)?, candle_core::D::Minus1)?
             .to_device(&Device::Cpu)?;

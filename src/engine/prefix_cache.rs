@@ -4,8 +4,10 @@
 //!
 //! It sits beside the per-call shared prefix of `generate` (the EN and ES prompts of one article): a call
 //! first takes the longest cached prefix its prompts agree with, then computes the rest of what its rows
-//! share once, then each row's own tokens. A cached prefix is used only as far as a prompt's token ids
-//! match it, so a prompt that tokenizes differently at the boundary loses nothing but the saving.
+//! share once, then each row's own tokens. Scoring calls also keep their own latest prompt starts, in
+//! memory only and apart from the named prefixes (`remember`), for the next question about the same text.
+//! A cached prefix is used only as far as a prompt's token ids match it, so a prompt that tokenizes
+//! differently at the boundary loses nothing but the saving.
 //!
 //! A file on disk is named by a hash of everything its keys and values depend on (model sha256, engine
 //! version, device, the prefix's token ids), and its header repeats them with a sha256 of the
@@ -190,11 +192,23 @@ fn device_label(device: &Device) -> String {
     format!("{:?}", device.location())
 }
 
+/// Prompts of earlier scoring calls kept in memory: a checker asks about the same text again after a
+/// repair, and about a translation's text after its source's, so the latest few are worth keeping; more
+/// would rarely be asked again before they went.
+const RECENT_CAPACITY: usize = 2;
+
+/// Tokens a prompt must share with a recent prompt before its cache is copied: a shorter match (a chat
+/// template's first tokens) costs less to compute than the copy.
+const MIN_RECENT_MATCH: usize = 32;
+
 /// The prefixes of one engine.
 #[derive(Default)]
 pub struct PrefixCache {
-    /// Least recently used first.
+    /// Prefixes asked for by name (`Engine::cache_prefix`), least recently used first.
     entries: Mutex<Vec<Arc<Entry>>>,
+    /// Prompt starts the engine kept on its own (`remember`), least recently used first: apart from
+    /// `entries`, so a stream of one-off prompts never pushes out a few-shot prefix.
+    recent: Mutex<Vec<Arc<Entry>>>,
     store: Option<PrefixStore>,
 }
 
@@ -220,24 +234,51 @@ impl PrefixCache {
         entries.push(Arc::new(Entry { ids, kv }));
     }
 
+    /// Whether a recent prompt start already holds every token of `ids` (nothing to `remember`).
+    pub(crate) fn recalls(&self, ids: &[u32]) -> bool {
+        self.recent.lock().expect("prefix cache lock").iter().any(|e| e.ids.starts_with(ids))
+    }
+
+    /// Keep the single-row cache `kv` of the prompt start `ids` among the recent ones (in memory only),
+    /// for a later scoring call that begins the same way. A recent start that `ids` extends goes.
+    pub(crate) fn remember(&self, ids: Vec<u32>, kv: KvCache) {
+        let mut recent = self.recent.lock().expect("prefix cache lock");
+        if let Some(i) = recent.iter().position(|e| e.ids.starts_with(&ids)) {
+            let held = recent.remove(i);
+            recent.push(held);
+            return;
+        }
+        recent.retain(|e| !ids.starts_with(&e.ids));
+        if recent.len() >= RECENT_CAPACITY {
+            recent.remove(0);
+        }
+        recent.push(Arc::new(Entry { ids, kv }));
+    }
+
     /// The cached prefix that every prompt agrees with longest, cut to at most `limit` tokens: an own copy
     /// of its cache and how many tokens it covers. `None` when no entry matches a token of every prompt.
-    pub(crate) fn lookup(&self, prompts: &[Vec<u32>], limit: usize) -> Result<Option<(KvCache, usize)>> {
-        let best = {
-            let mut entries = self.entries.lock().expect("prefix cache lock");
-            let matched = |e: &Entry| prompts.iter().map(|p| common_len(&e.ids, p)).min().unwrap_or(0).min(limit);
-            let Some((i, n)) = entries.iter().enumerate().map(|(i, e)| (i, matched(e))).max_by_key(|&(_, n)| n) else {
-                return Ok(None);
-            };
-            if n == 0 {
-                return Ok(None);
-            }
-            let entry = entries.remove(i);
-            entries.push(Arc::clone(&entry));
-            (entry, n)
+    /// With `recent`, the prompt starts of earlier scoring calls count too, where they match long enough.
+    pub(crate) fn lookup(&self, prompts: &[Vec<u32>], limit: usize, recent: bool) -> Result<Option<(KvCache, usize)>> {
+        let matched = |e: &Entry| prompts.iter().map(|p| common_len(&e.ids, p)).min().unwrap_or(0).min(limit);
+        // The best of one list, moved to its end (the last to go) only when it is the one used.
+        let best = |list: &[Arc<Entry>], floor: usize| -> Option<(usize, usize)> {
+            let (i, n) = list.iter().enumerate().map(|(i, e)| (i, matched(e))).max_by_key(|&(_, n)| n)?;
+            (n > 0 && n >= floor).then_some((i, n))
         };
-        // The copy is made outside the lock: it is the slow part, and other calls may look up meanwhile.
-        let (entry, n) = best;
+        let mut named = self.entries.lock().expect("prefix cache lock");
+        let mut kept = self.recent.lock().expect("prefix cache lock");
+        let from_named = best(&named, 1);
+        let from_recent = if recent { best(&kept, MIN_RECENT_MATCH) } else { None };
+        let (list, (i, n)) = match (from_named, from_recent) {
+            (Some(a), Some(b)) if b.1 > a.1 => (&mut *kept, b),
+            (Some(a), _) => (&mut *named, a),
+            (None, Some(b)) => (&mut *kept, b),
+            (None, None) => return Ok(None),
+        };
+        let entry = list.remove(i);
+        list.push(Arc::clone(&entry));
+        drop((named, kept));
+        // The copy is made outside the locks: it is the slow part, and other calls may look up meanwhile.
         Ok(Some((entry.kv.copy_prefix(n)?, n)))
     }
 }
@@ -260,22 +301,48 @@ mod tests {
         let cache = PrefixCache::default();
         cache.insert(vec![1, 2, 3, 4], kv(4, 1.0));
         cache.insert(vec![1, 2, 9], kv(3, 2.0));
-        let (c, n) = cache.lookup(&[vec![1, 2, 3, 4, 5], vec![1, 2, 3, 7]], 100).unwrap().unwrap();
+        let (c, n) = cache.lookup(&[vec![1, 2, 3, 4, 5], vec![1, 2, 3, 7]], 100, false).unwrap().unwrap();
         assert_eq!((n, c.seq_len(0)), (3, 3));
-        let (_, n) = cache.lookup(&[vec![1, 2, 3, 4, 5]], 2).unwrap().unwrap();
+        let (_, n) = cache.lookup(&[vec![1, 2, 3, 4, 5]], 2, false).unwrap().unwrap();
         assert_eq!(n, 2);
-        assert!(cache.lookup(&[vec![5, 6]], 100).unwrap().is_none());
+        assert!(cache.lookup(&[vec![5, 6]], 100, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn recent_prompt_starts_serve_only_scoring_lookups_and_never_displace_named_ones() {
+        let cache = PrefixCache::default();
+        let long: Vec<u32> = (0..40).collect();
+        cache.insert(vec![0, 1, 2], kv(3, 1.0));
+        cache.remember(long.clone(), kv(40, 2.0));
+        let prompt = [long.iter().copied().chain([99]).collect::<Vec<u32>>()];
+        // A generation call sees only the named prefix; a scoring call the longer recent one.
+        assert_eq!(cache.lookup(&prompt, 100, false).unwrap().unwrap().1, 3);
+        assert_eq!(cache.lookup(&prompt, 100, true).unwrap().unwrap().1, 40);
+        // A recent match too short to be worth its copy is passed over.
+        let short = [vec![0, 1, 2, 3, 4, 77]];
+        assert_eq!(cache.lookup(&short, 100, true).unwrap().unwrap().1, 3);
+        // A start already held is not kept twice; one that extends a held start replaces it; past the
+        // capacity the least recently used goes, and the named prefix stays.
+        assert!(cache.recalls(&long[..10]) && !cache.recalls(&prompt[0]));
+        cache.remember(prompt[0].clone(), kv(41, 3.0));
+        assert_eq!(cache.recent.lock().unwrap().len(), 1);
+        for first in [100, 200] {
+            cache.remember((first..first + 40).collect(), kv(40, 4.0));
+        }
+        assert!(!cache.recalls(&prompt[0]));
+        assert_eq!(cache.recent.lock().unwrap().len(), RECENT_CAPACITY);
+        assert!(cache.contains(&[0, 1, 2]));
     }
 
     #[test]
     fn a_lookup_copy_does_not_write_into_the_entry() {
         let cache = PrefixCache::default();
         cache.insert(vec![1, 2, 3], kv(3, 1.0));
-        let (mut c, _) = cache.lookup(&[vec![1, 2, 3, 4]], 3).unwrap().unwrap();
+        let (mut c, _) = cache.lookup(&[vec![1, 2, 3, 4]], 3, false).unwrap().unwrap();
         c.push_step(&[1]).unwrap();
         let add = Tensor::full(9f32, (1, 2, 1, 4), &Device::Cpu).unwrap();
         c.append(0, &add, &add).unwrap();
-        let (again, _) = cache.lookup(&[vec![1, 2, 3, 4]], 3).unwrap().unwrap();
+        let (again, _) = cache.lookup(&[vec![1, 2, 3, 4]], 3, false).unwrap().unwrap();
         let (k, _) = again.layer_views().unwrap()[0].clone().unwrap();
         assert_eq!(k.dim(2).unwrap(), 3);
         assert!(k.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|&x| x == 1.0));

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 
-use crate::engine::generate::{Batch, CallStats, Engine, Generation, Request};
+use crate::engine::generate::{Batch, CallStats, Engine, Generation, Keep, Request};
 
 /// Rows decoded together at most: on 2 CPU cores the 1.5B model's summed decode rises up to 8 rows on short
 /// contexts (docs/BENCHMARKS.md, batch rows); a GPU has room for many more.
@@ -162,14 +162,13 @@ fn drive(engine: &Engine, shared: &Shared, max_rows: usize) {
             next_call += 1;
             let t = Instant::now();
             let mut stats = CallStats::default();
-            let prefilled =
-                engine.prefill(&call.prompts, &call.requests, next_tag, &mut stats).and_then(|b| {
-                    match batch.as_mut() {
-                        Some(running_batch) => running_batch.join(b),
-                        None => {
-                            batch = Some(b);
-                            Ok(())
-                        }
+            let prefilled = engine
+                .prefill(&call.prompts, &call.requests, next_tag, Keep::Nothing, &mut stats)
+                .and_then(|b| match batch.as_mut() {
+                    Some(running_batch) => running_batch.join(b),
+                    None => {
+                        batch = Some(b);
+                        Ok(())
                     }
                 });
             if let Err(e) = prefilled {

@@ -466,18 +466,31 @@ pub(crate) fn present_in(name: &str, lang: Lang, other: &str, other_lang: Lang) 
     if contains_phrase(&words, &folded) {
         return true;
     }
-    for (en, es) in EXONYMS {
-        let (mine, theirs) = match (lang, other_lang) {
-            (Lang::En, Lang::Es) => (en, es),
-            (Lang::Es, Lang::En) => (es, en),
+    let name_words: Vec<String> = folded.split(' ').map(str::to_string).collect();
+    for &(en, es) in EXONYMS {
+        // Within one language either form may stand for the other: a translation, and above all a
+        // translation back, keeps "NATO" in Spanish text or "OTAN" in English often enough.
+        // A short form must stand in capitals there, or "ONU" would be found in any "un".
+        let forms = match (lang, other_lang) {
+            (Lang::En, Lang::Es) => vec![(en, es)],
+            (Lang::Es, Lang::En) => vec![(es, en)],
+            (Lang::En, Lang::En) | (Lang::Es, Lang::Es) => vec![(en, es), (es, en)]
+                .into_iter()
+                .filter(|(_, theirs)| theirs.len() > 3 || has_capitals(other, theirs))
+                .collect(),
             _ => continue,
         };
-        let name_words: Vec<String> = folded.split(' ').map(str::to_string).collect();
-        if contains_phrase(&name_words, mine) && contains_phrase(&words, theirs) {
+        if forms.iter().any(|(mine, theirs)| contains_phrase(&name_words, mine) && contains_phrase(&words, theirs)) {
             return true;
         }
     }
     significant_words(name, lang).iter().any(|w| words.iter().any(|x| x == w))
+}
+
+/// Whether `text` has `word` (a folded lowercase word) written in capitals, as an acronym.
+fn has_capitals(text: &str, word: &str) -> bool {
+    let upper = word.to_uppercase();
+    text.split(|c: char| !c.is_alphanumeric()).any(|w| w == upper)
 }
 
 /// Names of `a` missing from `b`, and names of `b` missing from `a`.
@@ -530,6 +543,12 @@ mod tests {
         assert!(present_in("President Claudia Sheinbaum", Lang::En, "dijo Sheinbaum", Lang::Es));
         assert!(present_in("United States", Lang::En, "los Estados Unidos", Lang::Es));
         assert!(present_in("EEUU", Lang::Es, "the US economy", Lang::En));
+        // A name in the other language's form within one language: a translation back kept it.
+        assert!(present_in("NATO", Lang::Es, "el acceso a la OTAN y la UE", Lang::Es));
+        assert!(present_in("UE", Lang::En, "joined NATO and the EU", Lang::En));
+        assert!(!present_in("NATO", Lang::Es, "el acceso a la UE", Lang::Es));
+        assert!(!present_in("ONU", Lang::Es, "hubo un acuerdo", Lang::Es));
+        assert!(present_in("ONU", Lang::Es, "un acuerdo de la UN", Lang::Es));
         assert!(present_in("AMs", Lang::En, "los AM galeses", Lang::Es));
         assert!(present_in("AMs de Wales", Lang::Es, "Welsh AMs are worried", Lang::En));
         assert!(!present_in("Consejo de Wales", Lang::Es, "the council de la", Lang::En));

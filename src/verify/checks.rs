@@ -353,7 +353,23 @@ pub(crate) fn actor(claim: &str, lang: Lang) -> Option<(Vec<String>, String)> {
     if is_be(&ws[at]) || (is_auxiliary(&ws[at]) && ws.get(at + 1).is_some_and(|w| is_be(w))) {
         return None;
     }
+    if is_event_verb(&ws, at) || (is_auxiliary(&ws[at]) && at + 1 < ws.len() && is_event_verb(&ws, at + 1)) {
+        return None;
+    }
     Some((subject, ws[at].clone()))
+}
+
+/// Whether the verb at `at` of `ws` only says that something took place ("the incident occurred", "el
+/// accidente ocurrió", "tuvo lugar", "se produjo"): its subject is the event itself, which a summary names
+/// in its own words ("the incident" for "the crash"), not someone who acted.
+fn is_event_verb(ws: &[String], at: usize) -> bool {
+    let w = ws[at].as_str();
+    let next = ws.get(at + 1).map(String::as_str);
+    let before = at.checked_sub(1).map(|i| ws[i].as_str());
+    ["occur", "happen", "ocurr", "suced"].iter().any(|p| w.starts_with(p))
+        || (matches!(w, "take" | "takes" | "took" | "taken" | "taking") && next == Some("place"))
+        || (matches!(w, "tuvo" | "tiene" | "tendra" | "tuvieron" | "tienen") && next == Some("lugar"))
+        || (w.starts_with("produ") && before == Some("se"))
 }
 
 /// What failed for `claim` (in `lang`), with `evidence` the indices of its best article sentences, best
@@ -439,6 +455,11 @@ mod tests {
         assert_eq!(intro, Some((vec!["brzezinski".into()], "worked".into())));
         assert_eq!(actor("Traffic has been suspended on the bridge.", Lang::En), None);
         assert_eq!(actor("The newborn was about six feet tall.", Lang::En), None);
+        // A verb that only says something took place has no one acting.
+        assert_eq!(actor("The incident occurred on Thursday afternoon.", Lang::En), None);
+        assert_eq!(actor("El accidente ocurrió cerca de la calle Evelyn.", Lang::Es), None);
+        assert_eq!(actor("The final round will take place in Paris.", Lang::En), None);
+        assert_eq!(actor("The police took the man to hospital.", Lang::En).map(|a| a.1), Some("took".into()));
         assert!(run(good, Lang::Es, &a, &[3], Some(3)).is_empty(), "{:?}", run(good, Lang::Es, &a, &[3], Some(3)));
     }
 
