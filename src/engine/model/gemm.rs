@@ -150,7 +150,16 @@ impl KBlock for BlockQ6K {
 /// 127), with the group sums scaled for `Unpacked::corr`.
 fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
     for (xb, y) in x.chunks_exact(QK_K).zip(out) {
-        let max = xb.iter().copied().fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+        // The value of largest magnitude, the first one if several: found by its magnitude, which eight
+        // independent lanes compute (vector code; a running "largest so far" is one long dependency chain).
+        let mut lanes = [0f32; 8];
+        for c in xb.chunks_exact(8) {
+            for (l, v) in lanes.iter_mut().zip(c) {
+                *l = l.max(v.abs());
+            }
+        }
+        let amax = lanes.iter().fold(0f32, |m, &l| m.max(l));
+        let max = xb.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
         if max == 0.0 {
             y.qs = [0; QK_K];
             y.sums = [0.0; 16];
@@ -193,6 +202,20 @@ impl ActQ8 {
 
 /// Values per Q8_0/Q5_0 block.
 const QK8: usize = 32;
+
+/// Each row of `x` (`k` values) quantized into its `blocks` blocks of `out`, the rows spread over the
+/// kernels' threads: done on one thread, it would leave the others waiting for a sizeable share of a
+/// prompt step.
+fn quantize_rows<B: Send>(x: &[f32], k: usize, out: &mut [B], blocks: usize, quantize: fn(&[f32], &mut [B])) {
+    // One uncontended lock per row: each row is written by the one task that takes it.
+    let rows: Vec<std::sync::Mutex<&mut [B]>> = out.chunks_exact_mut(blocks).map(std::sync::Mutex::new).collect();
+    candle_core::utils::barrier_pool().execute_chunked(rows.len(), |range| {
+        for r in range {
+            let mut row = rows[r].lock().expect("a row's lock is never poisoned");
+            quantize(&x[r * k..(r + 1) * k], &mut row);
+        }
+    });
+}
 
 /// ggml's `quantize_row_q8_0`: a scale from the largest magnitude, values rounded to −127..=127.
 fn quantize_row_q8(x: &[f32], out: &mut [ActQ8]) {
@@ -285,9 +308,7 @@ fn run_k<T: KBlock + WeightBlock>(
     let blocks = k / QK_K;
     let w: &[T] = as_blocks(data, n * blocks)?;
     let mut act: Vec<ActBlock> = (0..m * blocks).map(|_| ActBlock::ZERO).collect();
-    for (xr, ar) in x.chunks_exact(k).zip(act.chunks_exact_mut(blocks)) {
-        quantize_row(xr, ar);
-    }
+    quantize_rows(x, k, &mut act, blocks, quantize_row);
     let a = |r: usize| &act[r * blocks..(r + 1) * blocks];
 
     let mut out = vec![0f32; m * n];
@@ -365,9 +386,7 @@ fn run_legacy<T: LegacyBlock + WeightBlock>(
     let blocks = k / QK8;
     let w: &[T] = as_blocks(data, n * blocks)?;
     let mut act: Vec<ActQ8> = (0..m * blocks).map(|_| ActQ8::ZERO).collect();
-    for (xr, ar) in x.chunks_exact(k).zip(act.chunks_exact_mut(blocks)) {
-        quantize_row_q8(xr, ar);
-    }
+    quantize_rows(x, k, &mut act, blocks, quantize_row_q8);
     let a = |r: usize| &act[r * blocks..(r + 1) * blocks];
     let mut out = vec![0f32; m * n];
     run_panels(
