@@ -160,6 +160,11 @@ def records_by_input_id(out):
     return {r.get("input_id"): r for r in records}
 
 
+def candidates_args(a):
+    """polysum's --candidates, when the run sets it (else polysum's default)."""
+    return ["--candidates", str(a.candidates)] if a.candidates else []
+
+
 def model_args(a):
     out = ["--model", a.model]
     if a.threads:
@@ -188,7 +193,7 @@ def eval_summaries(name, items, a, work):
             args += ["--max-context", str(a.max_context)]
         if a.grounding:
             args += ["--grounding", a.grounding]
-        return args
+        return args + candidates_args(a)
 
     code, final, wall, rss = run_polysum(summarize_args(out, a.verify), work / "polysum.log")
     records = records_by_input_id(out)
@@ -273,7 +278,8 @@ def eval_translation(items, a, work):
             for it in items:
                 f.write(json.dumps({"id": it["id"], "text": it[text_key], "lang": src}, ensure_ascii=False) + "\n")
         out = work / name
-        args = ["translate", str(inp), "--to", dst, "--from", src, "--out", str(out), "--log-format", "json", "--format", "json"] + model_args(a)
+        args = ["translate", str(inp), "--to", dst, "--from", src, "--out", str(out), "--log-format", "json", "--format", "json",
+                "--verify", a.verify] + model_args(a) + candidates_args(a)
         code, final, wall, rss = run_polysum(args, work / "polysum.log")
         hyps, refs, failed = [], [], 0
         records = records_by_input_id(out)
@@ -299,7 +305,7 @@ def chrf_ci(hyps, refs):
     """Half-width of the 95 % bootstrap interval of corpus chrF (sacrebleu's resampling of the sentences)."""
     if len(hyps) < 2:
         return None
-    return round(CHRF().corpus_score(hyps, [refs], n_bootstrap=1000)._ci, 2)
+    return round(float(CHRF().corpus_score(hyps, [refs], n_bootstrap=1000)._ci), 2)
 
 
 def eval_parallel(items, a, work):
@@ -311,7 +317,7 @@ def eval_parallel(items, a, work):
             f.write(json.dumps({"id": f"{story}.en", "text": it["text"], "lang": "en", "story_id": story}, ensure_ascii=False) + "\n")
             f.write(json.dumps({"id": f"{story}.es", "text": it["tgt_text"], "lang": "es", "story_id": story}, ensure_ascii=False) + "\n")
     out = work / "parallel"
-    args = ["summarize", str(inp), "--out", str(out), "--log-format", "json"] + model_args(a)
+    args = ["summarize", str(inp), "--out", str(out), "--log-format", "json"] + model_args(a) + candidates_args(a)
     if a.strategy:
         args += ["--strategy", a.strategy]
     code, final, wall, rss = run_polysum(args, work / "polysum.log")
@@ -414,7 +420,8 @@ def main():
     ap.add_argument("--grounding", choices=["article", "key-sentences"],
                     help="summary sets: what of the article the model is shown (polysum's default: article)")
     ap.add_argument("--verify", choices=["off", "flag", "fix"], default="fix",
-                    help="summary sets: polysum's --verify (default fix, polysum's own default)")
+                    help="summary and translation sets: polysum's --verify (default fix, polysum's own default)")
+    ap.add_argument("--candidates", type=int, help="polysum's --candidates: translations per piece (default: polysum's)")
     ap.add_argument("--verify-baseline", action="store_true",
                     help="summary sets: run each set again with --verify off and report the time ratio")
     ap.add_argument("--data", default=os.environ.get("POLYSUM_EVAL_DATA", str(ROOT.parent / "shared" / "eval")))
@@ -478,7 +485,7 @@ def main():
 
     date = SCORE_ONLY["date"] + " (rescored)" if SCORE_ONLY else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     doc = {"date": date, "split": a.split, "model": a.model,
-           "strategy": a.strategy or "default", "verify": a.verify, "grounding": a.grounding or "default", "limit": a.limit, "max_context": a.max_context,
+           "strategy": a.strategy or "default", "verify": a.verify, "candidates": a.candidates or "default", "grounding": a.grounding or "default", "limit": a.limit, "max_context": a.max_context,
            "checker_args": a.checker_args or None, "claims_limit": a.claims_limit,
            "polysum_commit": git_commit(),
            "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",

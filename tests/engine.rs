@@ -161,6 +161,25 @@ fn concurrent_calls_join_one_batch_and_equal_each_prompt_alone() {
 }
 
 #[test]
+fn a_repeated_prompt_is_computed_once_and_its_rows_agree() {
+    let e = smollm();
+    let a = chat(e, "Translate into Spanish: The council approved the budget on Tuesday.");
+    let b = chat(e, "Name three rivers of Europe.");
+    let candidates = [a.clone(), a.clone(), b.clone(), a.clone()].map(|p| Request::greedy(p, 16));
+    let (gens, stats) = e.generate_streaming(&candidates, &mut |_, _| true).unwrap();
+    let (ia, ib) = (e.encode_prompt(&a).unwrap(), e.encode_prompt(&b).unwrap());
+    let shared = ia.iter().zip(&ib).take_while(|(x, y)| x == y).count();
+    // The start both prompts share once, then each prompt's own tokens once, however often it repeats.
+    assert_eq!(stats.prompt_tokens, shared + (ia.len() - shared) + (ib.len() - shared));
+    assert_eq!(gens[0].tokens, gens[1].tokens);
+    assert_eq!(gens[0].tokens, gens[3].tokens);
+    // A repeated row gives what the same call without the repeats gives.
+    let (once, _) = e.generate_streaming(&candidates[1..3], &mut |_, _| true).unwrap();
+    assert_eq!(once[0].tokens, gens[0].tokens);
+    assert_eq!(once[1].tokens, gens[2].tokens);
+}
+
+#[test]
 fn continuations_of_a_shared_prefix_equal_independent_runs() {
     let e = smollm();
     let requests = common::article_questions(e);

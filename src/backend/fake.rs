@@ -38,10 +38,15 @@ pub(crate) struct FakeGenerator {
     pub(crate) context: usize,
     /// Tests only: every generation answers this text instead (a model that invents again).
     pub(crate) fixed_answer: Option<String>,
+    /// Tests only: a sampled request (temperature above 0, a `--candidates` copy) answers the next of these
+    /// in turn instead, when there are any.
+    pub(crate) sampled_answers: Vec<String>,
     /// Tests only: the user part of every prompt `score` was asked about, in order.
     pub(crate) asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Tests only: every prompt `generate` answered, as rendered, in order.
     pub(crate) prompted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// How many sampled answers were given: the next one is `sampled_answers[turn % len]`.
+    pub(crate) sampled_turn: std::sync::Arc<std::sync::Mutex<usize>>,
 }
 
 impl FakeGenerator {
@@ -144,7 +149,12 @@ impl Generator for FakeGenerator {
                 if prompt_tokens + r.max_new_tokens > self.context {
                     bail!("the prompt has {prompt_tokens} tokens, more than the fake context of {}", self.context);
                 }
-                let text = self.fixed_answer.clone().unwrap_or_else(|| self.answer(&prompt));
+                let sampled = (!r.sampling.is_greedy() && !self.sampled_answers.is_empty()).then(|| {
+                    let mut turn = self.sampled_turn.lock().expect("not poisoned");
+                    *turn += 1;
+                    self.sampled_answers[(*turn - 1) % self.sampled_answers.len()].clone()
+                });
+                let text = sampled.or_else(|| self.fixed_answer.clone()).unwrap_or_else(|| self.answer(&prompt));
                 self.prompted.lock().expect("not poisoned").push(prompt.clone());
                 let n = text.split_whitespace().count();
                 stats.prompt_tokens += prompt_tokens;

@@ -66,7 +66,30 @@ impl Request {
     pub fn greedy(prompt: Prompt, max_new_tokens: usize) -> Self {
         Self { prompt, max_new_tokens, sampling: SamplingParams::greedy(), stop_strings: vec![] }
     }
+
+    /// `n` requests for `n` candidate answers (`--candidates`): this one as asked, then `n - 1` sampled
+    /// copies with their own seeds, so the first candidate is what the request alone gives. The local
+    /// engine computes a prompt repeated within one call once (on the CPU), so there the extra candidates
+    /// cost decode steps only.
+    pub fn candidates(self, n: usize) -> Vec<Request> {
+        let sampled = |seed: u64| Request {
+            sampling: SamplingParams {
+                temperature: CANDIDATE_TEMPERATURE,
+                top_p: Some(0.9),
+                seed,
+                ..self.sampling.clone()
+            },
+            ..self.clone()
+        };
+        let mut out: Vec<Request> = (1..n.max(1) as u64).map(sampled).collect();
+        out.insert(0, self);
+        out
+    }
 }
+
+/// How far sampled candidates may stray from the greedy answer: low enough that most stay fluent
+/// translations, high enough that they differ where the model is unsure.
+const CANDIDATE_TEMPERATURE: f64 = 0.6;
 
 /// A prompt and a few candidate answers, scored by how likely the model is to start its answer with each
 /// (the log-probability of each answer's first token after the prompt). Cheaper and steadier than

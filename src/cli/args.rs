@@ -142,6 +142,11 @@ pub(crate) struct SummarizeArgs {
     /// evidence), or fix (also rewrite, drop or replace what the article does not support) [default: fix].
     #[arg(long)]
     pub(crate) verify: Option<String>,
+    /// Translations generated per piece of text (the cross-language summaries, with --strategy translate),
+    /// the one most in agreement with the others chosen after the source's names and numbers and the
+    /// dictionary [default: 1].
+    #[arg(long, value_parser = super::bounds::candidates)]
+    pub(crate) candidates: Option<usize>,
     /// What of the article the model is shown: article (all of it) or key-sentences (the lead and the
     /// sentences most shared with the rest, in order: grounded generation) [default: article].
     #[arg(long)]
@@ -167,6 +172,11 @@ pub(crate) struct TranslateArgs {
     /// again from its source sentences what fails) [default: fix].
     #[arg(long)]
     pub(crate) verify: Option<String>,
+    /// Translations generated per piece of the article,
+    /// the one most in agreement with the others chosen after the source's names and numbers and the
+    /// dictionary [default: 1].
+    #[arg(long, value_parser = super::bounds::candidates)]
+    pub(crate) candidates: Option<usize>,
     /// Inputs, output folder (`<relpath>.json` and `<relpath>.<lang>.md` per article), model, run control.
     #[command(flatten)]
     pub(crate) job: JobArgs,

@@ -14,6 +14,8 @@ pub(crate) const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 pub(crate) const MAX_RETRIES: u32 = 100;
 /// The most CPU threads (`--threads`).
 pub(crate) const MAX_THREADS: usize = 4096;
+/// The most translation candidates per piece (`--candidates`): each one is a row of the batch.
+pub(crate) const MAX_CANDIDATES: usize = 8;
 /// The largest context, in tokens (`--max-context`, `--remote-context`, `--max-input-tokens`).
 pub(crate) const MAX_CONTEXT: usize = 1 << 20;
 
@@ -26,6 +28,16 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(flag: &str, v: T, min: T, 
 
 fn int<T: std::str::FromStr>(flag: &str, s: &str) -> Result<T, String> {
     s.trim().parse().map_err(|_| format!("{flag} takes a whole number (got {s:?})"))
+}
+
+/// `--candidates N`: 1 to `MAX_CANDIDATES`.
+pub(crate) fn candidates(s: &str) -> Result<usize, String> {
+    check_candidates(int("--candidates", s)?)
+}
+
+/// `candidates` from `polysum.toml`, bounded as `--candidates`.
+pub(crate) fn check_candidates(n: usize) -> Result<usize, String> {
+    in_range("--candidates", n, 1, MAX_CANDIDATES)
 }
 
 /// `--jobs N`: 1 to `MAX_JOBS`.

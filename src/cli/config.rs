@@ -10,6 +10,7 @@
 //! strategy = "translate"   # or "direct"
 //! verify = "fix"           # or "flag", "off"
 //! grounding = "article"    # or "key-sentences"
+//! candidates = 1           # translations per piece, one chosen
 //! max_context = 4096       # lower the model's context
 //! jobs = 1
 //! quiet = true
@@ -59,6 +60,7 @@ pub(crate) struct Config {
     pub(crate) strategy: Option<crate::summarize::pipeline::SummaryStrategy>,
     pub(crate) verify: Option<crate::verify::Mode>,
     pub(crate) grounding: Option<crate::summarize::ground::Grounding>,
+    pub(crate) candidates: Option<usize>,
     pub(crate) backend: Option<String>,
     pub(crate) endpoint: Option<String>,
     #[serde(alias = "api-key-env")]
@@ -153,7 +155,7 @@ mod tests {
             "inputs = [\"in\"]\nout = \"o\"\nmodel = \"m\"\ndevice = \"cpu\"\nthreads = 2\nno_requantize = true\n\
 langs = \"en\"\nformat = \"md\"\nsentences = 2\nmax_words = 30\njobs = 3\nforce = true\nquiet = true\n\
 log_format = \"json\"\nmax_input_tokens = 500\nmax_bytes = 1000\nmax_context = 1024\nstrategy = \"direct\"\n\
-verify = \"flag\"\ngrounding = \"key-sentences\"\n\
+verify = \"flag\"\ngrounding = \"key-sentences\"\ncandidates = 3\n\
 backend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\n\
 max_inflight = 4\n\
 timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
@@ -179,6 +181,7 @@ timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
             strategy: Some(crate::summarize::pipeline::SummaryStrategy::Direct),
             verify: Some(crate::verify::Mode::Flag),
             grounding: Some(crate::summarize::ground::Grounding::KeySentences),
+            candidates: Some(3),
             backend: Some("openai".into()),
             endpoint: Some("http://h".into()),
             api_key_env: Some("K".into()),

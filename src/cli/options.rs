@@ -155,6 +155,14 @@ fn job_common(
     Ok((run, backend, logging))
 }
 
+/// `--candidates` over `candidates` in the file over one.
+fn candidates(flag: Option<usize>, config: &Config) -> Result<usize> {
+    match flag {
+        Some(n) => Ok(n),
+        None => config.candidates.map(bounds::check_candidates).transpose().map_err(usage).map(|n| n.unwrap_or(1)),
+    }
+}
+
 fn max_context(job: &JobArgs, config: &Config) -> Result<Option<usize>> {
     job.max_context.or(config.max_context).map(bounds::check_context).transpose().map_err(usage)
 }
@@ -202,6 +210,7 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         Some(g) => g.parse::<crate::summarize::ground::Grounding>().map_err(usage)?,
         None => config.grounding.unwrap_or_default(),
     };
+    let candidates = candidates(args.candidates, &config)?;
     let (mut run, backend, logging) = job_common(job, &config, inputs, out)?;
     run.shard = args.shard.as_deref().or(config.shard.as_deref()).map(ShardSpec::parse).transpose().map_err(usage)?;
     let settings = Settings {
@@ -212,6 +221,7 @@ pub(crate) fn summarize(args: &SummarizeArgs) -> Result<Job<Summarize>> {
         check_language: !args.skip_language_check,
         verify,
         grounding,
+        candidates,
     };
     Ok(Job { run, task: Summarize { langs, settings }, backend, logging })
 }
@@ -242,7 +252,8 @@ pub(crate) fn translate(args: &TranslateArgs) -> Result<Job<Translate>> {
         Some(v) => v.parse::<crate::verify::Mode>().map_err(usage)?,
         None => config.verify.unwrap_or_default(),
     };
-    let task = Translate { to, from, max_context: job.max_context, verify };
+    let candidates = candidates(args.candidates, &config)?;
+    let task = Translate { to, from, max_context: job.max_context, verify, candidates };
     Ok(Job { run, task, backend, logging })
 }
 

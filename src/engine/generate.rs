@@ -302,10 +302,26 @@ impl Engine {
         stats.prompt_tokens += suffixes.iter().map(|s| s.len()).sum::<usize>();
         let (cache, logits) = if !self.model.gpu_paths() && rows > 1 {
             let mut cache = KvCache::new(n_layer, 0);
-            let mut logits = Vec::with_capacity(rows);
-            for suffix in suffixes {
-                let mut row = prefix.fork()?;
-                logits.push(self.model.forward(&[suffix], &mut row)?);
+            let mut logits: Vec<Tensor> = Vec::with_capacity(rows);
+            // A row whose prompt repeats an earlier row's (candidates of one request) copies that row's cache.
+            let mut computed: Vec<(usize, KvCache)> = Vec::new();
+            for (i, suffix) in suffixes.iter().enumerate() {
+                let repeats = suffixes[i + 1..].contains(suffix);
+                let row = match computed.iter().find(|(j, _)| suffixes[*j] == *suffix) {
+                    Some((j, kept)) => {
+                        logits.push(logits[*j].clone());
+                        stats.prompt_tokens -= suffix.len();
+                        kept.fork()?
+                    }
+                    None => {
+                        let mut row = prefix.fork()?;
+                        logits.push(self.model.forward(std::slice::from_ref(suffix), &mut row)?);
+                        if repeats {
+                            computed.push((i, row.fork()?));
+                        }
+                        row
+                    }
+                };
                 cache.join(row)?;
             }
             (cache, Tensor::cat(&logits, 0)?)

@@ -39,11 +39,12 @@ impl Task for Summarize {
         let s = &self.settings;
         let ctx = s.max_context.map(|c| format!("@{c}")).unwrap_or_default();
         format!(
-            "{}{}{}{ctx}{}",
+            "{}{}{}{ctx}{}{}",
             s.length.key(),
             s.strategy.key_suffix(),
             s.grounding.key_suffix(),
-            s.verify.key_suffix()
+            s.verify.key_suffix(),
+            crate::text::mbr::key_suffix(s.candidates)
         )
     }
 

@@ -20,6 +20,7 @@ use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
 use crate::text::clean;
 use crate::text::lang::{self, Lang};
 use crate::text::lexicon::LexicalCheck;
+use crate::text::mbr;
 use crate::verify;
 
 /// Tokens each chunk of a long article repeats from the one before.
@@ -74,6 +75,8 @@ pub(crate) struct Settings {
     pub(crate) verify: verify::Mode,
     /// What of the article the summary prompt shows (`--grounding`).
     pub(crate) grounding: Grounding,
+    /// Translations generated per cross-language summary, one chosen by `text::mbr` (`--candidates`).
+    pub(crate) candidates: usize,
 }
 
 #[cfg(test)]
@@ -88,6 +91,7 @@ impl Settings {
             check_language: true,
             verify: verify::Mode::Off,
             grounding: Grounding::Article,
+            candidates: 1,
         }
     }
 }
@@ -206,6 +210,13 @@ fn judge(g: &Generation, target: Lang, settings: &Settings, article: &str, instr
     Verdict::Ok(Accepted { text, detected: detected.unwrap_or(target), flags, numbers, checked: None, lexical })
 }
 
+/// One request of a phase: its lane, its prompt, and for a translation the source text and its language.
+struct PhaseRow {
+    lane: usize,
+    prompt: Prompt,
+    source: Option<(String, Lang)>,
+}
+
 /// Run `strategies` in order for the lanes `members` that are still open, one batched call per strategy.
 #[allow(clippy::too_many_arguments)]
 fn run_phase(
@@ -221,53 +232,59 @@ fn run_phase(
     let length = settings.length;
     for &strategy in strategies {
         // Prompts for the lanes still open.
-        let mut rows: Vec<(usize, Prompt)> = Vec::new();
+        let mut rows: Vec<PhaseRow> = Vec::new();
         for &i in members {
             let lane = &lanes[i];
             if lane.accepted.is_some() || lane.gave_up {
                 continue;
             }
-            let p = match strategy {
-                Strategy::Base => prompt::base(&article.title, text, lane.lang, length),
-                Strategy::Native => prompt::native_summary(&article.title, text, lane.lang, length),
+            let (p, source) = match strategy {
+                Strategy::Base => (prompt::base(&article.title, text, lane.lang, length), None),
+                Strategy::Native => (prompt::native_summary(&article.title, text, lane.lang, length), None),
                 Strategy::Translate => {
                     // Prefer an accepted summary in another language; else the rejected text itself.
-                    let other = lanes
-                        .iter()
-                        .find_map(|o| o.accepted.as_ref().filter(|_| o.lang != lane.lang).map(|a| a.text.clone()));
-                    match other.or_else(|| lane.rejected_text.clone()) {
-                        Some(src) => crate::prompt::translate(&src, lane.lang),
+                    let other = lanes.iter().find_map(|o| {
+                        o.accepted.as_ref().filter(|_| o.lang != lane.lang).map(|a| (a.text.clone(), o.lang))
+                    });
+                    let rejected = || lane.rejected_text.clone().map(|t| (t, lane.last_detected.unwrap_or(lane.lang)));
+                    match other.or_else(rejected) {
+                        Some((src, from)) => (crate::prompt::translate(&src, lane.lang), Some((src, from))),
                         None => continue,
                     }
                 }
                 // A translation's second candidate; never one of a summary's strategies.
                 Strategy::Resample => continue,
             };
-            rows.push((i, p));
+            rows.push(PhaseRow { lane: i, prompt: p, source });
         }
         if rows.is_empty() {
             continue;
         }
-        let requests: Result<Vec<Request>> = rows
+        // Translations get `--candidates` answers each, one chosen; summaries one.
+        let per_row: Vec<usize> =
+            rows.iter().map(|r| if r.source.is_some() { settings.candidates.max(1) } else { 1 }).collect();
+        let requests: Vec<Request> = rows
             .iter()
-            .map(|(_, p)| {
-                Ok(Request {
-                    prompt: p.chat(),
+            .zip(&per_row)
+            .flat_map(|(row, &n)| {
+                Request {
+                    prompt: row.prompt.chat(),
                     max_new_tokens: length.max_new_tokens(),
                     sampling: sampling(),
                     stop_strings: prompt::stop_strings(),
-                })
+                }
+                .candidates(n)
             })
             .collect();
         let t = Instant::now();
-        let result = requests.and_then(|r| gen.generate(&r));
+        let result = gen.generate(&requests);
         let secs = t.elapsed().as_secs_f64();
         out.generate_seconds += secs;
         match result {
             Err(e) => {
                 let msg = format!("generation failed: {e:#}");
-                for (i, _) in &rows {
-                    let lane = &mut lanes[*i];
+                for row in &rows {
+                    let lane = &mut lanes[row.lane];
                     lane.seconds += secs;
                     lane.attempts.push(Attempt {
                         strategy,
@@ -281,12 +298,27 @@ fn run_phase(
             }
             Ok((gens, stats)) => {
                 out.generated_tokens += stats.generated_tokens;
-                for ((i, p), g) in rows.iter().zip(gens.iter()) {
-                    let lane = &mut lanes[*i];
+                let mut answers = gens.iter();
+                for (row, &n) in rows.iter().zip(&per_row) {
+                    let cands: Vec<&Generation> = answers.by_ref().take(n).collect();
+                    let lane = &mut lanes[row.lane];
                     lane.seconds += secs;
-                    lane.tokens.prompt += g.prompt_tokens;
-                    lane.tokens.generated += g.tokens.len();
-                    match judge(g, lane.lang, settings, &article.text, &instructions_of(p)) {
+                    // The candidates share one prompt.
+                    lane.tokens.prompt += cands[0].prompt_tokens;
+                    for g in &cands {
+                        lane.tokens.generated += g.tokens.len();
+                    }
+                    let chosen = match &row.source {
+                        Some((src, from)) if n > 1 => {
+                            let labels = crate::prompt::translation_labels();
+                            let texts: Vec<String> = cands.iter().map(|g| clean::clean(&g.text, &labels).0).collect();
+                            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                            mbr::choose(src, *from, &texts, lane.lang).0.unwrap_or(0)
+                        }
+                        _ => 0,
+                    };
+                    let g = cands[chosen];
+                    match judge(g, lane.lang, settings, &article.text, &instructions_of(&row.prompt)) {
                         Verdict::Ok(mut a) => {
                             if strategy != Strategy::Base {
                                 a.flags.push(if strategy == Strategy::Translate {
@@ -677,6 +709,23 @@ mod tests {
         }
         assert_eq!(s.source_lang.map(Lang::code), Some("en"));
         assert!(!s.truncated);
+    }
+
+    #[test]
+    fn a_translated_summary_is_chosen_among_its_candidates() {
+        let chosen = "Las autoridades dieron los detalles el martes por la tarde. El artículo resume la noticia.";
+        let g =
+            FakeGenerator { sampled_answers: vec![chosen.into()], ..FakeGenerator::parse("fake").unwrap().unwrap() };
+        let settings =
+            Settings { strategy: SummaryStrategy::Translate, candidates: 3, ..Settings::new(Length::Sentences(3)) };
+        let s = summarize(&article(TEXT), &langs(), &settings, &g);
+        let es = &s.summaries["es"];
+        // Two sampled candidates agree with each other more than either with the greedy one.
+        assert_eq!(es.text.as_deref(), Some(chosen), "{es:?}");
+        assert!(es.flags.contains(&Flag::Translated));
+        let en = s.summaries["en"].text.clone().unwrap();
+        let asked = g.prompted.lock().unwrap().iter().filter(|p| p.contains(&en)).count();
+        assert_eq!(asked, 3, "one prompt per candidate");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub(crate) mod chunk;
 pub(crate) mod clean;
 pub mod lang;
 pub(crate) mod lexicon;
+pub(crate) mod mbr;
 pub(crate) mod names;
 pub(crate) mod numbers;
 pub(crate) mod split;

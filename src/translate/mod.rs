@@ -20,7 +20,7 @@ use crate::job::task::{Cache, Results, Task, TaskKind};
 use crate::prompt;
 use crate::text::chunk::{self, ChunkConfig};
 use crate::text::lang::{self, Lang};
-use crate::text::lexicon;
+use crate::text::mbr;
 use crate::text::{clean, split};
 use crate::verify;
 
@@ -33,6 +33,9 @@ pub(crate) const TRANSLATE_PROMPT_VERSION: &str = "tr-2";
 const MAX_PIECE_TOKENS: usize = 400;
 /// Pieces translated in one batched call.
 const PIECES_PER_CALL: usize = 4;
+/// Rows of one batched call when each piece has several candidates: past this, a decode step costs about
+/// as much per row as a call of its own.
+const ROWS_PER_CALL: usize = 8;
 
 /// Whole articles translated into `to`.
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub(crate) struct Translate {
     pub(crate) max_context: Option<usize>,
     /// Check each translated sentence (and the title) against its source sentences (`--verify`).
     pub(crate) verify: verify::Mode,
+    /// Translations generated per piece, one chosen by `text::mbr` (`--candidates`); 1 keeps the greedy one.
+    pub(crate) candidates: usize,
 }
 
 impl Task for Translate {
@@ -56,7 +61,12 @@ impl Task for Translate {
 
     /// The same article translated into the same language is done once.
     fn settings_key(&self) -> String {
-        format!("translate:{}{}", self.from.map_or("auto", Lang::code), self.verify.key_suffix())
+        format!(
+            "translate:{}{}{}",
+            self.from.map_or("auto", Lang::code),
+            self.verify.key_suffix(),
+            mbr::key_suffix(self.candidates)
+        )
     }
 
     fn cached(&self, cache: &Cache<'_>) -> Result<(Results, bool)> {
@@ -244,39 +254,42 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
     record.chunks = pieces.iter().filter(|p| p.paragraph.is_some()).count();
 
     let mut results = vec![PieceResult::default(); pieces.len()];
+    let n = settings.candidates.max(1);
     let t0 = Instant::now();
     for (round, strategy) in [Strategy::Native, Strategy::Base].into_iter().enumerate() {
-        // The second round retries the pieces in the wrong language with the stronger prompt, and gives the
-        // pieces with unknown words a second, sampled candidate.
+        // The second round retries the pieces in the wrong language with the stronger prompt, and, with one
+        // candidate, gives the pieces with unknown words a second, sampled one (several candidates were
+        // already chosen among with the dictionary's help).
         let open: Vec<usize> =
-            (0..pieces.len()).filter(|&i| !results[i].ok || (round == 1 && results[i].unknown > 0)).collect();
+            (0..pieces.len()).filter(|&i| !results[i].ok || (round == 1 && n == 1 && results[i].unknown > 0)).collect();
         if open.is_empty() {
             break;
         }
         // Accepted pieces in the second round are only resampled; the others are retried in earnest.
         let resampled = open.iter().filter(|&&i| results[i].ok).count();
         let retried: Vec<usize> = open.iter().copied().filter(|&i| !results[i].ok).collect();
+        let per_piece = if round == 0 { n } else { 1 };
         let mut wrong = 0;
-        for batch in open.chunks(PIECES_PER_CALL) {
-            let requests: Result<Vec<Request>> = batch
+        for batch in open.chunks(PIECES_PER_CALL.min(ROWS_PER_CALL / per_piece).max(1)) {
+            let requests: Vec<Request> = batch
                 .iter()
-                .map(|&i| {
+                .flat_map(|&i| {
                     let lexical_retry = round == 1 && results[i].ok;
                     let p = if round == 0 || lexical_retry {
                         prompt::translate(pieces[i].text, to)
                     } else {
                         prompt::translate_from(pieces[i].text, from, to)
                     };
-                    Ok(Request {
+                    Request {
                         prompt: p.chat(),
                         max_new_tokens: pieces[i].tokens * 2 + 32,
                         sampling: if lexical_retry { lexical_retry_sampling() } else { sampling() },
                         stop_strings: prompt::stop_strings(),
-                    })
+                    }
+                    .candidates(per_piece)
                 })
                 .collect();
-            let generated = requests.and_then(|r| gen.generate(&r));
-            let gens = match generated {
+            let gens = match gen.generate(&requests) {
                 Ok((gens, _)) => gens,
                 Err(e) => {
                     record.error = Some(format!("generation failed: {e:#}"));
@@ -290,19 +303,27 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                     return out;
                 }
             };
-            for (&i, g) in batch.iter().zip(&gens) {
+            for (&i, cands) in batch.iter().zip(gens.chunks(per_piece)) {
                 let was_ok = results[i].ok;
-                record.tokens.prompt += g.prompt_tokens;
-                record.tokens.generated += g.tokens.len();
-                out.generated_tokens += g.tokens.len();
-                let (text, _) = clean::clean(&g.text, &prompt::translation_labels());
+                // The candidates share one prompt.
+                record.tokens.prompt += cands[0].prompt_tokens;
+                for g in cands {
+                    record.tokens.generated += g.tokens.len();
+                    out.generated_tokens += g.tokens.len();
+                }
+                let texts: Vec<String> =
+                    cands.iter().map(|g| clean::clean(&g.text, &prompt::translation_labels()).0).collect();
+                let (chosen, judged) =
+                    mbr::choose(pieces[i].text, from, &texts.iter().map(String::as_str).collect::<Vec<_>>(), to);
+                let k = chosen.unwrap_or(0);
+                let (text, g) = (texts[k].clone(), &cands[k]);
                 let (in_target, detected) = lang::check(&text, to);
                 let has_text = text.chars().any(|c| c.is_alphanumeric());
                 let ok = has_text && in_target;
                 if !ok && has_text && !was_ok {
                     wrong += 1;
                 }
-                let unknown = if ok { lexicon::check(&text, to).unknown_count() } else { 0 };
+                let unknown = if ok { judged[k].unknown } else { 0 };
                 let new = PieceResult { text, ok, cut: g.stop_reason == StopReason::MaxTokens, detected, unknown };
                 // A second candidate replaces an accepted piece only with fewer unknown words; otherwise the
                 // first attempt's text is kept as a fallback only to report on, never shipped unless ok.
@@ -508,7 +529,13 @@ mod tests {
             story_id: None,
             warnings: vec![],
         };
-        let settings = Translate { to: Lang::Es, from: Some(Lang::En), max_context: None, verify: verify::Mode::Off };
+        let settings = Translate {
+            to: Lang::Es,
+            from: Some(Lang::En),
+            max_context: None,
+            verify: verify::Mode::Off,
+            candidates: 1,
+        };
         // A Spanish answer with a word no dictionary knows, every time.
         let answer = "El alcalde abrió el nuevo puente el lunes zqxwvj.";
         let g = FakeGenerator { fixed_answer: Some(answer.into()), ..FakeGenerator::parse("fake").unwrap().unwrap() };
@@ -519,6 +546,48 @@ mod tests {
         let strategies: Vec<&str> = r.attempts.iter().map(|a| a.strategy.as_str()).collect();
         assert_eq!(strategies, ["translate", "resample"], "{r:?}");
         assert_eq!(g.prompted.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn several_candidates_are_asked_for_at_once_and_the_one_that_keeps_the_numbers_wins() {
+        let article = Article {
+            rel: "a.txt".into(),
+            source: "a.txt".into(),
+            id: None,
+            title: String::new(),
+            text: "The mayor opened 40 new homes in Valencia on Monday.".into(),
+            sha256: "x".into(),
+            declared_lang: Some("en".into()),
+            story_id: None,
+            warnings: vec![],
+        };
+        let greedy = "El alcalde abrió 14 viviendas nuevas en Valencia el lunes.";
+        let kept = "El alcalde abrió 40 viviendas nuevas en Valencia el lunes.";
+        let fake = || FakeGenerator {
+            fixed_answer: Some(greedy.into()),
+            sampled_answers: vec![kept.into(), "El alcalde inauguró 40 viviendas en Valencia el lunes.".into()],
+            ..FakeGenerator::parse("fake").unwrap().unwrap()
+        };
+        let settings = Translate {
+            to: Lang::Es,
+            from: Some(Lang::En),
+            max_context: None,
+            verify: verify::Mode::Off,
+            candidates: 3,
+        };
+        let g = fake();
+        let t = translate_article(&article, &settings, &g);
+        let r = &t.translation.record;
+        assert_eq!(r.text.as_deref(), Some(kept), "{r:?}");
+        assert_eq!(g.prompted.lock().unwrap().len(), 3, "three candidates, no second round");
+        let strategies: Vec<&str> = r.attempts.iter().map(|a| a.strategy.as_str()).collect();
+        assert_eq!(strategies, ["translate"]);
+        // One candidate: the greedy answer, as before.
+        let g = fake();
+        let t = translate_article(&article, &Translate { candidates: 1, ..settings.clone() }, &g);
+        assert_eq!(t.translation.record.text.as_deref(), Some(greedy));
+        assert_eq!(g.prompted.lock().unwrap().len(), 1);
+        assert_ne!(settings.settings_key(), Translate { candidates: 1, ..settings }.settings_key());
     }
 
     #[test]
