@@ -142,9 +142,9 @@ pub(crate) struct SummarizeArgs {
     /// evidence), or fix (also rewrite, drop or replace what the article does not support) [default: fix].
     #[arg(long)]
     pub(crate) verify: Option<String>,
-    /// Translations generated per piece of text (the cross-language summaries, with --strategy translate),
-    /// the one most in agreement with the others chosen after the source's names and numbers and the
-    /// dictionary [default: 1].
+    /// Translations generated for each summary translated from another language's (--strategy translate,
+    /// and direct's translation fallback), the one most in agreement with the others chosen after the
+    /// source's names and numbers and the dictionary [default: 1].
     #[arg(long, value_parser = super::bounds::candidates)]
     pub(crate) candidates: Option<usize>,
     /// What of the article the model is shown: article (all of it) or key-sentences (the lead and the

@@ -1122,7 +1122,7 @@ mod tests {
     }
 
     /// Every level computes the same integer sums, so their products agree to float rounding, on the row
-    /// kernels (unpacked or in place) and the panels.
+    /// kernels and on the panels.
     #[test]
     fn levels_agree() {
         let dev = Device::Cpu;
