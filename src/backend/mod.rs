@@ -70,9 +70,8 @@ impl Request {
     /// `n` requests for `n` candidate answers (`--candidates`): this one as asked, then `n - 1` sampled
     /// copies with seeds of their own (the engine also mixes in each row's place in its call, so a run is
     /// reproducible, not a candidate apart from its call), and the first candidate is what the request
-    /// alone gives. The local
-    /// engine computes a prompt repeated within one call once (on the CPU), so there the extra candidates
-    /// cost decode steps only.
+    /// alone gives. The local engine computes a prompt repeated within one call once (on the CPU), so there
+    /// the extra candidates cost decode steps only.
     pub fn candidates(self, n: usize) -> Vec<Request> {
         let sampled = |seed: u64| Request {
             sampling: SamplingParams {

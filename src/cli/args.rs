@@ -172,9 +172,8 @@ pub(crate) struct TranslateArgs {
     /// again from its source sentences what fails) [default: fix].
     #[arg(long)]
     pub(crate) verify: Option<String>,
-    /// Translations generated per piece of the article,
-    /// the one most in agreement with the others chosen after the source's names and numbers and the
-    /// dictionary [default: 1].
+    /// Translations generated per piece of the article, the one most in agreement with the others chosen
+    /// after the source's names and numbers and the dictionary [default: 1].
     #[arg(long, value_parser = super::bounds::candidates)]
     pub(crate) candidates: Option<usize>,
     /// Inputs, output folder (`<relpath>.json` and `<relpath>.<lang>.md` per article), model, run control.

@@ -307,11 +307,16 @@ impl Engine {
             let mut computed: Vec<(usize, KvCache)> = Vec::new();
             for (i, suffix) in suffixes.iter().enumerate() {
                 let repeats = suffixes[i + 1..].contains(suffix);
-                let row = match computed.iter().find(|(j, _)| suffixes[*j] == *suffix) {
-                    Some((j, kept)) => {
-                        logits.push(logits[*j].clone());
+                let row = match computed.iter().position(|(j, _)| suffixes[*j] == *suffix) {
+                    Some(at) => {
+                        logits.push(logits[computed[at].0].clone());
                         stats.prompt_tokens -= suffix.len();
-                        kept.fork()?
+                        // The last repeat takes the kept copy itself.
+                        if repeats {
+                            computed[at].1.fork()?
+                        } else {
+                            computed.swap_remove(at).1
+                        }
                     }
                     None => {
                         let mut row = prefix.fork()?;

@@ -18,6 +18,8 @@ const TIE: f64 = 1e-9;
 pub(crate) struct Judged {
     /// In the target language and not empty.
     pub(crate) eligible: bool,
+    /// The language it was read as (`lang::check`).
+    pub(crate) detected: Option<Lang>,
     /// Names and numbers of the source the candidate lost, plus words the target dictionary does not know.
     pub(crate) faults: usize,
     /// Of which words the target dictionary does not know (0 when it could not check).
@@ -34,12 +36,13 @@ pub(crate) fn choose(source: &str, from: Lang, candidates: &[&str], to: Lang) ->
     let mut judged: Vec<Judged> = candidates
         .iter()
         .map(|c| {
-            let eligible = c.chars().any(char::is_alphanumeric) && lang::check(c, to).0;
+            let (in_target, detected) = lang::check(c, to);
+            let eligible = c.chars().any(char::is_alphanumeric) && in_target;
             let found: Vec<i64> = numbers::extract(c, to).iter().map(numbers::Number::key).collect();
             let lost_numbers = source_numbers.iter().filter(|k| !found.contains(k)).count();
             let lost_names = source_names.iter().filter(|n| !names::present_in(&n.surface, from, c, to)).count();
             let unknown = lexicon::check(c, to).unknown_count();
-            Judged { eligible, faults: lost_numbers + lost_names + unknown, unknown, agreement: 0.0 }
+            Judged { eligible, detected, faults: lost_numbers + lost_names + unknown, unknown, agreement: 0.0 }
         })
         .collect();
     let eligible: Vec<usize> = (0..candidates.len()).filter(|&i| judged[i].eligible).collect();

@@ -255,6 +255,7 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
 
     let mut results = vec![PieceResult::default(); pieces.len()];
     let n = settings.candidates.max(1);
+    let labels = prompt::translation_labels();
     let t0 = Instant::now();
     for (round, strategy) in [Strategy::Native, Strategy::Base].into_iter().enumerate() {
         // The second round retries the pieces in the wrong language with the stronger prompt, and, with one
@@ -311,16 +312,14 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                     record.tokens.generated += g.tokens.len();
                     out.generated_tokens += g.tokens.len();
                 }
-                let texts: Vec<String> =
-                    cands.iter().map(|g| clean::clean(&g.text, &prompt::translation_labels()).0).collect();
+                let texts: Vec<String> = cands.iter().map(|g| clean::clean(&g.text, &labels).0).collect();
                 let (chosen, judged) =
                     mbr::choose(pieces[i].text, from, &texts.iter().map(String::as_str).collect::<Vec<_>>(), to);
                 let k = chosen.unwrap_or(0);
                 let (text, g) = (texts[k].clone(), &cands[k]);
-                let (in_target, detected) = lang::check(&text, to);
-                let has_text = text.chars().any(|c| c.is_alphanumeric());
-                let ok = has_text && in_target;
-                if !ok && has_text && !was_ok {
+                // The choice already read each candidate's language and words.
+                let (ok, detected) = (judged[k].eligible, judged[k].detected);
+                if !ok && text.chars().any(|c| c.is_alphanumeric()) && !was_ok {
                     wrong += 1;
                 }
                 let unknown = if ok { judged[k].unknown } else { 0 };
