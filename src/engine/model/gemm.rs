@@ -8,9 +8,11 @@
 //! prompt steps otherwise dequantize each weight to f32 per call. Here nothing is stored twice; weights
 //! are unpacked per call into small buffers:
 //!
-//! - up to `MAX_ROWS` rows of Q4_K/Q6_K (batched decode, bound by reading the weights): a weight row is
-//!   unpacked once per call into bytes 0..63 and one 16-bit scale per 16 values, the same for both types,
-//!   and the inner loop is `maddubs(weights, activations)` then `madd` with the scales, a row at a time;
+//! - up to `MAX_ROWS` rows of Q4_K/Q6_K (batched decode, bound by reading the weights): each weight row is
+//!   read in place, its values split from their nibbles (and Q6_K's high bits) in registers and its scales
+//!   spread by a shuffle, and dotted with four activation rows at a time: `maddubs(weights,
+//!   activations)` then `madd` with the scales (unpacking a row into a buffer first cost as much as the
+//!   dot products);
 //! - more rows (prompt steps, bound by the multiplies): each work item packs 16 weight rows into one
 //!   interleaved panel once and runs up to `PANEL_TILE` activation rows past it: one multiply against 4
 //!   broadcast activation values serves 8 weight rows (AVX2) or 16 (AVX-512), and with VNNI `vpdpbusd`
@@ -55,13 +57,14 @@ struct BlockQ6K {
 }
 const _: () = assert!(std::mem::size_of::<BlockQ4K>() == 144 && std::mem::size_of::<BlockQ6K>() == 210);
 
-/// One weight block ready for the inner loop: value i is `d · scale[i / 16] · q[i] + corr[i / 16]`-style,
-/// exactly: `Σ w·x = d·dx·Σ scale·q·qx + dx·Σ_j corr[j]·Σ_{16 values of group j} qx`.
+/// One weight block unpacked, the same for both types, on its way into a panel: value i is
+/// `d · scale[i / 16] · q[i] + corr[i / 16]`-style, exactly: `Σ w·x = d·dx·Σ scale·q·qx + dx·Σ_j corr[j]·Σ_{16
+/// values of group j} qx`.
 #[repr(C, align(64))]
 struct Unpacked {
     q: [u8; QK_K],
     /// The scale of each group of 16 values, repeated 8 times: lane l of 32-value chunk c is
-    /// `scale[2c + l / 8]`, which is what `madd` needs after `maddubs` summed pairs of values.
+    /// `scale[2c + l / 8]`.
     scales: [[i16; 16]; QK_K / 32],
     corr: [f32; 16],
     d: f32,
@@ -85,10 +88,15 @@ trait KBlock: Sized + Sync {
     /// Values per scale group as the panel kernel sees them (Q4_K 32, Q6_K 16).
     const GROUP: usize;
     fn unpack(&self, out: &mut Unpacked);
+    /// One weight row of blocks, read in place, against `R` activation rows (the row kernel).
+    fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R];
 }
 
 impl KBlock for BlockQ4K {
     const GROUP: usize = 32;
+    fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R] {
+        kernels::dot_q4k(level, w, a)
+    }
     fn unpack(&self, out: &mut Unpacked) {
         let d = self.d.to_f32();
         let dmin = self.dmin.to_f32();
@@ -109,6 +117,22 @@ impl KBlock for BlockQ4K {
     }
 }
 
+/// The eight 6-bit scales (bytes 0..8) and mins (bytes 8..16) of a Q4_K block in four words, as ggml's
+/// Q4_K dot product unpacks them: the same values as `scale_min_k4`, without a branch per sub-block.
+fn q4k_scales_mins(s: &[u8; 12]) -> [u32; 4] {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    let word = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+    let (u0, u1, u2) = (word(0), word(1), word(2));
+    [
+        u0 & KMASK1,
+        (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4),
+        u1 & KMASK1,
+        ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4),
+    ]
+}
+
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block.
 fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
@@ -120,6 +144,9 @@ fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
 
 impl KBlock for BlockQ6K {
     const GROUP: usize = 16;
+    fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R] {
+        kernels::dot_q6k(level, w, a)
+    }
     fn unpack(&self, out: &mut Unpacked) {
         let d = self.d.to_f32();
         // ggml's `dequantize_row_q6_K`: two halves of 128 values, each from 64 low-nibble bytes and 32 bytes
@@ -347,25 +374,22 @@ fn run_k<T: KBlock + WeightBlock>(
     let groups = n.div_ceil(COL_GROUP);
     candle_core::utils::barrier_pool().execute_chunked(groups, |items| {
         let out = out_ptr;
-        let mut row: Vec<Unpacked> = (0..blocks).map(|_| Unpacked::ZERO).collect();
         for group in items {
             for col in group * COL_GROUP..((group + 1) * COL_GROUP).min(n) {
-                for (b, u) in w[col * blocks..(col + 1) * blocks].iter().zip(row.iter_mut()) {
-                    b.unpack(u);
-                }
+                let wrow = &w[col * blocks..(col + 1) * blocks];
                 // SAFETY: (row, col) is in the m × n output, and each belongs to exactly one item, so no
                 // two threads write it; `out` outlives the pool call.
                 let put = |r: usize, v: f32| unsafe { *out.0.add(r * n + col) = v };
                 let mut r = 0;
                 while r + 4 <= m {
-                    let d = kernels::dot(level, &row, [a(r), a(r + 1), a(r + 2), a(r + 3)]);
+                    let d = T::dot_row(level, wrow, [a(r), a(r + 1), a(r + 2), a(r + 3)]);
                     for (i, v) in d.into_iter().enumerate() {
                         put(r + i, v);
                     }
                     r += 4;
                 }
                 for r in r..m {
-                    put(r, kernels::dot(level, &row, [a(r)])[0]);
+                    put(r, T::dot_row(level, wrow, [a(r)])[0]);
                 }
             }
         }
@@ -531,26 +555,41 @@ impl LegacyPanel {
 /// The safe entry points of the SIMD kernels: each takes a `Level`, which only exists for levels this CPU
 /// has, and checks the slice lengths the kernels index without bounds checks.
 mod kernels {
-    use super::{ActBlock, ActQ8, Isa, KBlock, LegacyPanel, Level, PanelBlock, Unpacked, PANEL};
+    use super::{ActBlock, ActQ8, BlockQ4K, BlockQ6K, Isa, KBlock, LegacyPanel, Level, PanelBlock, PANEL};
 
-    /// One unpacked weight row against `R` activation rows.
-    #[inline]
-    pub(super) fn dot<const R: usize>(level: Level, w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
-        assert!(a.iter().all(|a| a.len() == w.len()));
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `level` exists only for levels `simd::available()` found on this CPU, and each arm runs
-        // the kernel of that level's features; the lengths the kernels rely on are checked above.
-        unsafe {
-            match level.isa() {
-                Isa::Avx2 => x86::dot_avx2(w, a),
-                Isa::AvxVnni => x86::dot_avxvnni(w, a),
-                Isa::Avx512 => x86::dot_avx512(w, a),
-                Isa::Avx512Vnni => x86::dot_avx512vnni(w, a),
+    /// A safe entry point for one K-quant weight row, read in place, against `R` activation rows: checks
+    /// the lengths and picks the level's kernel.
+    macro_rules! row_dot {
+        ($(#[$doc:meta])* $name:ident, $block:ty: $avx2:ident, $avxvnni:ident, $avx512:ident, $avx512vnni:ident) => {
+            $(#[$doc])*
+            #[inline]
+            pub(super) fn $name<const R: usize>(level: Level, w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
+                assert!(a.iter().all(|a| a.len() == w.len()));
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `level` exists only for levels `simd::available()` found on this CPU, and each arm
+                // runs the kernel of that level's features; the lengths the kernels rely on are checked above.
+                unsafe {
+                    match level.isa() {
+                        Isa::Avx2 => x86::$avx2(w, a),
+                        Isa::AvxVnni => x86::$avxvnni(w, a),
+                        Isa::Avx512 => x86::$avx512(w, a),
+                        Isa::Avx512Vnni => x86::$avx512vnni(w, a),
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("no SIMD level off x86_64: {level:?} {} {}", w.len(), a.len())
             }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("no SIMD level off x86_64: {level:?} {} {}", w.len(), a.len())
+        };
     }
+
+    row_dot!(
+        /// One Q4_K weight row, read in place, against `R` activation rows.
+        dot_q4k, BlockQ4K: q4k_avx2, q4k_avxvnni, q4k_avx512, q4k_avx512vnni
+    );
+    row_dot!(
+        /// One Q6_K weight row, read in place, against `R` activation rows.
+        dot_q6k, BlockQ6K: q6k_avx2, q6k_avxvnni, q6k_avx512, q6k_avx512vnni
+    );
 
     /// `R` activation rows against a Q4_K/Q6_K panel (16 weight rows).
     #[inline]
@@ -561,7 +600,7 @@ mod kernels {
     ) -> [[f32; PANEL]; R] {
         assert!(a.iter().all(|a| a.len() == p.len()));
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: the level's features are present, the lengths checked above.
+        // SAFETY: as in `row_dot!`: the level's features are present, the lengths checked above.
         unsafe {
             // Without VNNI, the second number is how many 4-value `maddubs` results are summed in 16 bits
             // before the `madd` with the scales: a pair of products is at most 2·15·128 for Q4_K (8 fit),
@@ -587,7 +626,7 @@ mod kernels {
     pub(super) fn panel_legacy<const R: usize>(level: Level, p: &[LegacyPanel], a: [&[ActQ8]; R]) -> [[f32; PANEL]; R] {
         assert!(a.iter().all(|a| a.len() == p.len()));
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `dot`: the level's features are present, the lengths checked above.
+        // SAFETY: as in `row_dot!`: the level's features are present, the lengths checked above.
         unsafe {
             match level.isa() {
                 Isa::Avx2 => x86::legacy_avx2(p, a),
@@ -607,7 +646,7 @@ mod kernels {
     mod x86 {
         use std::arch::x86_64::*;
 
-        use super::super::{ActBlock, ActQ8, LegacyPanel, PanelBlock, Unpacked, PANEL};
+        use super::super::{q4k_scales_mins, ActBlock, ActQ8, BlockQ4K, BlockQ6K, LegacyPanel, PanelBlock, PANEL};
 
         /// Four activation bytes (values 4c..4c+4 of a block) in every 32-bit lane.
         #[inline(always)]
@@ -620,6 +659,35 @@ mod kernels {
             _mm512_set1_epi32((qs.as_ptr().add(4 * c) as *const i32).read_unaligned())
         }
 
+        /// `acc + Σ` over each lane's pairs of `w · y` (unsigned by signed bytes) times the lane's word
+        /// scales in `s`: one `maddubs`, then `madd` (or the fused `vpdpwssd` with `VNNI`).
+        ///
+        /// # Safety
+        /// The CPU has AVX2 (and AVX-VNNI when `VNNI`).
+        #[inline(always)]
+        unsafe fn scaled_dot256<const VNNI: bool>(acc: __m256i, w: __m256i, y: __m256i, s: __m256i) -> __m256i {
+            let p = _mm256_maddubs_epi16(w, y);
+            if VNNI {
+                _mm256_dpwssd_avx_epi32(acc, p, s)
+            } else {
+                _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+            }
+        }
+
+        /// `scaled_dot256` on 512-bit registers.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 BW (and AVX-512 VNNI when `VNNI`).
+        #[inline(always)]
+        unsafe fn scaled_dot512<const VNNI: bool>(acc: __m512i, w: __m512i, y: __m512i, s: __m512i) -> __m512i {
+            let p = _mm512_maddubs_epi16(w, y);
+            if VNNI {
+                _mm512_dpwssd_epi32(acc, p, s)
+            } else {
+                _mm512_add_epi32(acc, _mm512_madd_epi16(p, s))
+            }
+        }
+
         #[inline(always)]
         unsafe fn hsum256(v: __m256) -> f32 {
             let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
@@ -627,101 +695,258 @@ mod kernels {
             _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
         }
 
-        // ------------------------------------------------------------ Q4_K/Q6_K rows (batched decode)
+        // ------------------------------------------------------------ Q4_K rows in place (batched decode)
+        //
+        // Per 64 values: 32 bytes whose low nibbles are the first 32 values (sub-block 2c) and high nibbles
+        // the next 32 (2c + 1), so split they line up with the activations' bytes in order; `maddubs` sums
+        // pairs, which `madd` weighs by the sub-block's scale. The mins come in through the activations'
+        // sums per 32 values.
 
         /// # Safety
         /// The CPU has AVX2 and FMA (and AVX-VNNI when `VNNI`); every `a[r]` is as long as `w`.
         #[inline(always)]
-        unsafe fn dot256<const R: usize, const VNNI: bool>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+        unsafe fn q4k256<const R: usize, const VNNI: bool>(w: &[BlockQ4K], a: [&[ActBlock]; R]) -> [f32; R] {
             let mut acc = [_mm256_setzero_ps(); R];
+            let m4 = _mm256_set1_epi8(0x0F);
             for (b, wb) in w.iter().enumerate() {
                 let ys = a.map(|a| a.get_unchecked(b));
+                let u = q4k_scales_mins(&wb.scales);
+                let sc = [u[0].to_le_bytes(), u[1].to_le_bytes()].concat();
+                let mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, u[3] as i32, u[2] as i32)));
                 let mut isum = [_mm256_setzero_si256(); R];
-                for c in 0..8 {
-                    let wq = _mm256_load_si256(wb.q.as_ptr().add(32 * c) as *const __m256i);
-                    let sc = _mm256_load_si256(wb.scales[c].as_ptr() as *const __m256i);
-                    for r in 0..R {
-                        let yq = _mm256_load_si256(ys[r].qs.as_ptr().add(32 * c) as *const __m256i);
-                        let p = _mm256_maddubs_epi16(wq, yq);
-                        isum[r] = if VNNI {
-                            _mm256_dpwssd_avx_epi32(isum[r], p, sc)
-                        } else {
-                            _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, sc))
-                        };
+                for c in 0..4 {
+                    let raw = _mm256_loadu_si256(wb.qs.as_ptr().add(32 * c) as *const __m256i);
+                    let wq = [_mm256_and_si256(raw, m4), _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)];
+                    for (h, wq) in wq.iter().enumerate() {
+                        let s = _mm256_set1_epi16(*sc.get_unchecked(2 * c + h) as i16);
+                        for r in 0..R {
+                            let yq = _mm256_load_si256(ys[r].qs.as_ptr().add(64 * c + 32 * h) as *const __m256i);
+                            isum[r] = scaled_dot256::<VNNI>(isum[r], *wq, yq, s);
+                        }
                     }
                 }
-                let c0 = _mm256_load_ps(wb.corr.as_ptr());
-                let c1 = _mm256_load_ps(wb.corr.as_ptr().add(8));
+                let mins = _mm256_mul_ps(mins, _mm256_set1_ps(-wb.dmin.to_f32()));
+                let d = wb.d.to_f32();
                 for r in 0..R {
                     let y = ys[r];
-                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(wb.d * y.d), acc[r]);
-                    acc[r] = _mm256_fmadd_ps(c0, _mm256_load_ps(y.sums.as_ptr()), acc[r]);
-                    acc[r] = _mm256_fmadd_ps(c1, _mm256_load_ps(y.sums.as_ptr().add(8)), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(d * y.d), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(mins, _mm256_load_ps(y.sums32.as_ptr()), acc[r]);
                 }
             }
             acc.map(|v| hsum256(v))
         }
 
-        /// The same sums 64 values at a time: two 32-value chunks' scales are adjacent in `Unpacked`.
+        /// The same 64 values at a time: the two nibbles of 32 bytes in the two halves of one register, and
+        /// each half's scale picked from the eight by a word permute.
         ///
         /// # Safety
         /// The CPU has AVX-512 F and BW (and VNNI when `VNNI`); every `a[r]` is as long as `w`.
         #[inline(always)]
-        unsafe fn dot512<const R: usize, const VNNI: bool>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
+        unsafe fn q4k512<const R: usize, const VNNI: bool>(w: &[BlockQ4K], a: [&[ActBlock]; R]) -> [f32; R] {
             let mut acc = [_mm512_setzero_ps(); R];
+            let mut acc_min = [_mm256_setzero_ps(); R];
+            let m4 = _mm512_set1_epi8(0x0F);
+            // Words 0..16 (the low half) shift by 0, words 16..32 by 4: low nibbles below, high above.
+            let shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+            let pick = |c: i16| _mm512_inserti64x4(_mm512_set1_epi16(2 * c), _mm256_set1_epi16(2 * c + 1), 1);
+            let picks = [pick(0), pick(1), pick(2), pick(3)];
             for (b, wb) in w.iter().enumerate() {
                 let ys = a.map(|a| a.get_unchecked(b));
+                let u = q4k_scales_mins(&wb.scales);
+                let words = _mm_set_epi32(u[3] as i32, u[2] as i32, u[1] as i32, u[0] as i32);
+                let scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(words));
+                let mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(words, 8)));
                 let mut isum = [_mm512_setzero_si512(); R];
-                for c in 0..4 {
-                    let wq = _mm512_load_si512(wb.q.as_ptr().add(64 * c) as *const _);
-                    let sc = _mm512_load_si512(wb.scales[2 * c].as_ptr() as *const _);
+                for (c, pick) in picks.iter().enumerate() {
+                    let raw = _mm512_broadcast_i64x4(_mm256_loadu_si256(wb.qs.as_ptr().add(32 * c) as *const __m256i));
+                    let wq = _mm512_and_si512(_mm512_srlv_epi16(raw, shift), m4);
+                    let s = _mm512_permutexvar_epi16(*pick, scales);
                     for r in 0..R {
                         let yq = _mm512_load_si512(ys[r].qs.as_ptr().add(64 * c) as *const _);
-                        let p = _mm512_maddubs_epi16(wq, yq);
-                        isum[r] = if VNNI {
-                            _mm512_dpwssd_epi32(isum[r], p, sc)
-                        } else {
-                            _mm512_add_epi32(isum[r], _mm512_madd_epi16(p, sc))
-                        };
+                        isum[r] = scaled_dot512::<VNNI>(isum[r], wq, yq, s);
                     }
                 }
-                let corr = _mm512_load_ps(wb.corr.as_ptr());
+                let mins = _mm256_mul_ps(mins, _mm256_set1_ps(-wb.dmin.to_f32()));
+                let d = wb.d.to_f32();
                 for r in 0..R {
                     let y = ys[r];
-                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(wb.d * y.d), acc[r]);
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(d * y.d), acc[r]);
+                    acc_min[r] = _mm256_fmadd_ps(mins, _mm256_load_ps(y.sums32.as_ptr()), acc_min[r]);
+                }
+            }
+            let mut out = [0f32; R];
+            for r in 0..R {
+                out[r] = _mm512_reduce_add_ps(acc[r]) + hsum256(acc_min[r]);
+            }
+            out
+        }
+
+        /// The four levels' entry points of one in-place row kernel.
+        macro_rules! row_entry_points {
+            (
+                $block:ty, $body256:ident, $body512:ident:
+                $avx2:ident, $avxvnni:ident, $avx512:ident, $avx512vnni:ident
+            ) => {
+                /// # Safety
+                /// The CPU has AVX2 and FMA; every `a[r]` is as long as `w`.
+                #[target_feature(enable = "avx2,fma")]
+                pub(in super::super) unsafe fn $avx2<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
+                    $body256::<R, false>(w, a)
+                }
+
+                /// # Safety
+                /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `w`.
+                #[target_feature(enable = "avx2,fma,avxvnni")]
+                pub(in super::super) unsafe fn $avxvnni<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
+                    $body256::<R, true>(w, a)
+                }
+
+                /// # Safety
+                /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `w`.
+                #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+                pub(in super::super) unsafe fn $avx512<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
+                    $body512::<R, false>(w, a)
+                }
+
+                /// # Safety
+                /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `w`.
+                #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+                pub(in super::super) unsafe fn $avx512vnni<const R: usize>(
+                    w: &[$block],
+                    a: [&[ActBlock]; R],
+                ) -> [f32; R] {
+                    $body512::<R, true>(w, a)
+                }
+            };
+        }
+
+        row_entry_points!(BlockQ4K, q4k256, q4k512: q4k_avx2, q4k_avxvnni, q4k_avx512, q4k_avx512vnni);
+
+        // ------------------------------------------------------------ Q6_K rows in place (batched decode)
+        //
+        // Per 128 values: 64 bytes of low nibbles and 32 bytes of high bit pairs (ggml's layout: byte l of
+        // the low half and bits 2i..2i+2 of byte l of the high bits give value l + 32i); values are stored
+        // + 32, which the scaled activation sums per 16 take back.
+
+        /// Byte shuffle that spreads scales 2c and 2c + 1 over 8 bytes each.
+        #[inline(always)]
+        unsafe fn q6k_pick(c: usize) -> __m128i {
+            let spread = |v: usize| (v as i64) * 0x0101_0101_0101_0101;
+            _mm_set_epi64x(spread(2 * c + 1), spread(2 * c))
+        }
+
+        /// # Safety
+        /// The CPU has AVX2 and FMA (and AVX-VNNI when `VNNI`); every `a[r]` is as long as `w`.
+        #[inline(always)]
+        unsafe fn q6k256<const R: usize, const VNNI: bool>(w: &[BlockQ6K], a: [&[ActBlock]; R]) -> [f32; R] {
+            let mut acc = [_mm256_setzero_ps(); R];
+            let m4 = _mm256_set1_epi8(0x0F);
+            let bits = [0x03, 0x0C, 0x30, 0xC0u8].map(|b| _mm256_set1_epi8(b as i8));
+            let picks: [__m128i; 8] = std::array::from_fn(|c| q6k_pick(c));
+            for (b, wb) in w.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let scales = _mm_loadu_si128(wb.scales.as_ptr() as *const __m128i);
+                let mut isum = [_mm256_setzero_si256(); R];
+                for half in 0..2 {
+                    let ql0 = _mm256_loadu_si256(wb.ql.as_ptr().add(64 * half) as *const __m256i);
+                    let ql1 = _mm256_loadu_si256(wb.ql.as_ptr().add(64 * half + 32) as *const __m256i);
+                    let qh = _mm256_loadu_si256(wb.qh.as_ptr().add(32 * half) as *const __m256i);
+                    let q = [
+                        _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, bits[0]), 4)),
+                        _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, bits[1]), 2)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, bits[2])),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                            _mm256_srli_epi16(_mm256_and_si256(qh, bits[3]), 2),
+                        ),
+                    ];
+                    for (j, wq) in q.iter().enumerate() {
+                        let c = 4 * half + j;
+                        let s = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, picks[c]));
+                        for r in 0..R {
+                            let yq = _mm256_load_si256(ys[r].qs.as_ptr().add(32 * c) as *const __m256i);
+                            isum[r] = scaled_dot256::<VNNI>(isum[r], *wq, yq, s);
+                        }
+                    }
+                }
+                let d = wb.d.to_f32();
+                let minus32d = _mm256_set1_ps(-32.0 * d);
+                let corr = [scales, _mm_srli_si128(scales, 8)]
+                    .map(|s| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s)), minus32d));
+                for r in 0..R {
+                    let y = ys[r];
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(d * y.d), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(corr[0], _mm256_load_ps(y.sums.as_ptr()), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(corr[1], _mm256_load_ps(y.sums.as_ptr().add(8)), acc[r]);
+                }
+            }
+            acc.map(|v| hsum256(v))
+        }
+
+        /// The same 64 values at a time: the 64 low-nibble bytes of a half in one register give values
+        /// 0..64 (low nibbles) and 64..128 (high), the high bit pairs broadcast to both register halves and
+        /// masked and shifted per half.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F and BW (and VNNI when `VNNI`); every `a[r]` is as long as `w`.
+        #[inline(always)]
+        unsafe fn q6k512<const R: usize, const VNNI: bool>(w: &[BlockQ6K], a: [&[ActBlock]; R]) -> [f32; R] {
+            let mut acc = [_mm512_setzero_ps(); R];
+            let m4 = _mm512_set1_epi8(0x0F);
+            let halves = |lo: __m256i, hi: __m256i| _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            let low_mask = halves(_mm256_set1_epi8(0x03), _mm256_set1_epi8(0x0C));
+            let low_shift = halves(_mm256_set1_epi16(4), _mm256_set1_epi16(2));
+            let high_mask = halves(_mm256_set1_epi8(0x30), _mm256_set1_epi8(0xC0u8 as i8));
+            let high_shift = halves(_mm256_setzero_si256(), _mm256_set1_epi16(2));
+            // Words 8k..8k + 8 of 64 values take scale 4p + k.
+            let picks: [__m512i; 4] = std::array::from_fn(|p| {
+                let k = |k: i16| _mm_set1_epi16(4 * p as i16 + k);
+                _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_set_m128i(k(1), k(0))),
+                    _mm256_set_m128i(k(3), k(2)),
+                    1,
+                )
+            });
+            for (b, wb) in w.iter().enumerate() {
+                let ys = a.map(|a| a.get_unchecked(b));
+                let raw = _mm_loadu_si128(wb.scales.as_ptr() as *const __m128i);
+                let scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(raw));
+                let mut isum = [_mm512_setzero_si512(); R];
+                for half in 0..2 {
+                    let ql = _mm512_loadu_si512(wb.ql.as_ptr().add(64 * half) as *const _);
+                    let qh =
+                        _mm512_broadcast_i64x4(_mm256_loadu_si256(wb.qh.as_ptr().add(32 * half) as *const __m256i));
+                    let q = [
+                        _mm512_or_si512(
+                            _mm512_and_si512(ql, m4),
+                            _mm512_sllv_epi16(_mm512_and_si512(qh, low_mask), low_shift),
+                        ),
+                        _mm512_or_si512(
+                            _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                            _mm512_srlv_epi16(_mm512_and_si512(qh, high_mask), high_shift),
+                        ),
+                    ];
+                    for (j, wq) in q.iter().enumerate() {
+                        let p = 2 * half + j;
+                        let s = _mm512_permutexvar_epi16(picks[p], scales);
+                        for r in 0..R {
+                            let yq = _mm512_load_si512(ys[r].qs.as_ptr().add(64 * p) as *const _);
+                            isum[r] = scaled_dot512::<VNNI>(isum[r], *wq, yq, s);
+                        }
+                    }
+                }
+                let d = wb.d.to_f32();
+                let corr = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(raw)), _mm512_set1_ps(-32.0 * d));
+                for r in 0..R {
+                    let y = ys[r];
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(d * y.d), acc[r]);
                     acc[r] = _mm512_fmadd_ps(corr, _mm512_load_ps(y.sums.as_ptr()), acc[r]);
                 }
             }
             acc.map(|v| _mm512_reduce_add_ps(v))
         }
 
-        /// # Safety
-        /// The CPU has AVX2 and FMA; every `a[r]` is as long as `w`.
-        #[target_feature(enable = "avx2,fma")]
-        pub(in super::super) unsafe fn dot_avx2<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
-            dot256::<R, false>(w, a)
-        }
-
-        /// # Safety
-        /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `w`.
-        #[target_feature(enable = "avx2,fma,avxvnni")]
-        pub(in super::super) unsafe fn dot_avxvnni<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
-            dot256::<R, true>(w, a)
-        }
-
-        /// # Safety
-        /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `w`.
-        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
-        pub(in super::super) unsafe fn dot_avx512<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
-            dot512::<R, false>(w, a)
-        }
-
-        /// # Safety
-        /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `w`.
-        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-        pub(in super::super) unsafe fn dot_avx512vnni<const R: usize>(w: &[Unpacked], a: [&[ActBlock]; R]) -> [f32; R] {
-            dot512::<R, true>(w, a)
-        }
+        row_entry_points!(BlockQ6K, q6k256, q6k512: q6k_avx2, q6k_avxvnni, q6k_avx512, q6k_avx512vnni);
 
         // ------------------------------------------------------------ Q4_K/Q6_K panels (prompt steps)
 
@@ -1117,6 +1342,20 @@ mod tests {
                     let scale = exact.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                     assert!(diff <= 2e-2 * scale, "{level:?} {dtype:?} m={m}: differs by {diff} (scale {scale})");
                 }
+            }
+        }
+    }
+
+    /// The eight scales and mins unpacked at once are `scale_min_k4`'s, on pseudo-random blocks.
+    #[test]
+    fn q4k_scales_unpack_alike() {
+        for seed in 0u32..4096 {
+            let s: [u8; 12] =
+                std::array::from_fn(|i| (seed.wrapping_mul(2654435761).rotate_left(i as u32 * 5) >> 3) as u8);
+            let words = q4k_scales_mins(&s);
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            for j in 0..8 {
+                assert_eq!((bytes[j], bytes[8 + j]), scale_min_k4(j, &s), "sub-block {j} of {s:?}");
             }
         }
     }
