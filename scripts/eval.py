@@ -20,6 +20,7 @@ that polysum's records name.
 
 import argparse
 import json
+import math
 import os
 import re
 import resource
@@ -224,7 +225,9 @@ def eval_summaries(name, items, a, work):
         texts = [(it, records.get(it["id"], {}).get("summaries", {}).get(target)) for it in items]
         ok = [(it, s) for it, s in texts if s and s.get("status") == "ok" and s.get("text")]
         res[f"{target}_ok"] = len(ok)
-        res[f"{target}_lang_correct"] = round(100 * sum(detect(s["text"]) == target for _, s in ok) / max(len(items), 1), 1)
+        right = sum(detect(s["text"]) == target for _, s in ok)
+        res[f"{target}_lang_correct"] = round(100 * right / max(len(items), 1), 1)
+        res[f"{target}_lang_correct_ci95"] = wilson(right, len(items))
         nums = [(n, numbers(it["text"])) for it, s in ok for n in numbers(s["text"])]
         res[f"{target}_numbers"] = len(nums)
         res[f"{target}_number_faithfulness"] = round(100 * sum(n in art for n, art in nums) / len(nums), 1) if nums else None
@@ -261,7 +264,8 @@ def consistency(report):
     same_names = sum(not r["check"]["names_only_left"] and not r["check"]["names_only_right"] for r in arts)
     t = report.get("totals", {})
     out = {"compared": len(arts), "numbers_agree": round(100 * same_numbers / len(arts), 1),
-           "names_agree": round(100 * same_names / len(arts), 1),
+           "numbers_agree_ci95": wilson(same_numbers, len(arts)),
+           "names_agree": round(100 * same_names / len(arts), 1), "names_agree_ci95": wilson(same_names, len(arts)),
            "consistent": round(100 * t.get("articles_consistent", 0) / max(t.get("articles", 1), 1), 1)}
     for label, v in t.get("mean_backtranslation_chrf", []) or []:
         out[f"backtranslation_chrf {label}"] = round(v, 1)
@@ -299,6 +303,18 @@ def eval_translation(items, a, work):
             "seconds_per_item": round(wall / max(len(items), 1), 2), "tokens_per_second": final.get("tokens_per_second"),
             "peak_rss_mib": round(rss)}
     return res
+
+
+def wilson(k, n):
+    """The 95 % Wilson score interval of the share k/n, in percent (None without items): the interval for a
+    share of a few dozen items, where k = n or k = 0 still leaves room."""
+    if not n:
+        return None
+    z = 1.959964
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)]
 
 
 def chrf_ci(hyps, refs):
@@ -351,6 +367,13 @@ def git_commit():
         return None
 
 
+def md_table(lines, head, rows):
+    """Appends a Markdown table after a blank line, or nothing when there are no rows."""
+    if rows:
+        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+
+
 def table(results, previous=None):
     lines = []
     prev = (previous or {}).get("sets", {})
@@ -375,32 +398,37 @@ def table(results, previous=None):
         r = results.get(name)
         if r:
             lines.append("| " + " | ".join([name, str(r["items"])] + [cell(name, c, r.get(c)) for c in cols]) + " |")
-    checked = [name for name in SUMMARY_SETS if (results.get(name) or {}).get("final_sentences") is not None]
-    if checked:
-        lines.append("")
-        lines.append("| checks | summaries | final sentences | unsupported % | repaired | dropped | s/article | --verify off s/article | time × off |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
-        for name in checked:
-            r = results[name]
-            lines.append("| " + " | ".join([name] + [cell(name, c, r.get(c)) for c in [
-                "checked_summaries", "final_sentences", "unsupported_share", "repaired_sentences", "dropped_sentences",
-                "seconds_per_article", "off_seconds_per_article", "verify_time_ratio"]]) + " |")
-    tr = results.get("translation")
-    if tr:
-        lines.append("")
-        lines.append("| translation | n | chrF | ± 95 % | chrF++ | BLEU | lang % | failed | s/item | tok/s |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
-        for d, r in tr.items():
-            lines.append("| " + " | ".join([d, str(r["items"])] + [cell("translation", f"{d}/{c}", r.get(c)) for c in ["chrF", "chrF_ci95", "chrF++", "BLEU", "lang_correct", "failed", "seconds_per_item", "tokens_per_second"]]) + " |")
+
+    def share(r, key):
+        ci = r.get(key + "_ci95")
+        return f"{fmt(r.get(key))} [{ci[0]}, {ci[1]}]" if ci else fmt(r.get(key))
+
+    sets = [(name, results[name]) for name in SUMMARY_SETS if results.get(name)]
+    # The shares above with their 95 % Wilson intervals: what a small n can and cannot tell apart.
+    md_table(lines, ["shares, 95 % interval", "n", "EN lang %", "ES lang %", "compared", "nums agree %",
+                     "names agree %"],
+             [[name, str(r["items"]), share(r, "en_lang_correct"), share(r, "es_lang_correct"),
+               fmt(r.get("compared")), share(r, "numbers_agree"), share(r, "names_agree")]
+              for name, r in sets if r.get("en_lang_correct_ci95")])
+    md_table(lines, ["checks", "summaries", "final sentences", "unsupported %", "repaired", "dropped", "s/article",
+                     "--verify off s/article", "time × off"],
+             [[name] + [cell(name, c, r.get(c)) for c in [
+                 "checked_summaries", "final_sentences", "unsupported_share", "repaired_sentences",
+                 "dropped_sentences", "seconds_per_article", "off_seconds_per_article", "verify_time_ratio"]]
+              for name, r in sets if r.get("final_sentences") is not None])
+    tr = results.get("translation") or {}
+    md_table(lines, ["translation", "n", "chrF", "± 95 %", "chrF++", "BLEU", "lang %", "failed", "s/item", "tok/s"],
+             [[d, str(r["items"])] + [cell("translation", f"{d}/{c}", r.get(c)) for c in [
+                 "chrF", "chrF_ci95", "chrF++", "BLEU", "lang_correct", "failed", "seconds_per_item",
+                 "tokens_per_second"]] for d, r in tr.items()])
     pr = results.get("parallel")
     if pr:
-        lines.append("")
-        lines.append("| parallel stories | stories | stories consistent | articles consistent | nums agree % | names agree % | back-translation chrF | s/input | compare s |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
         bt = ", ".join(f"{k.split(' ', 1)[1]} {v}" for k, v in pr.items() if k.startswith("backtranslation_chrf"))
-        lines.append("| " + " | ".join(["parallel", str(pr["stories"]), fmt(pr.get("stories_consistent")), fmt(pr.get("articles_consistent")),
-                                        fmt(pr.get("numbers_agree")), fmt(pr.get("names_agree")), bt or "—",
-                                        fmt(pr.get("summarize_seconds_per_input")), fmt(pr.get("compare_seconds"))]) + " |")
+        md_table(lines, ["parallel stories", "stories", "stories consistent", "articles consistent", "nums agree %",
+                         "names agree %", "back-translation chrF", "s/input", "compare s"],
+                 [["parallel", str(pr["stories"]), fmt(pr.get("stories_consistent")),
+                   fmt(pr.get("articles_consistent")), fmt(pr.get("numbers_agree")), fmt(pr.get("names_agree")),
+                   bt or "—", fmt(pr.get("summarize_seconds_per_input")), fmt(pr.get("compare_seconds"))]])
     return "\n".join(lines)
 
 
