@@ -180,6 +180,27 @@ fn a_repeated_prompt_is_computed_once_and_its_rows_agree() {
 }
 
 #[test]
+fn sampled_rows_from_a_copied_prompt_cache_are_independent() {
+    let e = smollm();
+    let a = chat(e, "Translate into Spanish: The council approved the budget on Tuesday.");
+    let sampled = |seed| Request {
+        sampling: SamplingParams { temperature: 1.0, top_p: Some(0.95), seed, ..SamplingParams::greedy() },
+        ..Request::greedy(a.clone(), 16)
+    };
+    // What `--candidates 3` sends: the greedy row and two sampled ones, one prompt.
+    let call = [Request::greedy(a.clone(), 16), sampled(1), sampled(2)];
+    let (gens, stats) = e.generate_streaming(&call, &mut |_, _| true).unwrap();
+    assert_eq!(stats.prompt_tokens, e.encode_prompt(&a).unwrap().len(), "the prompt is computed once");
+    assert_ne!(gens[1].tokens, gens[2].tokens, "two seeds, two samples");
+    // The sampled rows decode from copies: the greedy row is what it is beside a greedy copy, and a
+    // sampled row draws the same whether a later row takes a copy of the cache too or not.
+    let (greedy, _) = e.generate_streaming(&[call[0].clone(), call[0].clone()], &mut |_, _| true).unwrap();
+    assert_eq!(greedy[0].tokens, gens[0].tokens);
+    let (fewer, _) = e.generate_streaming(&call[..2], &mut |_, _| true).unwrap();
+    assert_eq!(fewer[1].tokens, gens[1].tokens);
+}
+
+#[test]
 fn continuations_of_a_shared_prefix_equal_independent_runs() {
     let e = smollm();
     let requests = common::article_questions(e);

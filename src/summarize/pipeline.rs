@@ -399,7 +399,7 @@ fn verify_lanes(
         let claims = verify::claims_of(&a.text, lane.lang, hint);
         let result = verify::check(&source, &claims, &checks, gen).and_then(|checked| match settings.verify {
             verify::Mode::Fix => {
-                verify::repair::repair(&source, checked, lane.lang, verify::repair::Drop::Allowed, &checks, gen)
+                verify::repair::repair(&source, checked, lane.lang, verify::repair::Drop::Allowed, hint, &checks, gen)
             }
             _ => Ok(verify::repair::Repaired { support: checked, repaired: 0, dropped: vec![] }),
         });

@@ -490,7 +490,7 @@ fn check_translation(
     let checked = verify::check(&source, &claims, &settings, gen).ok()?;
     let r = match mode {
         verify::Mode::Fix => {
-            verify::repair::repair(&source, checked, to, verify::repair::Drop::Never, &settings, gen).ok()?
+            verify::repair::repair(&source, checked, to, verify::repair::Drop::Never, None, &settings, gen).ok()?
         }
         _ => verify::repair::Repaired { support: checked, repaired: 0, dropped: vec![] },
     };

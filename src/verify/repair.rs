@@ -1,4 +1,5 @@
-//! Repair, never hide: an unsupported sentence is rewritten with its evidence in view and checked again;
+//! Repair, never hide: an unsupported sentence is rewritten with its evidence in view and checked again
+//! (a sentence of a translated summary whose source sentence passed is translated again from it instead);
 //! still unsupported, it is dropped when another sentence of the text stands, else replaced by its best
 //! evidence sentence (translated when the text is in another language than the article). What none of
 //! that fixes stays, flagged.
@@ -69,12 +70,16 @@ pub(crate) enum Drop {
 
 /// Repair the unsupported sentences of `checked` (the support of a text in `lang`): one rewrite each,
 /// all in one batched call, checked again in one call; then drop (when `drop` allows and another sentence
-/// stands) or replace by the evidence what still fails.
+/// stands) or replace by the evidence what still fails. `pivot`: for a text translated sentence for
+/// sentence from a checked one, that one's final support; a failing sentence whose source sentence passed
+/// is a slip of the translation, not a fact the summary made up, so its rewrite is a new translation of
+/// that source sentence (the two languages keep telling the same facts).
 pub(crate) fn repair(
     source: &Source<'_>,
     checked: Vec<SentenceSupport>,
     lang: Lang,
     drop: Drop,
+    pivot: Option<&[SentenceSupport]>,
     settings: &Settings,
     gen: &dyn Generator,
 ) -> Result<Repaired> {
@@ -92,14 +97,17 @@ pub(crate) fn repair(
         }
     };
 
-    // 1. Rewrite with the evidence in view.
+    // 1. Rewrite with the evidence in view, or translate again from a source sentence that passed.
+    let pivot = pivot.filter(|p| p.len() == support.len());
+    let passed_source = |i: usize| pivot.map(|p| &p[i]).filter(|p| p.verdict == Verdict::Supported);
     let requests: Vec<Request> = failing
         .iter()
         .map(|&i| {
-            let mut r = Request::greedy(
-                rewrite_prompt(&evidence_text(&support[i]), &support[i].text, lang),
-                MAX_SENTENCE_TOKENS,
-            );
+            let prompt = match passed_source(i) {
+                Some(p) => crate::prompt::translate(&p.text, lang).chat(),
+                None => rewrite_prompt(&evidence_text(&support[i]), &support[i].text, lang),
+            };
+            let mut r = Request::greedy(prompt, MAX_SENTENCE_TOKENS);
             r.stop_strings = vec!["\n\n".into()];
             r
         })
@@ -190,7 +198,7 @@ mod tests {
         let g = FakeGenerator::parse("fake").unwrap().unwrap();
         let source = Source::new(None, TEXT, Lang::En);
         let (_, checked) = checked(&g, &source);
-        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, &Settings::default(), &g).unwrap();
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, None, &Settings::default(), &g).unwrap();
         assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (2, 0, 1), "{r:?}");
         assert!(r.support[1].repaired && r.support[1].verdict == Verdict::Supported, "{r:?}");
         assert_eq!(r.support[0], checked[0]);
@@ -206,22 +214,46 @@ mod tests {
         let source = Source::new(None, TEXT, Lang::En);
         let settings = Settings::default();
         let (claims, checked) = checked(&g, &source);
-        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, &settings, &g).unwrap();
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, None, &settings, &g).unwrap();
         assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (1, 1, 0), "{r:?}");
         assert_eq!(r.text(), claims[0].text);
         // The dropped sentence is kept aside as written, with why it failed.
         assert_eq!(r.dropped[0], checked[1]);
         assert_eq!(r.dropped[0].verdict, Verdict::Unsupported);
         // Alone, it is replaced by its best evidence sentence.
-        let r = repair(&source, checked[1..].to_vec(), Lang::En, Drop::Allowed, &settings, &g).unwrap();
+        let r = repair(&source, checked[1..].to_vec(), Lang::En, Drop::Allowed, None, &settings, &g).unwrap();
         assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (1, 0, 1), "{r:?}");
         assert!(r.support[0].repaired && r.support[0].verdict == Verdict::Supported, "{r:?}");
         assert!(source.sentences.contains(&r.support[0].text.as_str()));
         assert!(!r.support[0].failed_checks.contains(&Check::Model));
         // A translation keeps every sentence: the failing one is replaced, not dropped.
-        let r = repair(&source, checked.clone(), Lang::En, Drop::Never, &settings, &g).unwrap();
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Never, None, &settings, &g).unwrap();
         assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (2, 0, 1), "{r:?}");
         assert_eq!(r.support[0], checked[0]);
         assert!(source.sentences.contains(&r.support[1].text.as_str()));
+    }
+
+    #[test]
+    fn a_translated_sentence_whose_source_passed_is_translated_again() {
+        let source = Source::new(None, TEXT, Lang::En);
+        let settings = Settings::default();
+        let faithful = "An attacker shot a man with an air rifle in Ilfracombe.";
+        let g = FakeGenerator { fixed_answer: Some(faithful.into()), ..FakeGenerator::parse("fake").unwrap().unwrap() };
+        let (_, checked) = checked(&g, &source);
+        // The text it was translated from: both sentences passed, so the second is a slip of translation.
+        let mut pivot = checked.clone();
+        pivot[1] = SentenceSupport { text: "Somebody shot a man in Ilfracombe.".into(), ..checked[0].clone() };
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, Some(&pivot), &settings, &g).unwrap();
+        assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (2, 0, 1), "{r:?}");
+        assert_eq!(r.support[1].text, faithful);
+        let asked = std::mem::take(&mut *g.prompted.lock().unwrap());
+        let rewrite = "says something the article does not";
+        assert!(asked.iter().any(|p| p.contains("Somebody shot a man in Ilfracombe.") && p.contains("into English")));
+        assert!(!asked.iter().any(|p| p.contains(rewrite)), "{asked:?}");
+        // A source sentence that failed too: the sentence is rewritten from the evidence, as any other.
+        pivot[1].verdict = Verdict::Unsupported;
+        repair(&source, checked, Lang::En, Drop::Allowed, Some(&pivot), &settings, &g).unwrap();
+        let asked = g.prompted.lock().unwrap().clone();
+        assert!(asked.iter().any(|p| p.contains(rewrite)), "{asked:?}");
     }
 }
