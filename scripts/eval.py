@@ -5,7 +5,8 @@ Every figure comes from the real `polysum` binary run on the public sets in shar
                 with a Unicode-aware tokenizer so Spanish accents count), the Lead-3 baseline in the same run,
                 output-language correctness by langid (a detector independent of polysum's lingua), number faithfulness
                 (share of numbers in summaries that occur in the article), EN/ES consistency from
-                `polysum compare` (numbers and names found in both summaries), seconds per article,
+                `polysum compare` (numbers and names found in both summaries; through back-translations too
+                with --compare-backtranslate), seconds per article,
                 tokens/s, peak RSS.
   translation   translation-en-es, both directions: chrF, chrF++ and BLEU (sacrebleu) against the human side,
                 chrF with a 95 % bootstrap confidence interval (1000 resamples of the sentences).
@@ -129,9 +130,10 @@ def read_jsonl(path):
 SCORE_ONLY = None  # with --score-only: the previous results.json of the work folder (timings come from it)
 
 
-def run_polysum(args, log):
-    """Run polysum; returns (exit code, its final JSON line, wall seconds, peak RSS in MiB of this child)."""
-    if SCORE_ONLY is not None:
+def run_polysum(args, log, scoring=False):
+    """Run polysum; returns (exit code, its final JSON line, wall seconds, peak RSS in MiB of this child).
+    With --score-only only the runs that score (`scoring`: `polysum compare`) run again."""
+    if SCORE_ONLY is not None and not scoring:
         return 0, {}, 0.0, 0.0
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.time()
@@ -232,9 +234,11 @@ def eval_summaries(name, items, a, work):
         res[f"{target}_numbers"] = len(nums)
         res[f"{target}_number_faithfulness"] = round(100 * sum(n in art for n, art in nums) / len(nums), 1) if nums else None
         res[f"{target}_mean_chunks"] = round(mean(s.get("chunks", 1) for _, s in ok), 2) if ok else None
-    # EN/ES consistency: numbers and names found in both summaries (no back-translation here).
+    # EN/ES consistency: numbers and names found in both summaries; with --compare-backtranslate also
+    # through each summary's back-translation, as `polysum compare` does by default.
     cmp_json = work / f"{name}-compare.json"
-    code, _, _, _ = run_polysum(["compare", str(out), "--no-backtranslate", "--json", str(cmp_json)], work / "polysum.log")
+    bt = model_args(a) if a.compare_backtranslate else ["--no-backtranslate"]
+    code, _, _, _ = run_polysum(["compare", str(out), "--json", str(cmp_json)] + bt, work / "polysum.log", scoring=True)
     if code == 0 and cmp_json.exists():
         res.update(consistency(json.loads(cmp_json.read_text())))
     return res
@@ -339,7 +343,8 @@ def eval_parallel(items, a, work):
     code, final, wall, rss = run_polysum(args, work / "polysum.log")
     cmp_json = work / "parallel-compare.json"
     t = time.time()
-    ccode, _, cwall, crss = run_polysum(["compare", str(out), "--json", str(cmp_json), "--html", str(work / "parallel-compare.html")] + model_args(a), work / "polysum.log")
+    ccode, _, cwall, crss = run_polysum(["compare", str(out), "--json", str(cmp_json), "--html", str(work / "parallel-compare.html")] + model_args(a), work / "polysum.log",
+                                          scoring=True)
     res = {"stories": len(items), "inputs": 2 * len(items), "exit_code": code, "summarize_seconds_per_input": round(wall / max(2 * len(items), 1), 1),
            "compare_seconds": round(cwall, 1), "peak_rss_mib": round(max(rss, crss))}
     if ccode == 0 and cmp_json.exists():
@@ -450,13 +455,17 @@ def main():
     ap.add_argument("--verify", choices=["off", "flag", "fix"], default="fix",
                     help="summary and translation sets: polysum's --verify (default fix, polysum's own default)")
     ap.add_argument("--candidates", type=int, help="polysum's --candidates: translations per piece (default: polysum's)")
+    ap.add_argument("--compare-backtranslate", action="store_true",
+                    help="summary sets: `polysum compare` with back-translations (slower; names written in the other "
+                         "language's form are then found)")
     ap.add_argument("--verify-baseline", action="store_true",
                     help="summary sets: run each set again with --verify off and report the time ratio")
     ap.add_argument("--data", default=os.environ.get("POLYSUM_EVAL_DATA", str(ROOT.parent / "shared" / "eval")))
     ap.add_argument("--work", help="folder for inputs and outputs (default: eval-out/<split>-<model>-<time>)")
     ap.add_argument("--json", help="write the results here (default: <work>/results.json)")
     ap.add_argument("--compare-with", help="a previous results JSON: print the differences")
-    ap.add_argument("--score-only", action="store_true", help="rescore the outputs already in --work (no model runs; timings kept from its results.json)")
+    ap.add_argument("--score-only", action="store_true", help="rescore the outputs already in --work (no summarize, translate or check runs; "
+                         "`polysum compare` runs again; timings kept from its results.json)")
     a = ap.parse_args()
     global SCORE_ONLY
     if a.score_only:
@@ -513,7 +522,8 @@ def main():
 
     date = SCORE_ONLY["date"] + " (rescored)" if SCORE_ONLY else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     doc = {"date": date, "split": a.split, "model": a.model,
-           "strategy": a.strategy or "default", "verify": a.verify, "candidates": a.candidates or "default", "grounding": a.grounding or "default", "limit": a.limit, "max_context": a.max_context,
+           "strategy": a.strategy or "default", "verify": a.verify, "candidates": a.candidates or "default", "grounding": a.grounding or "default",
+           "compare_backtranslate": a.compare_backtranslate, "limit": a.limit, "max_context": a.max_context,
            "checker_args": a.checker_args or None, "claims_limit": a.claims_limit,
            "polysum_commit": git_commit(),
            "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",

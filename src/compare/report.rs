@@ -102,7 +102,8 @@ pub(crate) struct PairCheck {
 }
 
 /// Compare two summaries. Back-translations (`left_bt`: left translated into right's language) are scored
-/// with chrF when the languages differ; same-language texts are scored directly.
+/// with chrF when the languages differ, and a name one side lacks is also looked for in that side's
+/// back-translation; same-language texts are scored directly.
 pub(crate) fn compare_pair(
     mut left: Text,
     mut right: Text,
@@ -140,8 +141,15 @@ pub(crate) fn compare_pair(
         reasons.push(format!("number {n} only in {}", right.label));
     }
 
-    // Proper names.
-    let (lnames, rnames) = names::only_in(&left.text, ll, &right.text, rl);
+    // Proper names. A name the other side writes in its own language's form ("Navidad" for "Christmas")
+    // is found in that side's back-translation, when there is one.
+    let (mut lnames, mut rnames) = names::only_in(&left.text, ll, &right.text, rl);
+    if let Some(bt) = right_bt.as_deref().filter(|_| ll != rl) {
+        lnames.retain(|n| !names::present_in(&n.surface, ll, bt, ll));
+    }
+    if let Some(bt) = left_bt.as_deref().filter(|_| ll != rl) {
+        rnames.retain(|n| !names::present_in(&n.surface, rl, bt, rl));
+    }
     left.marks.extend(lnames.iter().map(|n| (n.start, n.end)));
     right.marks.extend(rnames.iter().map(|n| (n.start, n.end)));
     let names_only_left: Vec<String> = lnames.into_iter().map(|n| n.surface).collect();
@@ -399,6 +407,26 @@ mod tests {
         // The flagged number is marked in the text.
         let segs = segments(&c.left.text, &c.left.marks);
         assert!(segs.contains(&Segment { text: "14,000".into(), mark: true }));
+    }
+
+    #[test]
+    fn a_name_in_the_other_languages_form_is_found_through_the_back_translation() {
+        let en = "Children in the Netherlands wait for Father Christmas.";
+        let es = "Los niños de los Países Bajos esperan a Papá Noel.";
+        let without = compare_pair(t("EN", "en", en), t("ES", "es", es), None, None);
+        assert!(without.names_only_left.contains(&"Father Christmas".to_string()), "{:?}", without);
+        assert!(without.names_only_right.contains(&"Papá Noel".to_string()), "{:?}", without);
+
+        let left_bt = Some("Los niños de los Países Bajos esperan a Papá Noel.".to_string());
+        let right_bt = Some("Children in the Netherlands wait for Father Christmas.".to_string());
+        let with = compare_pair(t("EN", "en", en), t("ES", "es", es), left_bt, right_bt);
+        assert!(with.names_only_left.is_empty() && with.names_only_right.is_empty(), "{:?}", with);
+        assert!(!with.reasons.iter().any(|r| r.starts_with("name ")), "{:?}", with.reasons);
+
+        // A back-translation without the name leaves it missing.
+        let right_bt = Some("Children in the Netherlands wait for the gifts.".to_string());
+        let lost = compare_pair(t("EN", "en", en), t("ES", "es", es), None, right_bt);
+        assert_eq!(lost.names_only_left, vec!["Father Christmas"]);
     }
 
     #[test]

@@ -60,6 +60,17 @@ fn first_of(text: &str) -> Option<String> {
     (s.chars().filter(|c| c.is_alphabetic()).count() >= 3).then_some(s)
 }
 
+/// How much longer than the other a sentence and its translation may be. The sentences of a text and its
+/// translation are paired by position; where the translation merged one pair of sentences and split
+/// another, the counts still agree but the pairs do not, and the lengths tell.
+const TRANSLATION_LENGTH_RATIO: f64 = 2.0;
+
+/// Whether `a` and `b` are alike enough in length to be one sentence in two languages.
+fn like_in_length(a: &str, b: &str) -> bool {
+    let (la, lb) = (a.chars().count().max(1) as f64, b.chars().count().max(1) as f64);
+    la.max(lb) / la.min(lb) <= TRANSLATION_LENGTH_RATIO
+}
+
 /// Whether a sentence that cannot be rewritten may go: yes in a summary, never in a translation (which
 /// must keep every sentence of its source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +110,9 @@ pub(crate) fn repair(
 
     // 1. Rewrite with the evidence in view, or translate again from a source sentence that passed.
     let pivot = pivot.filter(|p| p.len() == support.len());
-    let passed_source = |i: usize| pivot.map(|p| &p[i]).filter(|p| p.verdict == Verdict::Supported);
+    let passed_source = |i: usize| {
+        pivot.map(|p| &p[i]).filter(|p| p.verdict == Verdict::Supported && like_in_length(&p.text, &support[i].text))
+    };
     let requests: Vec<Request> = failing
         .iter()
         .map(|&i| {
@@ -250,10 +263,18 @@ mod tests {
         let rewrite = "says something the article does not";
         assert!(asked.iter().any(|p| p.contains("Somebody shot a man in Ilfracombe.") && p.contains("into English")));
         assert!(!asked.iter().any(|p| p.contains(rewrite)), "{asked:?}");
-        // A source sentence that failed too: the sentence is rewritten from the evidence, as any other.
-        pivot[1].verdict = Verdict::Unsupported;
-        repair(&source, checked, Lang::En, Drop::Allowed, Some(&pivot), &settings, &g).unwrap();
-        let asked = g.prompted.lock().unwrap().clone();
-        assert!(asked.iter().any(|p| p.contains(rewrite)), "{asked:?}");
+        // A source sentence that failed too, or one that cannot be this sentence's source (the translation
+        // merged and split sentences, so the pairs by position are off): rewritten from the evidence.
+        let merged = "Somebody shot a man in Ilfracombe, and the police, who came at once, called it a random act.";
+        for source_sentence in [
+            SentenceSupport { verdict: Verdict::Unsupported, ..pivot[1].clone() },
+            SentenceSupport { text: merged.into(), ..pivot[1].clone() },
+        ] {
+            pivot[1] = source_sentence;
+            repair(&source, checked.clone(), Lang::En, Drop::Allowed, Some(&pivot), &settings, &g).unwrap();
+            let asked = std::mem::take(&mut *g.prompted.lock().unwrap());
+            assert!(asked.iter().any(|p| p.contains(rewrite)), "{asked:?}");
+            assert!(!asked.iter().any(|p| p.contains("into English")), "{asked:?}");
+        }
     }
 }

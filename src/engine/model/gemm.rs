@@ -11,8 +11,8 @@
 //! - up to `MAX_ROWS` rows of Q4_K/Q6_K (batched decode, bound by reading the weights): each weight row is
 //!   read in place, its values split from their nibbles (and Q6_K's high bits) in registers and its scales
 //!   spread by a shuffle, and dotted with four activation rows at a time: `maddubs(weights,
-//!   activations)` then `madd` with the scales (unpacking a row into a buffer first cost as much as the
-//!   dot products);
+//!   activations)` then `madd` with the scales (unpacking each row into a buffer first was slower:
+//!   docs/BENCHMARKS.md);
 //! - more rows (prompt steps, bound by the multiplies): each work item packs 16 weight rows into one
 //!   interleaved panel once and runs up to `PANEL_TILE` activation rows past it: one multiply against 4
 //!   broadcast activation values serves 8 weight rows (AVX2) or 16 (AVX-512), and with VNNI `vpdpbusd`
@@ -688,6 +688,10 @@ mod kernels {
             }
         }
 
+        /// The sum of the eight lanes.
+        ///
+        /// # Safety
+        /// The CPU has AVX.
         #[inline(always)]
         unsafe fn hsum256(v: __m256) -> f32 {
             let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
@@ -711,14 +715,14 @@ mod kernels {
             for (b, wb) in w.iter().enumerate() {
                 let ys = a.map(|a| a.get_unchecked(b));
                 let u = q4k_scales_mins(&wb.scales);
-                let sc = [u[0].to_le_bytes(), u[1].to_le_bytes()].concat();
+                let sc = (u64::from(u[1]) << 32 | u64::from(u[0])).to_le_bytes();
                 let mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, u[3] as i32, u[2] as i32)));
                 let mut isum = [_mm256_setzero_si256(); R];
                 for c in 0..4 {
                     let raw = _mm256_loadu_si256(wb.qs.as_ptr().add(32 * c) as *const __m256i);
                     let wq = [_mm256_and_si256(raw, m4), _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4)];
                     for (h, wq) in wq.iter().enumerate() {
-                        let s = _mm256_set1_epi16(*sc.get_unchecked(2 * c + h) as i16);
+                        let s = _mm256_set1_epi16(sc[2 * c + h] as i16);
                         for r in 0..R {
                             let yq = _mm256_load_si256(ys[r].qs.as_ptr().add(64 * c + 32 * h) as *const __m256i);
                             isum[r] = scaled_dot256::<VNNI>(isum[r], *wq, yq, s);
@@ -740,7 +744,8 @@ mod kernels {
         /// each half's scale picked from the eight by a word permute.
         ///
         /// # Safety
-        /// The CPU has AVX-512 F and BW (and VNNI when `VNNI`); every `a[r]` is as long as `w`.
+        /// The CPU has AVX-512 F and BW, AVX2 and FMA (and AVX-512 VNNI when `VNNI`); every `a[r]` is as long as
+        /// `w`.
         #[inline(always)]
         unsafe fn q4k512<const R: usize, const VNNI: bool>(w: &[BlockQ4K], a: [&[ActBlock]; R]) -> [f32; R] {
             let mut acc = [_mm512_setzero_ps(); R];
@@ -824,11 +829,14 @@ mod kernels {
 
         // ------------------------------------------------------------ Q6_K rows in place (batched decode)
         //
-        // Per 128 values: 64 bytes of low nibbles and 32 bytes of high bit pairs (ggml's layout: byte l of
-        // the low half and bits 2i..2i+2 of byte l of the high bits give value l + 32i); values are stored
-        // + 32, which the scaled activation sums per 16 take back.
+        // Per 128 values: 64 bytes of low nibbles and 32 bytes of high bit pairs (ggml's layout: value
+        // l + 32i takes nibble i / 2 of byte l + 32 (i mod 2) of the low half and bits 2i..2i+2 of byte l of
+        // the high bits); values are stored + 32, which the scaled activation sums per 16 take back.
 
         /// Byte shuffle that spreads scales 2c and 2c + 1 over 8 bytes each.
+        ///
+        /// # Safety
+        /// None beyond SSE2, which every x86-64 CPU has.
         #[inline(always)]
         unsafe fn q6k_pick(c: usize) -> __m128i {
             let spread = |v: usize| (v as i64) * 0x0101_0101_0101_0101;
@@ -888,7 +896,7 @@ mod kernels {
         /// masked and shifted per half.
         ///
         /// # Safety
-        /// The CPU has AVX-512 F and BW (and VNNI when `VNNI`); every `a[r]` is as long as `w`.
+        /// The CPU has AVX-512 F and BW and AVX2 (and AVX-512 VNNI when `VNNI`); every `a[r]` is as long as `w`.
         #[inline(always)]
         unsafe fn q6k512<const R: usize, const VNNI: bool>(w: &[BlockQ6K], a: [&[ActBlock]; R]) -> [f32; R] {
             let mut acc = [_mm512_setzero_ps(); R];
