@@ -373,9 +373,10 @@ def git_commit():
 
 
 def md_table(lines, head, rows):
-    """Appends a Markdown table after a blank line, or nothing when there are no rows."""
+    """Appends a Markdown table (after a blank line when `lines` has some already), or nothing when there
+    are no rows."""
     if rows:
-        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += [""] * bool(lines) + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
 
 
@@ -396,19 +397,13 @@ def table(results, previous=None):
             "seconds_per_article", "tokens_per_second", "peak_rss_mib"]
     head = ["set", "n", "R-1", "R-2", "R-Lsum", "Lead-3 R-Lsum", "EN lang %", "ES lang %", "EN nums %", "ES nums %",
             "nums agree %", "names agree %", "s/article", "tok/s", "RSS MiB"]
-    if any(results.get(name) for name in SUMMARY_SETS):
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "---|" * len(head))
-    for name in SUMMARY_SETS:
-        r = results.get(name)
-        if r:
-            lines.append("| " + " | ".join([name, str(r["items"])] + [cell(name, c, r.get(c)) for c in cols]) + " |")
+    sets = [(name, results[name]) for name in SUMMARY_SETS if results.get(name)]
+    md_table(lines, head, [[name, str(r["items"])] + [cell(name, c, r.get(c)) for c in cols] for name, r in sets])
 
     def share(r, key):
         ci = r.get(key + "_ci95")
         return f"{fmt(r.get(key))} [{ci[0]}, {ci[1]}]" if ci else fmt(r.get(key))
 
-    sets = [(name, results[name]) for name in SUMMARY_SETS if results.get(name)]
     # The shares above with their 95 % Wilson intervals: what a small n can and cannot tell apart.
     md_table(lines, ["shares, 95 % interval", "n", "EN lang %", "ES lang %", "compared", "nums agree %",
                      "names agree %"],
