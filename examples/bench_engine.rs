@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_engine -- --model FILE.gguf --threads 2 \
-//!     [--prompt-tokens 512] [--gen 128] [--reps 2] [--batches 1,2,4,8] [--no-single]
+//!     [--prompt-tokens 512] [--gen 128] [--reps 2] [--batches 1,2,4,8] [--no-single] [--draft N]
 //! ```
 //!
 //! Prints one JSON object on stdout (progress goes to stderr):
@@ -15,12 +15,15 @@
 //!
 //! Each figure is the mean over `--reps` runs, after one untimed warm-up call. Greedy decoding. Each run also
 //! records the process CPU time it used (`cpu_seconds`): on a loaded machine, far less than the wall time.
+//! Prompt-lookup drafts are off unless `--draft N` is given: the figures compare kernels with llama.cpp's
+//! benchmarks, which do not draft.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use polysum::engine::generate::{Engine, Request, StopReason};
+use polysum::engine::lookup::Lookup;
 use polysum::engine::model::LoadOptions;
 use serde_json::{json, Value};
 
@@ -57,6 +60,7 @@ struct Args {
     reps: usize,
     batches: Vec<usize>,
     single: bool,
+    draft: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Args> {
         reps: 2,
         batches: vec![],
         single: true,
+        draft: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -86,10 +91,11 @@ fn parse_args() -> Result<Args> {
                     .collect::<Result<_, _>>()?
             }
             "--no-single" => args.single = false,
+            "--draft" => args.draft = val()?.parse()?,
             "-h" | "--help" => {
                 eprintln!(
                     "usage: bench_engine --model FILE.gguf [--threads N] [--prompt-tokens N] [--gen N] [--reps \
-                N] [--batches 1,2,4,8] [--no-single]"
+                N] [--batches 1,2,4,8] [--no-single] [--draft N]"
                 );
                 std::process::exit(0);
             }
@@ -188,8 +194,9 @@ fn main() -> Result<()> {
     polysum::engine::device::set_cpu_threads(Some(args.threads));
 
     let t_load = Instant::now();
-    let engine = Engine::load(&args.model, None, &LoadOptions::new(candle_core::Device::Cpu))
+    let mut engine = Engine::load(&args.model, None, &LoadOptions::new(candle_core::Device::Cpu))
         .with_context(|| format!("loading {}", args.model.display()))?;
+    engine.set_lookup(Lookup::with_max_draft(args.draft));
     let load_seconds = t_load.elapsed().as_secs_f64();
     let rss_after_load_kib = proc_status_kib("VmRSS");
     eprintln!("bench_engine: loaded {} in {load_seconds:.1}s ({} threads)", args.model.display(), args.threads);

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use candle_core::Device;
 use polysum::engine::generate::{Engine, Request, StopReason};
+use polysum::engine::lookup::Lookup;
 use polysum::engine::model::{BatchPaths, LoadOptions};
 use polysum::engine::sampling::SamplingParams;
 
@@ -216,6 +217,32 @@ fn continuations_of_a_shared_prefix_equal_independent_runs() {
         common::assert_same_tokens_or_rounding_tie(e, &req.prompt, &t.tokens, &alone.tokens, 0.1);
     }
     assert_ne!(together[0].tokens, together[1].tokens);
+}
+
+/// Prompt-lookup drafts change how many steps a greedy sequence takes, not its tokens: each drafted
+/// position is computed as a one-token decode step at that position computes it, on the re-quantized
+/// legacy types (SmolLM2) and on the K-quants of the default model alike, repetition penalty included.
+#[test]
+fn drafted_decoding_gives_the_tokens_of_plain_decoding() {
+    let article = std::fs::read_to_string(common::fixture("news-paragraph.txt")).unwrap();
+    for name in ["smollm2-135m", "qwen2.5-coder-1.5b"] {
+        let drafted = load(name, true);
+        let mut plain = load(name, true);
+        plain.set_lookup(Lookup::off());
+        let user = format!("Article:\n{article}\n\nRepeat the article's first two sentences word for word.");
+        let prompt = drafted.chat_prompt(Some("You are a helpful assistant."), &user, None).unwrap();
+        let sampling = SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() };
+        let request = Request { sampling, ..Request::greedy(prompt, 48) };
+        let want = plain.generate(std::slice::from_ref(&request)).unwrap().remove(0);
+        let got = drafted.generate(std::slice::from_ref(&request)).unwrap().remove(0);
+        assert_eq!(got.tokens, want.tokens, "{name}: {:?} against {:?}", got.text, want.text);
+        assert_eq!(got.stop_reason, want.stop_reason);
+        assert_eq!(plain.draft_counts().steps, 0, "{name}: drafting off drafts nothing");
+        let counts = drafted.draft_counts();
+        // Copying from the prompt is what drafts are for: a good share of the tokens must come from kept
+        // drafts, or the check above compared plain decoding with itself.
+        assert!(counts.accepted * 4 > want.tokens.len(), "{name}: {counts:?} for {} tokens", want.tokens.len());
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ use anyhow::Result;
 use super::{CallStats, Generation, Generator, Prompt, Request, ScoreRequest};
 use crate::engine::device::{self, DeviceSpec};
 use crate::engine::generate::{self, Engine};
+use crate::engine::lookup::Lookup;
 use crate::engine::model::LoadOptions;
 use crate::engine::prefix_cache::{PrefixSource, PrefixStore};
 use crate::engine::scheduler::{self, Scheduler};
@@ -19,6 +20,8 @@ pub(crate) struct LocalModel {
     pub(crate) threads: Option<usize>,
     /// Re-quantize tensor types without a fast CPU kernel (Q4_1/Q5_0/Q5_1) to Q8_0 at load, on a CPU.
     pub(crate) requantize: bool,
+    /// Prompt-lookup drafts of a greedy sequence decoding alone.
+    pub(crate) lookup: Lookup,
 }
 
 impl LocalModel {
@@ -35,6 +38,7 @@ impl LocalModel {
         let resolved = crate::registry::resolve_model(&self.spec)?;
         let opts = LoadOptions { requantize: self.requantize && device.is_cpu(), ..LoadOptions::new(device) };
         let mut engine = Engine::load(&resolved.gguf, resolved.tokenizer_json.as_deref(), &opts)?;
+        engine.set_lookup(self.lookup);
         // Computed prompt prefixes are kept on disk only for a model whose sha256 names its weights.
         if let Some(sha256) = &resolved.sha256 {
             let dir = crate::registry::Config::from_env().cache_dir.join("prefixes").join(&resolved.name);

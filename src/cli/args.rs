@@ -54,6 +54,10 @@ pub(crate) struct ModelArgs {
     /// Keep Q4_1/Q5_0/Q5_1 tensors as they are instead of re-quantizing them to Q8_0 (which has fast CPU kernels).
     #[arg(long)]
     pub(crate) no_requantize: bool,
+    /// Tokens drafted per decode step from the prompt (prompt-lookup speculative decoding of a greedy
+    /// sequence decoding alone; the model keeps those it would have picked), 0 to turn it off [default: 8].
+    #[arg(long, value_parser = super::bounds::draft)]
+    pub(crate) draft: Option<usize>,
     /// local (the built-in engine) or openai (a server speaking the OpenAI chat-completions protocol:
     /// vLLM, llama.cpp's server, TGI, Ollama) [default: local].
     #[arg(long)]

@@ -14,6 +14,9 @@ pub(crate) const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 pub(crate) const MAX_RETRIES: u32 = 100;
 /// The most CPU threads (`--threads`).
 pub(crate) const MAX_THREADS: usize = 4096;
+/// The most drafted tokens per decode step (`--draft`): with the sampled token, the most positions a step
+/// computes with the decode kernels (`engine::model::MAX_DRAFT_POSITIONS`).
+pub(crate) const MAX_DRAFT: usize = crate::engine::model::MAX_DRAFT_POSITIONS - 1;
 /// The most translation candidates per piece (`--candidates`): each one is a row of the batch.
 pub(crate) const MAX_CANDIDATES: usize = 8;
 /// The largest context, in tokens (`--max-context`, `--remote-context`, `--max-input-tokens`).
@@ -68,6 +71,16 @@ pub(crate) fn threads(s: &str) -> Result<usize, String> {
 /// `threads` from `polysum.toml`, bounded as `--threads`.
 pub(crate) fn check_threads(n: usize) -> Result<usize, String> {
     in_range("--threads", n, 1, MAX_THREADS)
+}
+
+/// `--draft N`: 0 (off) to `MAX_DRAFT`.
+pub(crate) fn draft(s: &str) -> Result<usize, String> {
+    check_draft(int("--draft", s)?)
+}
+
+/// `draft` from `polysum.toml`, bounded as `--draft`.
+pub(crate) fn check_draft(n: usize) -> Result<usize, String> {
+    in_range("--draft", n, 0, MAX_DRAFT)
 }
 
 /// `--retries N`: 0 to `MAX_RETRIES`.

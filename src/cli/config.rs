@@ -39,6 +39,7 @@ pub(crate) struct Config {
     pub(crate) threads: Option<usize>,
     #[serde(alias = "no-requantize")]
     pub(crate) no_requantize: Option<bool>,
+    pub(crate) draft: Option<usize>,
     #[serde(default, deserialize_with = "list_or_string")]
     pub(crate) langs: Option<String>,
     #[serde(default, deserialize_with = "list_or_string")]
@@ -153,7 +154,7 @@ mod tests {
     fn every_key_is_read() {
         let text =
             "inputs = [\"in\"]\nout = \"o\"\nmodel = \"m\"\ndevice = \"cpu\"\nthreads = 2\nno_requantize = true\n\
-langs = \"en\"\nformat = \"md\"\nsentences = 2\nmax_words = 30\njobs = 3\nforce = true\nquiet = true\n\
+draft = 4\nlangs = \"en\"\nformat = \"md\"\nsentences = 2\nmax_words = 30\njobs = 3\nforce = true\nquiet = true\n\
 log_format = \"json\"\nmax_input_tokens = 500\nmax_bytes = 1000\nmax_context = 1024\nstrategy = \"direct\"\n\
 verify = \"flag\"\ngrounding = \"key-sentences\"\ncandidates = 3\n\
 backend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\n\
@@ -167,6 +168,7 @@ timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
             device: Some("cpu".into()),
             threads: Some(2),
             no_requantize: Some(true),
+            draft: Some(4),
             langs: Some("en".into()),
             format: Some("md".into()),
             sentences: Some(2),

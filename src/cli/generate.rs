@@ -55,5 +55,9 @@ pub(crate) fn run(args: &GenerateArgs) -> Result<Outcome> {
         stats.generated_tokens as f64 / stats.decode_seconds.max(1e-9),
         g.stop_reason
     );
+    let drafts = engine.draft_counts();
+    if drafts.steps > 0 {
+        eprintln!("drafts: {} of {} drafted tokens kept over {} steps", drafts.accepted, drafts.drafted, drafts.steps);
+    }
     Ok(Outcome::Done)
 }

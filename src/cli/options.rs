@@ -13,6 +13,7 @@ use super::config::Config;
 use crate::backend::openai::OpenAiConfig;
 use crate::backend::{Backend, LocalModel};
 use crate::engine::device::DeviceSpec;
+use crate::engine::lookup::Lookup;
 use crate::error::UsageError;
 use crate::job::input;
 use crate::job::output::Formats;
@@ -50,11 +51,13 @@ pub(crate) fn backend(args: &ModelArgs, config: &Config) -> Result<Backend> {
         args.device.clone().or(config.device.clone()).unwrap_or_else(|| "auto".into()).parse().map_err(usage)?;
     let spec = args.model.clone().or(config.model.clone()).unwrap_or_else(|| crate::DEFAULT_MODEL.to_string());
     let threads = args.threads.or(config.threads).map(bounds::check_threads).transpose().map_err(usage)?;
+    let draft = args.draft.or(config.draft).map(bounds::check_draft).transpose().map_err(usage)?;
     let local = LocalModel {
         spec,
         device,
         threads,
         requantize: !(args.no_requantize || config.no_requantize.unwrap_or(false)),
+        lookup: draft.map_or_else(Lookup::default, Lookup::with_max_draft),
     };
     // Checked whatever the backend: a bad value in the file is an error the day it is written, not the
     // day someone switches to the server.
@@ -285,7 +288,9 @@ mod tests {
     #[test]
     fn the_files_values_are_bounded_like_the_flags() {
         let base = "backend = \"openai\"\nendpoint = \"http://h\"\nremote_model = \"r\"\n";
-        for bad in ["timeout = 1e20", "max_inflight = 0", "retries = 1000", "remote_context = 10", "threads = 0"] {
+        for bad in
+            ["timeout = 1e20", "max_inflight = 0", "retries = 1000", "remote_context = 10", "threads = 0", "draft = 16"]
+        {
             let err = backend(&ModelArgs::default(), &config(&format!("{base}{bad}\n"))).unwrap_err();
             assert!(err.downcast_ref::<UsageError>().is_some(), "{bad}: {err:#}");
         }

@@ -3,7 +3,9 @@
 //! `Engine` is `Sync`: load it once and call `generate` from many threads; every call owns its KV cache.
 //! A call takes several requests at once and runs them as one batch (rows of different lengths are padded
 //! and masked). When all requests of a call start with the same tokens (the EN and ES prompts of one
-//! article share the article), that prefix is computed once and its KV cache copied to every row.
+//! article share the article), that prefix is computed once and its KV cache copied to every row. A greedy
+//! row decoding alone on the CPU takes prompt-lookup drafts (`crate::engine::lookup`): same tokens, fewer
+//! steps.
 
 use std::path::Path;
 use std::time::Instant;
@@ -13,7 +15,8 @@ use candle_core::{Device, Tensor};
 
 use crate::engine::chat::{ChatTemplate, Message};
 use crate::engine::kv_cache::KvCache;
-use crate::engine::model::{LoadOptions, Model};
+use crate::engine::lookup::{DraftCounts, Lookup};
+use crate::engine::model::{LoadOptions, Model, MAX_DRAFT_POSITIONS};
 use crate::engine::prefix_cache::{PrefixCache, PrefixSource, PrefixStore};
 use crate::engine::sampling::{Sampler, SamplingParams};
 use crate::engine::tokenizer::Tokenizer;
@@ -85,6 +88,8 @@ pub struct Engine {
     stop_ids: Vec<u32>,
     name: String,
     prefixes: PrefixCache,
+    lookup: Lookup,
+    drafts: std::sync::Mutex<DraftCounts>,
 }
 
 impl Engine {
@@ -99,11 +104,30 @@ impl Engine {
         let template = ChatTemplate::from_gguf(&loaded.metadata, &tokenizer)?;
         let stop_ids = tokenizer.end_of_generation_ids();
         let name = gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Self { model: loaded.model, tokenizer, template, stop_ids, name, prefixes: PrefixCache::default() })
+        Ok(Self {
+            model: loaded.model,
+            tokenizer,
+            template,
+            stop_ids,
+            name,
+            prefixes: PrefixCache::default(),
+            lookup: Lookup::default(),
+            drafts: Default::default(),
+        })
     }
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How greedy sequences decoded alone take prompt-lookup drafts (`Lookup::off()`: never).
+    pub fn set_lookup(&mut self, lookup: Lookup) {
+        self.lookup = lookup;
+    }
+
+    /// Drafted and kept tokens since the engine was loaded.
+    pub fn draft_counts(&self) -> DraftCounts {
+        *self.drafts.lock().expect("draft counts")
     }
 
     /// Keep computed prompt prefixes in `store` too (`None`: in memory only).
@@ -357,6 +381,9 @@ impl Engine {
     /// One decode step: sample a token for every row, take the rows that stop out of the batch, and compute
     /// the next logits of the others.
     pub(crate) fn step(&self, batch: &mut Batch, on_token: &mut OnToken<'_>) -> Result<Vec<Finished>> {
+        if self.drafts_for(batch) {
+            return self.draft_step(batch, on_token);
+        }
         let Some(logits) = batch.logits.take() else { return Ok(vec![]) };
         let mut next = Vec::with_capacity(batch.rows.len());
         let mut keep = Vec::with_capacity(batch.rows.len());
@@ -376,15 +403,7 @@ impl Engine {
         for (row, stop) in std::mem::take(&mut batch.rows).into_iter().zip(stops) {
             match stop {
                 None => kept.push(row),
-                Some(stop_reason) => finished.push(Finished {
-                    tag: row.tag,
-                    generation: Generation {
-                        text: row.state.text,
-                        tokens: row.state.tokens,
-                        prompt_tokens: row.prompt_tokens,
-                        stop_reason,
-                    },
-                }),
+                Some(stop_reason) => finished.push(row.finish(stop_reason)),
             }
         }
         batch.rows = kept;
@@ -397,6 +416,63 @@ impl Engine {
             batch.logits = Some(self.model.decode_step(&next, &mut batch.cache)?);
         }
         Ok(finished)
+    }
+
+    /// Whether the next step of `batch` takes a prompt-lookup draft: a greedy row decoding alone on the CPU
+    /// way. A step over several rows already reads each weight once for all of them, and a sampled row
+    /// would need the drafts' probabilities, which prompt lookup does not have.
+    fn drafts_for(&self, batch: &Batch) -> bool {
+        self.lookup.max_draft > 0
+            && !self.model.gpu_paths()
+            && batch.logits.is_some()
+            && matches!(batch.rows.as_slice(), [row] if row.request.sampling.is_greedy())
+    }
+
+    /// `step` for a single greedy row with prompt-lookup drafts (`crate::engine::lookup`): the sampled
+    /// token and the draft that follows it in the row's history are computed in one step; the draft's
+    /// tokens are kept while each is the one the model picks after the tokens before it, and the logits
+    /// after the last kept token are the next step's.
+    fn draft_step(&self, batch: &mut Batch, on_token: &mut OnToken<'_>) -> Result<Vec<Finished>> {
+        let logits = batch.logits.take().context("a draft step needs the next-token logits")?;
+        let row = &mut batch.rows[0];
+        let token = row.sampler.sample(&logits.get(0)?, &row.history)?;
+        row.history.push(token);
+        if let Some(stop) = self.accept(token, row.tag, &row.request, &mut row.state, on_token)? {
+            return finish_all(batch, stop);
+        }
+        let room = row.request.max_new_tokens.saturating_sub(row.state.tokens.len()).min(MAX_DRAFT_POSITIONS - 1);
+        let room = room.min(row.state.draft_len.unwrap_or(self.lookup.max_draft));
+        let draft = self.lookup.draft(&row.history, room).to_vec();
+        if draft.is_empty() {
+            batch.logits = Some(self.model.decode_step(&[token], &mut batch.cache)?);
+            return Ok(vec![]);
+        }
+        let input: Vec<u32> = std::iter::once(token).chain(draft.iter().copied()).collect();
+        let all = self.model.draft_step(&input, &mut batch.cache)?;
+        let mut kept = 0;
+        for &drafted in &draft {
+            if row.sampler.sample(&all.get(kept)?, &row.history)? != drafted {
+                break;
+            }
+            row.history.push(drafted);
+            kept += 1;
+            if let Some(stop) = self.accept(drafted, row.tag, &row.request, &mut row.state, on_token)? {
+                self.count_draft(draft.len(), kept);
+                return finish_all(batch, stop);
+            }
+        }
+        self.count_draft(draft.len(), kept);
+        row.state.draft_len = Some(if kept == draft.len() { (2 * kept).min(self.lookup.max_draft) } else { kept + 1 });
+        batch.cache.drop_last(draft.len() - kept)?;
+        batch.logits = Some(all.narrow(0, kept, 1)?);
+        Ok(vec![])
+    }
+
+    fn count_draft(&self, drafted: usize, accepted: usize) {
+        let mut c = self.drafts.lock().expect("draft counts");
+        c.steps += 1;
+        c.drafted += drafted;
+        c.accepted += accepted;
     }
 
     /// Take one sampled token into a row's output; returns why the row stops, if it does.
@@ -534,6 +610,27 @@ pub(crate) struct Finished {
     pub(crate) generation: Generation,
 }
 
+/// Take every row out of `batch` as finished with `stop_reason` (a single row's batch, when it stops).
+fn finish_all(batch: &mut Batch, stop_reason: StopReason) -> Result<Vec<Finished>> {
+    batch.logits = None;
+    batch.cache.retain_rows(&[])?;
+    Ok(std::mem::take(&mut batch.rows).into_iter().map(|row| row.finish(stop_reason)).collect())
+}
+
+impl BatchRow {
+    fn finish(self, stop_reason: StopReason) -> Finished {
+        Finished {
+            tag: self.tag,
+            generation: Generation {
+                text: self.state.text,
+                tokens: self.state.tokens,
+                prompt_tokens: self.prompt_tokens,
+                stop_reason,
+            },
+        }
+    }
+}
+
 impl Batch {
     pub(crate) fn len(&self) -> usize {
         self.rows.len()
@@ -565,6 +662,10 @@ struct RowState {
     text: String,
     /// Bytes of `text` already passed to the streaming callback.
     emitted: usize,
+    /// The most tokens the row's next draft may have (`None`: `Lookup::max_draft`, before its first
+    /// draft): doubled after a draft kept whole, cut to one more than was kept after one that was not, so
+    /// that a row copying its prompt drafts far and a row writing its own words risks little.
+    draft_len: Option<usize>,
 }
 
 /// Each row's next token from the step's logits (`[rows, vocab]`, row i for `rows[i]`).

@@ -89,6 +89,20 @@ impl KvCache {
         Ok((e.k.narrow(2, 0, e.len)?, e.v.narrow(2, 0, e.len)?))
     }
 
+    /// Drop the last `n` slots of every row: the drafted tokens a step computed and the model did not keep
+    /// (`crate::engine::lookup`). The buffers stay; the next step writes over those slots.
+    pub(crate) fn drop_last(&mut self, n: usize) -> Result<()> {
+        ensure!(n <= self.slots(), "dropping {n} slots from a cache of {}", self.slots());
+        for l in self.layers.iter_mut().flatten() {
+            ensure!(n <= l.len, "dropping {n} slots from a layer of {}", l.len);
+            l.len -= n;
+        }
+        for p in &mut self.positions {
+            p.truncate(p.len() - n);
+        }
+        Ok(())
+    }
+
     /// An independent copy: appending to it leaves this cache as it is (a shared prefix, one row at a time).
     pub(crate) fn fork(&self) -> Result<KvCache> {
         let layers = self
@@ -276,6 +290,23 @@ mod tests {
         assert_eq!(c.seq_len(0), 4);
         assert_eq!(c.seq_len(1), 2);
         assert_eq!(c.slots(), 4);
+    }
+
+    #[test]
+    fn dropped_slots_are_written_over_by_the_next_step() {
+        let mut c = KvCache::new(1, 1);
+        let step = |c: &mut KvCache, values: &[f32]| {
+            c.push_step(&[values.len()]).unwrap();
+            let k = Tensor::new(values, &Device::Cpu).unwrap().reshape((1, 1, values.len(), 1)).unwrap();
+            c.append(0, &k, &k).unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        step(&mut c, &[1.0, 2.0]);
+        step(&mut c, &[3.0, 4.0, 5.0]);
+        c.drop_last(2).unwrap();
+        assert_eq!(c.seq_len(0), 3);
+        assert_eq!(step(&mut c, &[9.0]), vec![1.0, 2.0, 3.0, 9.0]);
+        assert_eq!(c.positions()[0], vec![Some(0), Some(1), Some(2), Some(3)]);
+        assert!(c.drop_last(5).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Attention of decode steps on the CPU (one query per sequence), over each row's real cache slots only.
+//! Attention of decode steps on the CPU (one query per sequence, or the few positions of a drafted step,
+//! each as its own decode query), over each row's real cache slots only.
 //!
 //! Why not the masked matmuls that prompt steps use: a row joined to a batch has its slot axis left-padded
 //! to the longest row, and although masked slots add exact zeros, the padding shifts which terms the
@@ -11,30 +12,32 @@
 use anyhow::{ensure, Result};
 use candle_core::{DType, Storage, Tensor};
 
-/// For each row, the cache slots its decode query sees, in order: the real tokens (within `window`
-/// positions for sliding-window layers). `None` when a row's newest slot is padding (a prompt chunk in
-/// which that row has no token), which only the masked path handles.
-pub(crate) fn visible_slots(positions: &[Vec<Option<u32>>], window: Option<usize>) -> Option<Vec<Vec<u32>>> {
-    positions
-        .iter()
-        .map(|pos| {
-            let q = (*pos.last()?)?;
+/// For each row and each of its last `t` slots (the step's queries), row by row, the cache slots that
+/// query sees, in order: the real tokens at or before its position (within `window` positions for
+/// sliding-window layers), as a decode step at that position sees them. `None` when a query slot is
+/// padding (a prompt chunk in which that row has no token), which only the masked path handles.
+pub(crate) fn visible_slots(positions: &[Vec<Option<u32>>], t: usize, window: Option<usize>) -> Option<Vec<Vec<u32>>> {
+    let mut out = Vec::with_capacity(positions.len() * t);
+    for pos in positions {
+        for query_slot in pos.len().checked_sub(t)?..pos.len() {
+            let q = pos[query_slot]?;
             let seen = pos.iter().enumerate().filter_map(|(s, p)| {
                 let p = (*p)?;
                 (p <= q && window.is_none_or(|w| ((q - p) as usize) < w)).then_some(s as u32)
             });
-            Some(seen.collect())
-        })
-        .collect()
+            out.push(seen.collect());
+        }
+    }
+    Some(out)
 }
 
-/// `q`: `[rows, n_head, 1, head_dim]`; `k`, `v`: `[rows, n_kv_head, slots, head_dim]` f32 on the CPU (views
-/// of the cache, rows of `head_dim` contiguous); `slots[row]`: what `visible_slots` gave. Returns the
-/// attention output `[rows, 1, n_head * head_dim]`.
+/// `q`: `[rows, n_head, t, head_dim]`; `k`, `v`: `[rows, n_kv_head, slots, head_dim]` f32 on the CPU (views
+/// of the cache, rows of `head_dim` contiguous); `slots[row * t + i]`: what `visible_slots` gave for query
+/// `i` of `row`. Returns the attention output `[rows, t, n_head * head_dim]`.
 pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], scale: f32) -> Result<Tensor> {
     let (rows, n_head, t, d) = q.dims4()?;
     let (_, n_kv, _, _) = k.dims4()?;
-    ensure!(t == 1 && slots.len() == rows && n_head % n_kv == 0, "decode attention takes one query per row");
+    ensure!(slots.len() == rows * t && n_head % n_kv == 0, "decode attention takes each query's visible slots");
     let rep = n_head / n_kv;
     let q = q.flatten_all()?.to_vec1::<f32>()?;
     let (ks, kl) = k.storage_and_layout();
@@ -46,19 +49,21 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], sc
     ensure!(kst[3] == 1 && vst[3] == 1, "cache rows must be contiguous");
     let (k0, v0) = (kl.start_offset(), vl.start_offset());
 
-    let mut out = vec![0f32; rows * n_head * d];
+    let mut out = vec![0f32; rows * t * n_head * d];
     let out_ptr = super::gemv::SendPtr(out.as_mut_ptr());
-    // One task per (row, KV head): its `rep` query heads read each key and value once.
-    candle_core::utils::barrier_pool().execute_chunked(rows * n_kv, |tasks| {
+    // One task per (query, KV head): its `rep` query heads read each key and value once. A query of a
+    // drafted step is computed exactly as a decode step at its position would compute it.
+    candle_core::utils::barrier_pool().execute_chunked(rows * t * n_kv, |tasks| {
         let out = out_ptr;
         for task in tasks {
-            let (r, g) = (task / n_kv, task % n_kv);
-            let seen = &slots[r];
+            let (query, g) = (task / n_kv, task % n_kv);
+            let (r, qi) = (query / t, query % t);
+            let seen = &slots[query];
             let n = seen.len();
             let key = |s: u32| &kd[k0 + r * kst[0] + g * kst[1] + s as usize * kst[2]..][..d];
             let value = |s: u32| &vd[v0 + r * vst[0] + g * vst[1] + s as usize * vst[2]..][..d];
             let queries: Vec<Vec<f32>> = (0..rep)
-                .map(|i| q[(r * n_head + g * rep + i) * d..][..d].iter().map(|x| x * scale).collect())
+                .map(|i| q[((r * n_head + g * rep + i) * t + qi) * d..][..d].iter().map(|x| x * scale).collect())
                 .collect();
             let mut scores = vec![0f32; rep * n];
             for (j, &s) in seen.iter().enumerate() {
@@ -86,15 +91,16 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], sc
             for i in 0..rep {
                 let inv = 1.0 / sums[i];
                 let h = g * rep + i;
-                // SAFETY: each (row, head) output belongs to exactly one task; `out` outlives the pool call.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add((r * n_head + h) * d), d) };
+                // SAFETY: each (query, head) output belongs to exactly one task, within `out`'s
+                // `rows * t * n_head * d` values; `out` outlives the pool call.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add((query * n_head + h) * d), d) };
                 for (o, a) in dst.iter_mut().zip(&acc[i * d..(i + 1) * d]) {
                     *o = a * inv;
                 }
             }
         }
     });
-    Ok(Tensor::from_vec(out, (rows, 1, n_head * d), k.device())?)
+    Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
 }
 
 /// Eight independent lanes, summed in a fixed order: vectorizes, and gives the same bits every call.
@@ -167,11 +173,45 @@ mod tests {
         );
     }
 
+    /// The queries of a drafted step give the bits of decode steps one position at a time.
+    #[test]
+    fn several_queries_equal_one_decode_step_per_position() {
+        let dev = Device::Cpu;
+        let (n_head, n_kv, slots, d, t) = (4, 2, 23, 16, 3);
+        let q = Tensor::randn(0f32, 1., (1, n_head, t, d), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1., (1, n_kv, slots, d), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1., (1, n_kv, slots, d), &dev).unwrap();
+        let positions = vec![(0..slots as u32).map(Some).collect::<Vec<_>>()];
+        let all = forward(&q, &k, &v, &visible_slots(&positions, t, None).unwrap(), 0.25).unwrap();
+        for i in 0..t {
+            // The decode step at the position of query i: the cache ends at its slot.
+            let upto = slots - t + i + 1;
+            let one = forward(
+                &q.narrow(2, i, 1).unwrap().contiguous().unwrap(),
+                &k.narrow(2, 0, upto).unwrap(),
+                &v.narrow(2, 0, upto).unwrap(),
+                &visible_slots(&[positions[0][..upto].to_vec()], 1, None).unwrap(),
+                0.25,
+            )
+            .unwrap();
+            assert_eq!(
+                all.narrow(1, i, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                one.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                "query {i}"
+            );
+        }
+    }
+
     #[test]
     fn visible_slots_skip_padding_and_apply_the_window() {
         let positions = vec![vec![Some(0), Some(1), Some(2), Some(3)], vec![None, None, Some(0), Some(1)]];
-        assert_eq!(visible_slots(&positions, None), Some(vec![vec![0, 1, 2, 3], vec![2, 3]]));
-        assert_eq!(visible_slots(&positions, Some(2)), Some(vec![vec![2, 3], vec![2, 3]]));
-        assert_eq!(visible_slots(&[vec![Some(0), None]], None), None, "a padding query is left to the masked path");
+        assert_eq!(visible_slots(&positions, 1, None), Some(vec![vec![0, 1, 2, 3], vec![2, 3]]));
+        assert_eq!(visible_slots(&positions, 1, Some(2)), Some(vec![vec![2, 3], vec![2, 3]]));
+        assert_eq!(visible_slots(&[vec![Some(0), None]], 1, None), None, "a padding query is left to the masked path");
+        // Two queries per row: each sees what a decode step at its own position would.
+        let two = visible_slots(&positions, 2, None).unwrap();
+        assert_eq!(two, vec![vec![0, 1, 2], vec![0, 1, 2, 3], vec![2], vec![2, 3]]);
+        assert_eq!(visible_slots(&positions, 3, None), None, "row 1's third-last slot is padding");
+        assert_eq!(visible_slots(&positions, 5, None), None, "more queries than slots");
     }
 }

@@ -1,6 +1,6 @@
-//! Quantized matrix × matrix products on the CPU (batched decode and prompt steps), read straight from the
-//! compact GGUF blocks: Q4_K and Q6_K at every row count above one, Q8_0 and Q5_0 (and what the loader
-//! re-quantizes to Q8_0) on prompt steps.
+//! Quantized matrix × matrix products on the CPU (decode and prompt steps), read straight from the compact
+//! GGUF blocks: Q4_K and Q6_K at every row count, Q8_0 and Q5_0 (and what the loader re-quantizes to Q8_0)
+//! on prompt steps.
 //!
 //! Why not candle's `QMatMul` for these: on x86 candle 0.11 builds, at the first multi-row product, a tiled
 //! copy of every Q4_K/Q6_K weight (scales unpacked to f32, 1.33–1.5× the bytes) and keeps it beside the
@@ -8,11 +8,11 @@
 //! prompt steps otherwise dequantize each weight to f32 per call. Here nothing is stored twice; weights
 //! are unpacked per call into small buffers:
 //!
-//! - up to `MAX_ROWS` rows of Q4_K/Q6_K (batched decode, bound by reading the weights): each weight row is
-//!   read in place, its values split from their nibbles (and Q6_K's high bits) in registers and its scales
-//!   spread by a shuffle, and dotted with four activation rows at a time: `maddubs(weights,
-//!   activations)` then `madd` with the scales (unpacking each row into a buffer first was slower:
-//!   docs/BENCHMARKS.md);
+//! - up to `MAX_ROWS` rows of Q4_K/Q6_K (decode, alone or batched, and drafted steps; bound by reading the
+//!   weights): each weight row is read in place, its values split from their nibbles (and Q6_K's high bits)
+//!   in registers and its scales spread by a shuffle, and dotted with up to four activation rows at a time:
+//!   `maddubs(weights, activations)` then `madd` with the scales (unpacking each row into a buffer first was
+//!   slower: docs/BENCHMARKS.md);
 //! - more rows (prompt steps, bound by the multiplies): each work item packs 16 weight rows into one
 //!   interleaved panel once and runs up to `PANEL_TILE` activation rows past it: one multiply against 4
 //!   broadcast activation values serves 8 weight rows (AVX2) or 16 (AVX-512), and with VNNI `vpdpbusd`
@@ -380,21 +380,37 @@ fn run_k<T: KBlock + WeightBlock>(
                 // SAFETY: (row, col) is in the m × n output, and each belongs to exactly one item, so no
                 // two threads write it; `out` outlives the pool call.
                 let put = |r: usize, v: f32| unsafe { *out.0.add(r * n + col) = v };
+                // Four rows at a time, the rest together: the weight row is unpacked once per group.
                 let mut r = 0;
-                while r + 4 <= m {
-                    let d = T::dot_row(level, wrow, [a(r), a(r + 1), a(r + 2), a(r + 3)]);
-                    for (i, v) in d.into_iter().enumerate() {
-                        put(r + i, v);
-                    }
-                    r += 4;
-                }
-                for r in r..m {
-                    put(r, T::dot_row(level, wrow, [a(r)])[0]);
+                while r < m {
+                    r += match m - r {
+                        1 => dot_rows::<T, 1>(level, wrow, &a, r, put),
+                        2 => dot_rows::<T, 2>(level, wrow, &a, r, put),
+                        3 => dot_rows::<T, 3>(level, wrow, &a, r, put),
+                        _ => dot_rows::<T, 4>(level, wrow, &a, r, put),
+                    };
                 }
             }
         }
     });
     Some(out)
+}
+
+/// Activation rows `r..r + R` against one weight row, each output given to `put`; returns `R`. Each row's
+/// sum does not depend on `R` (the kernels keep one accumulator per row).
+#[inline(always)]
+fn dot_rows<'a, T: KBlock, const R: usize>(
+    level: Level,
+    wrow: &[T],
+    a: &impl Fn(usize) -> &'a [ActBlock],
+    r: usize,
+    put: impl Fn(usize, f32),
+) -> usize {
+    let d = T::dot_row(level, wrow, std::array::from_fn::<_, R, _>(|i| a(r + i)));
+    for (i, v) in d.into_iter().enumerate() {
+        put(r + i, v);
+    }
+    R
 }
 
 /// Q8_0/Q5_0 prompt steps: the weight blocks' signed values packed 16 rows to a panel, activations in
@@ -794,6 +810,7 @@ mod kernels {
             ) => {
                 /// # Safety
                 /// The CPU has AVX2 and FMA; every `a[r]` is as long as `w`.
+                #[inline(never)]
                 #[target_feature(enable = "avx2,fma")]
                 pub(in super::super) unsafe fn $avx2<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
                     $body256::<R, false>(w, a)
@@ -801,6 +818,7 @@ mod kernels {
 
                 /// # Safety
                 /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `w`.
+                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,avxvnni")]
                 pub(in super::super) unsafe fn $avxvnni<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
                     $body256::<R, true>(w, a)
@@ -808,6 +826,7 @@ mod kernels {
 
                 /// # Safety
                 /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `w`.
+                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
                 pub(in super::super) unsafe fn $avx512<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
                     $body512::<R, false>(w, a)
@@ -815,6 +834,7 @@ mod kernels {
 
                 /// # Safety
                 /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `w`.
+                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
                 pub(in super::super) unsafe fn $avx512vnni<const R: usize>(
                     w: &[$block],
@@ -1002,6 +1022,7 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma")]
         pub(in super::super) unsafe fn panel_avx2<const G: usize, const M: usize, const R: usize>(
             p: &[PanelBlock],
@@ -1048,6 +1069,7 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `p`.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avxvnni")]
         pub(in super::super) unsafe fn panel_avxvnni<const G: usize, const R: usize>(
             p: &[PanelBlock],
@@ -1089,6 +1111,7 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
         pub(in super::super) unsafe fn panel_avx512<const G: usize, const M: usize, const R: usize>(
             p: &[PanelBlock],
@@ -1125,6 +1148,7 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
         pub(in super::super) unsafe fn panel_avx512vnni<const G: usize, const R: usize>(
             p: &[PanelBlock],
@@ -1161,6 +1185,7 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma")]
         pub(in super::super) unsafe fn legacy_avx2<const R: usize>(
             p: &[LegacyPanel],
@@ -1200,6 +1225,7 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `p`.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avxvnni")]
         pub(in super::super) unsafe fn legacy_avxvnni<const R: usize>(
             p: &[LegacyPanel],
@@ -1242,6 +1268,7 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
         pub(in super::super) unsafe fn legacy_avx512<const R: usize>(
             p: &[LegacyPanel],
@@ -1276,6 +1303,7 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `p`.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
         pub(in super::super) unsafe fn legacy_avx512vnni<const R: usize>(
             p: &[LegacyPanel],
@@ -1403,10 +1431,14 @@ mod tests {
                 let wf = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
                 let q = QTensor::quantize(&wf, dtype).unwrap();
                 let x = Tensor::randn(0f32, 1.0, (PANEL_TILE + 7, k), &dev).unwrap();
-                let few = product_at(level, &q, &x.narrow(0, 0, MAX_ROWS).unwrap());
-                for r in [0, 3, MAX_ROWS - 1] {
-                    let alone = product_at(level, &q, &x.narrow(0, r, 1).unwrap());
-                    assert_eq!(alone, few[r * n..(r + 1) * n], "{level:?} {dtype:?} row {r} of {MAX_ROWS}");
+                let alone: Vec<Vec<f32>> =
+                    (0..MAX_ROWS).map(|r| product_at(level, &q, &x.narrow(0, r, 1).unwrap())).collect();
+                // Row counts whose tail is one, two or three rows past the groups of four.
+                for m in [2, 3, 6, 7, MAX_ROWS] {
+                    let few = product_at(level, &q, &x.narrow(0, 0, m).unwrap());
+                    for (r, alone) in alone.iter().enumerate().take(m) {
+                        assert_eq!(*alone, few[r * n..(r + 1) * n], "{level:?} {dtype:?} row {r} of {m}");
+                    }
                 }
                 let all = product_at(level, &q, &x);
                 for r in [0, 4, PANEL_TILE - 1, PANEL_TILE + 6] {

@@ -38,7 +38,8 @@ fn forward_at(level: Option<Level>, w: &QTensor, x: &Tensor) -> Result<Option<Te
     if wk != k {
         return Ok(None);
     }
-    // Q4_K and Q6_K batches go to `gemm`, which unpacks a weight block once for all the rows.
+    // Q4_K and Q6_K go to `gemm` (`layers::Weight`), single rows included; they come here only where its
+    // row kernel does not apply (a width that is not a multiple of 256).
     if m > 1 && matches!(w.dtype(), GgmlDType::Q4K | GgmlDType::Q6K) {
         return Ok(None);
     }
@@ -413,6 +414,7 @@ mod legacy {
 
         /// # Safety
         /// The CPU has AVX2, FMA and F16C; every row of `w` and `a` holds `blocks` blocks.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,f16c")]
         pub(super) unsafe fn dot4xr_avx2<T: Values, const R: usize>(
             blocks: usize,
@@ -424,6 +426,7 @@ mod legacy {
 
         /// # Safety
         /// The CPU has AVX2, FMA, F16C and AVX-VNNI; every row of `w` and `a` holds `blocks` blocks.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
         pub(super) unsafe fn dot4xr_avxvnni<T: Values, const R: usize>(
             blocks: usize,
@@ -436,6 +439,7 @@ mod legacy {
         /// # Safety
         /// The CPU has AVX2, FMA, F16C and AVX-512 F, VL and VNNI; every row of `w` and `a` holds `blocks`
         /// blocks.
+        #[inline(never)]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
         pub(super) unsafe fn dot4xr_avx512vnni<T: Values, const R: usize>(
             blocks: usize,

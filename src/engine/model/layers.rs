@@ -3,7 +3,7 @@
 //! among the options here (see `super::ArchSpec`).
 
 use anyhow::Result;
-use candle_core::quantized::QMatMul;
+use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{DType, Device, Module, Tensor};
 
 /// How rotary embeddings pair up the dimensions of a head.
@@ -76,11 +76,13 @@ impl Rope {
 }
 
 /// A quantized weight matrix. Products with several rows go to `gemm` and one-position steps to `gemv` where
-/// those have a kernel for the type. Otherwise, when inputs hold several positions per sequence (prompt
-/// processing) on the CPU and the type has no fast dot kernel, the weight is dequantized for the call and
-/// multiplied with the f32 GEMM, whose cache blocking beats candle's per-row quantized dot products once
-/// many rows share the dequantization; decode steps (one position per sequence) stay quantized. The choice
-/// depends on the step, not on the batch, so a sequence computes the same numbers alone or batched.
+/// those have a kernel for the type; Q4_K and Q6_K go to `gemm` even for one row, whose row kernel then
+/// gives a sequence the same numbers alone, batched, or in a drafted step. Otherwise, when inputs hold
+/// several positions per sequence (prompt processing) on the CPU and the type has no fast dot kernel, the
+/// weight is dequantized for the call and multiplied with the f32 GEMM, whose cache blocking beats candle's
+/// per-row quantized dot products once many rows share the dequantization; decode steps (one position per
+/// sequence) stay quantized. The choice depends on the step, not on the batch, so a sequence computes the
+/// same numbers alone or batched.
 pub(crate) struct Weight(pub QMatMul);
 
 impl Weight {
@@ -90,7 +92,7 @@ impl Weight {
         let rows = x.elem_count() / k.max(1);
         let positions = if dims.len() >= 2 { dims[dims.len() - 2] } else { 1 };
         if let QMatMul::QTensor(q) = &self.0 {
-            if rows > 1 {
+            if rows > 1 || matches!(q.dtype(), GgmlDType::Q4K | GgmlDType::Q6K) {
                 if let Some(y) = super::gemm::forward(q, x)? {
                     return Ok(y);
                 }
@@ -158,13 +160,29 @@ pub(crate) struct StepInputs<'a> {
     pub(crate) rope_global: &'a Rope,
     pub(crate) rope_local: Option<&'a Rope>,
     pub(crate) visibility: Visibility,
+    /// Every position through the weights as a decode row of its own (`[rows * t, 1, k]`), so that a
+    /// drafted step runs the decode kernels and gives each position the numbers of a decode step.
+    pub(crate) positions_as_rows: bool,
+}
+
+impl StepInputs<'_> {
+    /// `f` (a weight product) over `x` `[rows, t, k]`, its positions as rows when `positions_as_rows`.
+    fn project(&self, x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+        if !self.positions_as_rows {
+            return f(x);
+        }
+        let (rows, t, k) = x.dims3()?;
+        let y = f(&x.reshape((rows * t, 1, k))?)?;
+        let n = y.dim(2)?;
+        Ok(y.reshape((rows, t, n))?)
+    }
 }
 
 /// Which cache slots each query sees (`local`: on sliding-window layers), in one of two forms.
 pub(crate) enum Visibility {
     /// Additive masks `[rows, 1, 1, t, slots]` (prompt steps, and every step off the CPU).
     Masks { global: Tensor, local: Option<Tensor> },
-    /// Decode steps on the CPU: each row's visible slots (`decode_attention::visible_slots`).
+    /// Decode and drafted steps on the CPU: each query's visible slots (`decode_attention::visible_slots`).
     Slots { global: Vec<Vec<u32>>, local: Option<Vec<Vec<u32>>> },
 }
 
@@ -178,9 +196,9 @@ impl Attention {
     ) -> Result<Tensor> {
         let (rows, t, _) = x.dims3()?;
         let shape = |y: Tensor, heads: usize| -> Result<Tensor> { Ok(y.reshape((rows, t, heads, self.head_dim))?) };
-        let mut q = shape(self.q.forward(x)?, self.n_head)?;
-        let mut k = shape(self.k.forward(x)?, self.n_kv_head)?;
-        let v = shape(self.v.forward(x)?, self.n_kv_head)?;
+        let mut q = shape(step.project(x, |x| self.q.forward(x))?, self.n_head)?;
+        let mut k = shape(step.project(x, |x| self.k.forward(x))?, self.n_kv_head)?;
+        let v = shape(step.project(x, |x| self.v.forward(x))?, self.n_kv_head)?;
         if let Some(n) = &self.q_norm {
             q = n.forward(&q)?;
         }
@@ -195,7 +213,8 @@ impl Attention {
         let mask = match &step.visibility {
             Visibility::Slots { global, local } => {
                 let seen = local.as_ref().filter(|_| self.local).unwrap_or(global);
-                return self.o.forward(&super::decode_attention::forward(&q, &k, &v, seen, self.scale as f32)?);
+                let y = super::decode_attention::forward(&q, &k, &v, seen, self.scale as f32)?;
+                return step.project(&y, |y| self.o.forward(y));
             }
             Visibility::Masks { global, local } => local.as_ref().filter(|_| self.local).unwrap_or(global),
         };
@@ -259,7 +278,7 @@ impl Block {
             h = n.forward(&h)?;
         }
         let x = (x + h)?;
-        let mut h = self.mlp.forward(&self.ffn_norm.forward(&x)?)?;
+        let mut h = step.project(&self.ffn_norm.forward(&x)?, |x| self.mlp.forward(x))?;
         if let Some(n) = &self.post_ffn_norm {
             h = n.forward(&h)?;
         }

@@ -40,6 +40,10 @@ pub(crate) fn supported_architectures() -> Vec<&'static str> {
     ARCHITECTURES.iter().map(|(name, _)| *name).collect()
 }
 
+/// The most positions of a drafted step (`Model::draft_step`) that take the decode kernels; a longer step
+/// would take the prompt kernels, which sum in another order.
+pub(crate) const MAX_DRAFT_POSITIONS: usize = gemm::MAX_ROWS;
+
 /// Prompts longer than this are computed in several steps, which bounds the attention scores' memory.
 const PREFILL_CHUNK: usize = 512;
 
@@ -278,7 +282,9 @@ impl Model {
 
     /// One step of every row: `rows[i]` holds row i's new tokens (rows may differ in length; an empty row
     /// gets padding only). Returns hidden states `[rows, t, hidden]`, left-padded like the cache.
-    fn step(&self, rows: &[&[u32]], cache: &mut KvCache) -> Result<Tensor> {
+    /// `per_position`: on the CPU way, each position computed as a decode step at that position would
+    /// compute it (decode kernels and attention), as a drafted step needs; else only when `t` is 1.
+    fn step(&self, rows: &[&[u32]], cache: &mut KvCache, per_position: bool) -> Result<Tensor> {
         let lens: Vec<usize> = rows.iter().map(|r| r.len()).collect();
         let t = lens.iter().copied().max().unwrap_or(0);
         let slots = cache.push_step(&lens)?;
@@ -296,12 +302,14 @@ impl Model {
             x = (x * s as f64)?;
         }
         let window = self.spec.sliding_window;
-        let decode_slots =
-            (t == 1 && !self.gpu_paths).then(|| decode_attention::visible_slots(cache.positions(), None)).flatten();
+        let decode_slots = ((t == 1 || per_position) && !self.gpu_paths)
+            .then(|| decode_attention::visible_slots(cache.positions(), t, None))
+            .flatten();
+        let positions_as_rows = decode_slots.is_some() && t > 1;
         let visibility = match decode_slots {
             Some(global) => Visibility::Slots {
                 global,
-                local: window.and_then(|w| decode_attention::visible_slots(cache.positions(), Some(w))),
+                local: window.and_then(|w| decode_attention::visible_slots(cache.positions(), t, Some(w))),
             },
             None => Visibility::Masks {
                 global: step_mask(cache.positions(), t, None, &self.device)?,
@@ -313,6 +321,7 @@ impl Model {
             rope_global: &self.rope_global,
             rope_local: self.rope_local.as_ref(),
             visibility,
+            positions_as_rows,
         };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(&x, i, &inputs, cache)?;
@@ -345,7 +354,7 @@ impl Model {
                 })
                 .collect();
             // A row with no tokens in an early chunk gets padding slots only.
-            hidden = Some(self.step(&pieces, cache)?);
+            hidden = Some(self.step(&pieces, cache, false)?);
         }
         let hidden = hidden.expect("at least one chunk");
         let t = hidden.dim(1)?;
@@ -356,7 +365,20 @@ impl Model {
     /// One decode step: one token per row. Returns `[rows, vocab]`.
     pub(crate) fn decode_step(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
         let rows: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
-        let hidden = self.step(&rows, cache)?;
+        let hidden = self.step(&rows, cache, false)?;
+        Ok(self.logits(&hidden)?.squeeze(1)?.to_dtype(DType::F32)?)
+    }
+
+    /// A drafted step of a single row: `ids` appended, the logits after each of them, `[ids.len(), vocab]`,
+    /// each position computed as a one-token decode step at that position would compute it (on the CPU
+    /// way: the same kernels and the same attention sums; the GPU way computes them as a prompt).
+    pub(crate) fn draft_step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        ensure!(cache.rows() == 1, "a drafted step takes a single-row cache");
+        ensure!(!ids.is_empty(), "nothing to compute");
+        ensure!(ids.len() <= MAX_DRAFT_POSITIONS, "a drafted step of {} positions", ids.len());
+        let hidden = self.step(&[ids], cache, true)?;
+        // The output head too as decode rows: `[t, 1, hidden]`.
+        let hidden = hidden.reshape((ids.len(), 1, self.spec.hidden))?;
         Ok(self.logits(&hidden)?.squeeze(1)?.to_dtype(DType::F32)?)
     }
 
@@ -365,7 +387,7 @@ impl Model {
         ensure!(cache.rows() == 1, "forward_all takes a single-row cache");
         let mut out = Vec::new();
         for chunk in ids.chunks(PREFILL_CHUNK) {
-            let hidden = self.step(&[chunk], cache)?;
+            let hidden = self.step(&[chunk], cache, false)?;
             out.push(self.logits(&hidden)?.squeeze(0)?);
         }
         Ok(Tensor::cat(&out, 0)?.to_dtype(DType::F32)?)
