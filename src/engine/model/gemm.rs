@@ -675,6 +675,15 @@ mod kernels {
             _mm512_set1_epi32((qs.as_ptr().add(4 * c) as *const i32).read_unaligned())
         }
 
+        /// `bcast512` with each byte's sign bit flipped (the bytes as `x + 128`, unsigned), flipped in the
+        /// scalar before the broadcast. The same bits as a vector XOR after it, which a build for an AVX-512
+        /// CPU (`-C target-cpu=native`) spent many minutes on in LLVM's instruction selection.
+        #[inline(always)]
+        unsafe fn bcast512_flipped(qs: &[i8], c: usize) -> __m512i {
+            let v = (qs.as_ptr().add(4 * c) as *const u32).read_unaligned();
+            _mm512_set1_epi32((v ^ 0x8080_8080) as i32)
+        }
+
         /// `acc + Σ` over each lane's pairs of `w · y` (unsigned by signed bytes) times the lane's word
         /// scales in `s`: one `maddubs`, then `madd` (or the fused `vpdpwssd` with `VNNI`).
         ///
@@ -810,7 +819,6 @@ mod kernels {
             ) => {
                 /// # Safety
                 /// The CPU has AVX2 and FMA; every `a[r]` is as long as `w`.
-                #[inline(never)]
                 #[target_feature(enable = "avx2,fma")]
                 pub(in super::super) unsafe fn $avx2<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
                     $body256::<R, false>(w, a)
@@ -818,7 +826,6 @@ mod kernels {
 
                 /// # Safety
                 /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `w`.
-                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,avxvnni")]
                 pub(in super::super) unsafe fn $avxvnni<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
                     $body256::<R, true>(w, a)
@@ -826,7 +833,6 @@ mod kernels {
 
                 /// # Safety
                 /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `w`.
-                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
                 pub(in super::super) unsafe fn $avx512<const R: usize>(w: &[$block], a: [&[ActBlock]; R]) -> [f32; R] {
                     $body512::<R, false>(w, a)
@@ -834,7 +840,6 @@ mod kernels {
 
                 /// # Safety
                 /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `w`.
-                #[inline(never)]
                 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
                 pub(in super::super) unsafe fn $avx512vnni<const R: usize>(
                     w: &[$block],
@@ -1022,7 +1027,6 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX2 and FMA; every `a[r]` is as long as `p`.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma")]
         pub(in super::super) unsafe fn panel_avx2<const G: usize, const M: usize, const R: usize>(
             p: &[PanelBlock],
@@ -1069,7 +1073,6 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `p`.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avxvnni")]
         pub(in super::super) unsafe fn panel_avxvnni<const G: usize, const R: usize>(
             p: &[PanelBlock],
@@ -1111,7 +1114,6 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `p`.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
         pub(in super::super) unsafe fn panel_avx512<const G: usize, const M: usize, const R: usize>(
             p: &[PanelBlock],
@@ -1148,7 +1150,6 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `p`.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
         pub(in super::super) unsafe fn panel_avx512vnni<const G: usize, const R: usize>(
             p: &[PanelBlock],
@@ -1185,7 +1186,6 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX2 and FMA; every `a[r]` is as long as `p`.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma")]
         pub(in super::super) unsafe fn legacy_avx2<const R: usize>(
             p: &[LegacyPanel],
@@ -1225,7 +1225,6 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX2, FMA and AVX-VNNI; every `a[r]` is as long as `p`.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avxvnni")]
         pub(in super::super) unsafe fn legacy_avxvnni<const R: usize>(
             p: &[LegacyPanel],
@@ -1268,7 +1267,6 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX-512 F, BW and VL, AVX2 and FMA; every `a[r]` is as long as `p`.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
         pub(in super::super) unsafe fn legacy_avx512<const R: usize>(
             p: &[LegacyPanel],
@@ -1303,13 +1301,11 @@ mod kernels {
         ///
         /// # Safety
         /// The CPU has AVX-512 F, BW, VL and VNNI, AVX2 and FMA; every `a[r]` is as long as `p`.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
         pub(in super::super) unsafe fn legacy_avx512vnni<const R: usize>(
             p: &[LegacyPanel],
             a: [&[ActQ8]; R],
         ) -> [[f32; PANEL]; R] {
-            let flip = _mm512_set1_epi8(-128);
             let mut acc = [_mm512_setzero_ps(); R];
             for (b, w) in p.iter().enumerate() {
                 let ys = a.map(|a| a.get_unchecked(b));
@@ -1317,8 +1313,7 @@ mod kernels {
                 for c in 0..8 {
                     let wq = _mm512_load_si512(w.q[c].as_ptr() as *const _);
                     for r in 0..R {
-                        let x = _mm512_xor_si512(bcast512(&ys[r].qs, c), flip);
-                        isum[r] = _mm512_dpbusd_epi32(isum[r], x, wq);
+                        isum[r] = _mm512_dpbusd_epi32(isum[r], bcast512_flipped(&ys[r].qs, c), wq);
                     }
                 }
                 let d = _mm512_load_ps(w.d.as_ptr());

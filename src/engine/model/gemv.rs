@@ -414,7 +414,6 @@ mod legacy {
 
         /// # Safety
         /// The CPU has AVX2, FMA and F16C; every row of `w` and `a` holds `blocks` blocks.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,f16c")]
         pub(super) unsafe fn dot4xr_avx2<T: Values, const R: usize>(
             blocks: usize,
@@ -426,7 +425,6 @@ mod legacy {
 
         /// # Safety
         /// The CPU has AVX2, FMA, F16C and AVX-VNNI; every row of `w` and `a` holds `blocks` blocks.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
         pub(super) unsafe fn dot4xr_avxvnni<T: Values, const R: usize>(
             blocks: usize,
@@ -439,7 +437,6 @@ mod legacy {
         /// # Safety
         /// The CPU has AVX2, FMA, F16C and AVX-512 F, VL and VNNI; every row of `w` and `a` holds `blocks`
         /// blocks.
-        #[inline(never)]
         #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
         pub(super) unsafe fn dot4xr_avx512vnni<T: Values, const R: usize>(
             blocks: usize,

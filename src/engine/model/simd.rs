@@ -4,11 +4,6 @@
 //! when the program runs. A [`Level`] can only be obtained from [`available`] (or [`best`], [`get`]), which
 //! check the CPU first: holding one is the proof that the kernels' `#[target_feature]` functions may run,
 //! so the safe functions that take a `Level` are sound whatever the caller passes.
-//!
-//! Every level's entry point is `#[inline(never)]`: a build for a CPU that has the wider levels (`-C
-//! target-cpu=native`) may otherwise inline all of them, each with its unrolled body, into every dispatching
-//! caller, and the compiler then takes many times longer on those functions. In the portable build the
-//! wider levels cannot be inlined anyway, and each call does a whole weight row or panel of work.
 
 /// The instruction sets with kernels, narrowest first. No CPU has AVX-512BW without VNNI and AVX-VNNI
 /// together, so this order is also the order of preference.
