@@ -57,23 +57,6 @@ struct BlockQ6K {
 }
 const _: () = assert!(std::mem::size_of::<BlockQ4K>() == 144 && std::mem::size_of::<BlockQ6K>() == 210);
 
-/// One weight block unpacked, the same for both types, on its way into a panel: value i is
-/// `d · scale[i / 16] · q[i] + corr[i / 16]`-style, exactly: `Σ w·x = d·dx·Σ scale·q·qx + dx·Σ_j corr[j]·Σ_{16
-/// values of group j} qx`.
-#[repr(C, align(64))]
-struct Unpacked {
-    q: [u8; QK_K],
-    /// The scale of each group of 16 values, repeated 8 times: lane l of 32-value chunk c is
-    /// `scale[2c + l / 8]`.
-    scales: [[i16; 16]; QK_K / 32],
-    corr: [f32; 16],
-    d: f32,
-}
-
-impl Unpacked {
-    const ZERO: Unpacked = Unpacked { q: [0; QK_K], scales: [[0; 16]; QK_K / 32], corr: [0.0; 16], d: 0.0 };
-}
-
 /// One activation block: ggml's `block_q8_K` with its group sums already scaled (`d · Σ qs` per 16).
 #[repr(C, align(64))]
 struct ActBlock {
@@ -87,7 +70,9 @@ struct ActBlock {
 trait KBlock: Sized + Sync {
     /// Values per scale group as the panel kernel sees them (Q4_K 32, Q6_K 16).
     const GROUP: usize;
-    fn unpack(&self, out: &mut Unpacked);
+    /// Row `j` of `panel` from this block: its values in the panel's layout, and its scales, mins and `d`
+    /// as the panel kernel reads them (groups `GROUP` values wide).
+    fn pack(&self, panel: &mut PanelBlock, j: usize);
     /// One weight row of blocks, read in place, against `R` activation rows (the row kernel).
     fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R];
 }
@@ -97,23 +82,24 @@ impl KBlock for BlockQ4K {
     fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R] {
         kernels::dot_q4k(level, w, a)
     }
-    fn unpack(&self, out: &mut Unpacked) {
-        let d = self.d.to_f32();
-        let dmin = self.dmin.to_f32();
-        for chunk in 0..4 {
-            let qs = &self.qs[chunk * 32..chunk * 32 + 32];
-            for (j, &b) in qs.iter().enumerate() {
-                out.q[chunk * 64 + j] = b & 0x0F;
-                out.q[chunk * 64 + 32 + j] = b >> 4;
+    fn pack(&self, panel: &mut PanelBlock, j: usize) {
+        // Per 64 values, 32 bytes: the low nibbles are the first 32 values, the high nibbles the next 32;
+        // four bytes at a time as one word.
+        let q = panel.words_mut();
+        for (chunk, bytes) in self.qs.chunks_exact(32).enumerate() {
+            for (i, b) in bytes.chunks_exact(4).enumerate() {
+                let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                q[16 * chunk + i][j] = w & 0x0F0F_0F0F;
+                q[16 * chunk + 8 + i][j] = (w >> 4) & 0x0F0F_0F0F;
             }
         }
-        for sub in 0..8 {
-            let (sc, mn) = scale_min_k4(sub, &self.scales);
-            out.scales[sub] = [sc as i16; 16];
-            out.corr[2 * sub] = -dmin * mn as f32;
-            out.corr[2 * sub + 1] = -dmin * mn as f32;
+        let words = q4k_scales_mins(&self.scales);
+        let bytes: [u8; 16] = std::array::from_fn(|i| words[i / 4].to_le_bytes()[i % 4]);
+        let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
+        for g in 0..QK_K / Self::GROUP {
+            panel.set_group(j, g, bytes[g] as i16, -dmin * bytes[8 + g] as f32);
         }
-        out.d = d;
+        panel.d[j] = d;
     }
 }
 
@@ -133,7 +119,9 @@ fn q4k_scales_mins(s: &[u8; 12]) -> [u32; 4] {
     ]
 }
 
-/// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block.
+/// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block (the reference
+/// `q4k_scales_mins` is tested against).
+#[cfg(test)]
 fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
@@ -147,34 +135,32 @@ impl KBlock for BlockQ6K {
     fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R] {
         kernels::dot_q6k(level, w, a)
     }
-    fn unpack(&self, out: &mut Unpacked) {
-        let d = self.d.to_f32();
+    fn pack(&self, panel: &mut PanelBlock, j: usize) {
         // ggml's `dequantize_row_q6_K`: two halves of 128 values, each from 64 low-nibble bytes and 32 bytes
-        // of high bit pairs; values are stored + 32, which `corr` takes back.
-        for half in 0..2 {
-            let ql = &self.ql[half * 64..half * 64 + 64];
-            let qh = &self.qh[half * 32..half * 32 + 32];
-            let q = &mut out.q[half * 128..half * 128 + 128];
-            for l in 0..32 {
-                q[l] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
-                q[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
-                q[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-                q[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+        // of high bit pairs, four values at a time as one word; values are stored + 32, which the group
+        // correction takes back.
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let q = panel.words_mut();
+        for (half, (ql, qh)) in self.ql.chunks_exact(64).zip(self.qh.chunks_exact(32)).enumerate() {
+            for (i, (lo, hi)) in ql[..32].chunks_exact(4).zip(qh.chunks_exact(4)).enumerate() {
+                let (a, b, h) = (word(lo), word(&ql[32 + 4 * i..]), word(hi));
+                let c = 32 * half + i;
+                q[c][j] = (a & 0x0F0F_0F0F) | (h & 0x0303_0303) << 4;
+                q[c + 8][j] = (b & 0x0F0F_0F0F) | (h >> 2 & 0x0303_0303) << 4;
+                q[c + 16][j] = (a >> 4 & 0x0F0F_0F0F) | (h >> 4 & 0x0303_0303) << 4;
+                q[c + 24][j] = (b >> 4 & 0x0F0F_0F0F) | (h >> 6 & 0x0303_0303) << 4;
             }
         }
-        for c in 0..8 {
-            let (a, b) = (self.scales[2 * c] as i16, self.scales[2 * c + 1] as i16);
-            out.scales[c] = [a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b];
+        let d = self.d.to_f32();
+        for (g, &sc) in self.scales.iter().enumerate() {
+            panel.set_group(j, g, sc as i16, -32.0 * d * sc as f32);
         }
-        for (corr, &s) in out.corr.iter_mut().zip(&self.scales) {
-            *corr = -32.0 * d * s as f32;
-        }
-        out.d = d;
+        panel.d[j] = d;
     }
 }
 
 /// ggml's `quantize_row_q8_K` (scale from the value of largest magnitude, −128 at that value, clamped to
-/// 127), with the group sums scaled for `Unpacked::corr`.
+/// 127), with the group sums scaled for the panels' group corrections (`PanelBlock::corr`).
 fn quantize_row(x: &[f32], out: &mut [ActBlock]) {
     for (xb, y) in x.chunks_exact(QK_K).zip(out) {
         // The value of largest magnitude, the first one if several: found by its magnitude, which eight
@@ -346,16 +332,14 @@ fn run_k<T: KBlock + WeightBlock>(
             &mut out,
             || (0..blocks).map(|_| PanelBlock::ZERO).collect(),
             |group, panels: &mut [PanelBlock]| {
-                let mut u = Box::new(Unpacked::ZERO);
-                for j in 0..PANEL {
-                    let col = group * PANEL + j;
-                    for (b, p) in panels.iter_mut().enumerate() {
+                // Block by block, so that each block's panel stays in L1 while its rows are written.
+                for (b, p) in panels.iter_mut().enumerate() {
+                    for j in 0..PANEL {
+                        let col = group * PANEL + j;
                         match w.get(col * blocks + b).filter(|_| col < n) {
-                            Some(block) => block.unpack(&mut u),
-                            // Rows past n: zeros, whose outputs are dropped.
-                            None => *u = Unpacked::ZERO,
+                            Some(block) => block.pack(p, j),
+                            None => p.clear_row(j),
                         }
-                        p.set_row::<T>(j, &u);
                     }
                 }
             },
@@ -515,7 +499,9 @@ fn run_panels<P>(
 
 /// One 256-value block of `PANEL` Q4_K/Q6_K weight rows, laid out for broadcast activations: `q[c]` holds
 /// values 4c..4c+4 of every row (row j at bytes 4j..4j+4, so rows 0..8 fill the first 256-bit half), so
-/// one multiply against 4 activation values broadcast serves every row of a register.
+/// one multiply against 4 activation values broadcast serves every row of a register. Both types come out
+/// as `Σ w·x = d·dx·Σ_g scale_g·Σ q·qx + dx·Σ_g corr_g·Σ_{values of group g} qx`, the group correction
+/// standing for Q4_K's min and Q6_K's offset of 32.
 #[repr(C, align(64))]
 struct PanelBlock {
     q: [[u8; 4 * PANEL]; QK_K / 4],
@@ -536,22 +522,31 @@ impl PanelBlock {
         d: [0.0; PANEL],
     };
 
-    /// Row `j` of the panel from an unpacked block, its groups `T::GROUP` values wide.
-    fn set_row<T: KBlock>(&mut self, j: usize, u: &Unpacked) {
-        for (c, q) in self.q.iter_mut().enumerate() {
-            q[4 * j..4 * j + 4].copy_from_slice(&u.q[4 * c..4 * c + 4]);
+    /// Row `j`'s scale and correction (min, or Q6_K's offset) of group `g`.
+    fn set_group(&mut self, j: usize, g: usize, scale: i16, corr: f32) {
+        self.scales[g][2 * j] = scale;
+        self.scales[g][2 * j + 1] = scale;
+        self.scales32[g][j] = scale as i32;
+        self.corr[g][j] = corr;
+    }
+
+    /// The values as words: `words_mut()[c][j]` is row `j`'s values `4c..4c + 4`, first in the low byte.
+    fn words_mut(&mut self) -> &mut [[u32; PANEL]; QK_K / 4] {
+        // SAFETY: `q` is `QK_K / 4` arrays of `4 * PANEL` bytes, the size of the word array, at the start of a
+        // 64-byte-aligned struct, so aligned for u32; every bit pattern is a valid u8 and u32, and the
+        // borrow of `self` keeps the bytes from being reached another way meanwhile.
+        unsafe { &mut *(self.q.as_mut_ptr() as *mut [[u32; PANEL]; QK_K / 4]) }
+    }
+
+    /// Row `j` as zeros: a row past the weight's last, whose outputs are dropped.
+    fn clear_row(&mut self, j: usize) {
+        for q in self.words_mut() {
+            q[j] = 0;
         }
-        let per16 = T::GROUP / 16;
-        for g in 0..QK_K / T::GROUP {
-            let i = g * per16;
-            let sc = u.scales[i / 2][8 * (i % 2)];
-            self.scales[g][2 * j] = sc;
-            self.scales[g][2 * j + 1] = sc;
-            self.scales32[g][j] = sc as i32;
-            // Q4_K's two halves of a 32-value group share one min, so either half's correction serves.
-            self.corr[g][j] = u.corr[i];
+        for g in 0..16 {
+            self.set_group(j, g, 0, 0.0);
         }
-        self.d[j] = u.d;
+        self.d[j] = 0.0;
     }
 }
 
