@@ -242,6 +242,20 @@ fn drafted_decoding_gives_the_tokens_of_plain_decoding() {
         // Copying from the prompt is what drafts are for: a good share of the tokens must come from kept
         // drafts, or the check above compared plain decoding with itself.
         assert!(counts.accepted * 4 > want.tokens.len(), "{name}: {counts:?} for {} tokens", want.tokens.len());
+        // Rows that stop inside a draft: at the token limit, and at a stop string the draft completes.
+        let stop = want.text.split_whitespace().nth(4).expect("five words").to_string();
+        for cut in [Request { max_new_tokens: 7, ..request.clone() }, Request { stop_strings: vec![stop], ..request }] {
+            let want = plain.generate(std::slice::from_ref(&cut)).unwrap().remove(0);
+            let mut streamed = String::new();
+            let (got, _) = drafted
+                .generate_streaming(std::slice::from_ref(&cut), &mut |_, piece| {
+                    streamed.push_str(piece);
+                    true
+                })
+                .unwrap();
+            assert_eq!((&got[0].text, got[0].stop_reason), (&want.text, want.stop_reason), "{name}");
+            assert_eq!(streamed, want.text, "{name}: the streamed pieces add up to the text");
+        }
     }
 }
 

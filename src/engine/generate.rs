@@ -418,12 +418,13 @@ impl Engine {
         Ok(finished)
     }
 
-    /// Whether the next step of `batch` takes a prompt-lookup draft: a greedy row decoding alone on the CPU
-    /// way. A step over several rows already reads each weight once for all of them, and a sampled row
-    /// would need the drafts' probabilities, which prompt lookup does not have.
+    /// Whether the next step of `batch` takes a prompt-lookup draft: a greedy row decoding alone where a
+    /// drafted step computes what decode steps would (`Model::drafts_exactly`). A step over several rows
+    /// already reads each weight once for all of them, and a sampled row would need the drafts'
+    /// probabilities, which prompt lookup does not have.
     fn drafts_for(&self, batch: &Batch) -> bool {
         self.lookup.max_draft > 0
-            && !self.model.gpu_paths()
+            && self.model.drafts_exactly()
             && batch.logits.is_some()
             && matches!(batch.rows.as_slice(), [row] if row.request.sampling.is_greedy())
     }
@@ -462,7 +463,8 @@ impl Engine {
             }
         }
         self.count_draft(draft.len(), kept);
-        row.state.draft_len = Some(if kept == draft.len() { (2 * kept).min(self.lookup.max_draft) } else { kept + 1 });
+        // A draft kept whole doubles the length allowed (not the draft's own, which the history may have cut).
+        row.state.draft_len = Some(if kept == draft.len() { (2 * room).min(self.lookup.max_draft) } else { kept + 1 });
         batch.cache.drop_last(draft.len() - kept)?;
         batch.logits = Some(all.narrow(0, kept, 1)?);
         Ok(vec![])

@@ -211,6 +211,7 @@ mod tests {
         // Two queries per row: each sees what a decode step at its own position would.
         let two = visible_slots(&positions, 2, None).unwrap();
         assert_eq!(two, vec![vec![0, 1, 2], vec![0, 1, 2, 3], vec![2], vec![2, 3]]);
+        assert_eq!(visible_slots(&positions, 2, Some(2)).unwrap(), vec![vec![1, 2], vec![2, 3], vec![2], vec![2, 3]]);
         assert_eq!(visible_slots(&positions, 3, None), None, "row 1's third-last slot is padding");
         assert_eq!(visible_slots(&positions, 5, None), None, "more queries than slots");
     }

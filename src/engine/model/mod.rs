@@ -280,6 +280,12 @@ impl Model {
         self.gpu_paths
     }
 
+    /// Whether `draft_step` computes each position as a decode step does: on the CPU way, with the SIMD
+    /// kernels (without them a drafted step's rows would take candle's batched kernels).
+    pub(crate) fn drafts_exactly(&self) -> bool {
+        !self.gpu_paths && simd::best().is_some()
+    }
+
     /// One step of every row: `rows[i]` holds row i's new tokens (rows may differ in length; an empty row
     /// gets padding only). Returns hidden states `[rows, t, hidden]`, left-padded like the cache.
     /// `per_position`: on the CPU way, each position computed as a decode step at that position would
