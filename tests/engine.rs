@@ -221,16 +221,23 @@ fn continuations_of_a_shared_prefix_equal_independent_runs() {
 
 /// Prompt-lookup drafts change how many steps a greedy sequence takes, not its tokens: each drafted
 /// position is computed as a one-token decode step at that position computes it, on the re-quantized
-/// legacy types (SmolLM2) and on the K-quants of the default model alike, repetition penalty included.
+/// legacy types (SmolLM2), on the K-quants of the default model and across Gemma 3's sliding window alike,
+/// repetition penalty included.
 #[test]
 fn drafted_decoding_gives_the_tokens_of_plain_decoding() {
     let article = std::fs::read_to_string(common::fixture("news-paragraph.txt")).unwrap();
-    for name in ["smollm2-135m", "qwen2.5-coder-1.5b"] {
+    // Gemma 3's local layers see a sliding window: its prompt is made longer than the window, so that
+    // drafted positions attend across the window's edge.
+    for (name, copies) in [("smollm2-135m", 1), ("qwen2.5-coder-1.5b", 1), ("gemma-3-270m", 3)] {
         let drafted = load(name, true);
         let mut plain = load(name, true);
         plain.set_lookup(Lookup::off());
-        let user = format!("Article:\n{article}\n\nRepeat the article's first two sentences word for word.");
+        let text = vec![article.as_str(); copies].join("\n");
+        let user = format!("Article:\n{text}\n\nRepeat the article's first two sentences word for word.");
         let prompt = drafted.chat_prompt(Some("You are a helpful assistant."), &user, None).unwrap();
+        if name.starts_with("gemma") {
+            assert!(drafted.encode_prompt(&prompt).unwrap().len() > 512, "the prompt must pass the sliding window");
+        }
         let sampling = SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() };
         let request = Request { sampling, ..Request::greedy(prompt, 48) };
         let want = plain.generate(std::slice::from_ref(&request)).unwrap().remove(0);
