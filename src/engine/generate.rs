@@ -450,19 +450,22 @@ impl Engine {
         }
         let input: Vec<u32> = std::iter::once(token).chain(draft.iter().copied()).collect();
         let all = self.model.draft_step(&input, &mut batch.cache)?;
-        let mut kept = 0;
+        let (mut kept, mut stop) = (0, None);
         for &drafted in &draft {
             if row.sampler.sample(&all.get(kept)?, &row.history)? != drafted {
                 break;
             }
             row.history.push(drafted);
             kept += 1;
-            if let Some(stop) = self.accept(drafted, row.tag, &row.request, &mut row.state, on_token)? {
-                self.count_draft(draft.len(), kept);
-                return finish_all(batch, stop);
+            stop = self.accept(drafted, row.tag, &row.request, &mut row.state, on_token)?;
+            if stop.is_some() {
+                break;
             }
         }
         self.count_draft(draft.len(), kept);
+        if let Some(stop) = stop {
+            return finish_all(batch, stop);
+        }
         // A draft kept whole doubles the length allowed (not the draft's own, which the history may have cut).
         row.state.draft_len = Some(if kept == draft.len() { (2 * room).min(self.lookup.max_draft) } else { kept + 1 });
         batch.cache.drop_last(draft.len() - kept)?;

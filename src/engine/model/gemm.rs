@@ -543,7 +543,7 @@ impl PanelBlock {
         for q in self.words_mut() {
             q[j] = 0;
         }
-        for g in 0..16 {
+        for g in 0..self.corr.len() {
             self.set_group(j, g, 0, 0.0);
         }
         self.d[j] = 0.0;
