@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use polysum::backend::openai::{ChatRequest, OpenAiClient, OpenAiConfig, OpenAiError};
+use polysum::backend::openai::{ChatRequest, Dialect, OpenAiClient, OpenAiConfig, OpenAiError};
 use polysum::backend::{Generator, Prompt, Request, SamplingParams, ScoreRequest, StopReason};
 use serde_json::{json, Value};
 
@@ -198,6 +198,38 @@ fn success_sends_the_chat_and_counts_usage() {
             {"role": "assistant", "content": "Resumen: "}
         ])
     );
+}
+
+#[test]
+fn the_repetition_penalty_goes_in_the_fields_of_the_servers_dialect() {
+    let server = serve(|_, _| ok("Hecho.", 10, 2));
+    let penalized = |dialect: Dialect| {
+        let mut c = config(&server.url);
+        c.dialect = dialect;
+        let client = OpenAiClient::new(c).unwrap();
+        let mut req = chat("Summarize: the article.", None);
+        req.sampling = SamplingParams { repetition_penalty: 1.1, repetition_window: 64, ..SamplingParams::greedy() };
+        client.chat(&req).unwrap();
+        let mut plain = chat("Sample.", None);
+        plain.sampling = SamplingParams { temperature: 0.7, top_k: Some(40), ..SamplingParams::greedy() };
+        client.chat(&plain).unwrap();
+        let seen = server.seen.lock().unwrap();
+        let n = seen.len();
+        (seen[n - 2].body.clone(), seen[n - 1].body.clone())
+    };
+    let fields = ["repeat_penalty", "repeat_last_n", "repetition_penalty", "top_k"];
+    let (greedy, sampled) = penalized(Dialect::OpenAi);
+    assert!(fields.iter().all(|f| greedy.get(f).is_none() && sampled.get(f).is_none()), "{greedy} {sampled}");
+    let (greedy, sampled) = penalized(Dialect::LlamaCpp);
+    assert!((greedy["repeat_penalty"].as_f64().unwrap() - 1.1).abs() < 1e-6, "{greedy}");
+    assert_eq!((greedy["repeat_last_n"].clone(), greedy.get("top_k")), (json!(64), None));
+    assert_eq!((sampled.get("repeat_penalty"), sampled["top_k"].clone()), (None, json!(40)));
+    let (greedy, sampled) = penalized(Dialect::Vllm);
+    assert!((greedy["repetition_penalty"].as_f64().unwrap() - 1.1).abs() < 1e-6, "{greedy}");
+    assert!(greedy.get("repeat_penalty").is_none() && greedy.get("repeat_last_n").is_none(), "{greedy}");
+    assert_eq!(sampled["top_k"], json!(40));
+    assert_eq!("llama.cpp".parse::<Dialect>(), Ok(Dialect::LlamaCpp));
+    assert!("ollama".parse::<Dialect>().unwrap_err().contains("openai, llama.cpp or vllm"));
 }
 
 #[test]

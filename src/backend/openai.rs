@@ -11,8 +11,10 @@
 //!   answer (prepended when the server did not echo it), and [`ChatResponse::continuation`] is the part
 //!   after it, which is what the built-in engine returns and what [`OpenAiClient::generate`] gives.
 //! * Sent: `model`, `messages`, `max_tokens`, `temperature` (0 for greedy), `top_p`, `seed`, `stop`. The
-//!   repetition penalty and top-k of [`SamplingParams`] have no standard field and are not sent. Stop
-//!   strings are also applied to the answer here, for servers that ignore `stop`.
+//!   repetition penalty and top-k of [`SamplingParams`] have no standard field: they are sent in the
+//!   server's own fields when its [`Dialect`] is known (llama.cpp, vLLM), else not sent (a server that
+//!   rejects unknown fields still answers, without them). Stop strings are also applied to the answer
+//!   here, for servers that ignore `stop`.
 //! * Read: `choices[0].message.content`, `choices[0].finish_reason` (`length` → [`StopReason::MaxTokens`],
 //!   else [`StopReason::Eos`], or [`StopReason::StopString`] when a stop string was cut here), and
 //!   `usage.prompt_tokens` / `usage.completion_tokens`, which are the token counts reported everywhere.
@@ -68,6 +70,37 @@ pub struct OpenAiConfig {
     pub max_inflight: usize,
     /// The context length assumed for the remote model (prompt plus answer).
     pub context_length: usize,
+    /// Which sampling fields beyond the protocol's the server reads.
+    pub dialect: Dialect,
+}
+
+/// The sampling fields a server reads beyond the protocol's own (`--remote-dialect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum Dialect {
+    /// Only the protocol's fields: what any server accepts (OpenAI's own rejects unknown ones), so the
+    /// repetition penalty and top-k are not applied and answers may differ from the built-in engine's.
+    #[default]
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// llama.cpp's `llama-server`: `repeat_penalty` over the last `repeat_last_n` tokens of prompt and
+    /// answer, and `top_k`: the penalty the built-in engine applies, the same way.
+    #[serde(rename = "llama.cpp", alias = "llama-cpp")]
+    LlamaCpp,
+    /// vLLM: `repetition_penalty` (over the whole prompt and answer: vLLM has no window) and `top_k`.
+    #[serde(rename = "vllm")]
+    Vllm,
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "openai" => Ok(Dialect::OpenAi),
+            "llama.cpp" | "llama-cpp" => Ok(Dialect::LlamaCpp),
+            "vllm" => Ok(Dialect::Vllm),
+            other => Err(format!("invalid --remote-dialect {other:?}: use openai, llama.cpp or vllm")),
+        }
+    }
 }
 
 impl std::fmt::Debug for OpenAiConfig {
@@ -81,6 +114,7 @@ impl std::fmt::Debug for OpenAiConfig {
             .field("max_retries", &self.max_retries)
             .field("max_inflight", &self.max_inflight)
             .field("context_length", &self.context_length)
+            .field("dialect", &self.dialect)
             .finish()
     }
 }
@@ -98,6 +132,7 @@ impl OpenAiConfig {
             backoff_max: Duration::from_secs(30),
             max_inflight: 8,
             context_length: 8192,
+            dialect: Dialect::OpenAi,
         }
     }
 
@@ -296,6 +331,19 @@ impl OpenAiClient {
             }
         }
         body["seed"] = json!(s.seed);
+        let penalty = s.repetition_penalty != 1.0;
+        match self.cfg.dialect {
+            Dialect::OpenAi => {}
+            Dialect::LlamaCpp if penalty => {
+                body["repeat_penalty"] = json!(s.repetition_penalty);
+                body["repeat_last_n"] = json!(s.repetition_window);
+            }
+            Dialect::Vllm if penalty => body["repetition_penalty"] = json!(s.repetition_penalty),
+            Dialect::LlamaCpp | Dialect::Vllm => {}
+        }
+        if let Some(k) = s.top_k.filter(|_| self.cfg.dialect != Dialect::OpenAi && !s.is_greedy()) {
+            body["top_k"] = json!(k);
+        }
         let stop: Vec<&String> = req.stop.iter().filter(|s| !s.is_empty()).collect();
         if !stop.is_empty() {
             body["stop"] = json!(stop);

@@ -83,6 +83,10 @@ pub(crate) struct ModelArgs {
     /// With --backend openai: the remote model's context length in tokens [default: 8192].
     #[arg(long, value_parser = super::bounds::context)]
     pub(crate) remote_context: Option<usize>,
+    /// With --backend openai: the server's own sampling fields, for the repetition penalty and top-k the
+    /// protocol lacks: openai (none sent), llama.cpp, vllm [default: openai].
+    #[arg(long)]
+    pub(crate) remote_dialect: Option<String>,
 }
 
 /// The flags every batch command shares (`summarize`, `translate`): inputs, output, model, run control.

@@ -16,7 +16,7 @@
 //! quiet = true
 //! log_format = "json"
 //! backend = "openai"       # with endpoint, remote_model, api_key_env, max_inflight, timeout,
-//! endpoint = "http://vllm:8000"   # retries, remote_context (see docs/SCALE-OUT.md)
+//! endpoint = "http://vllm:8000"   # retries, remote_context, remote_dialect (see docs/SCALE-OUT.md)
 //! remote_model = "Qwen/Qwen2.5-1.5B-Instruct"
 //! shard = "0/4"
 //! ```
@@ -74,6 +74,8 @@ pub(crate) struct Config {
     pub(crate) retries: Option<u32>,
     #[serde(alias = "remote-context")]
     pub(crate) remote_context: Option<usize>,
+    #[serde(alias = "remote-dialect")]
+    pub(crate) remote_dialect: Option<crate::backend::openai::Dialect>,
     pub(crate) shard: Option<String>,
 }
 
@@ -159,7 +161,7 @@ log_format = \"json\"\nmax_input_tokens = 500\nmax_bytes = 1000\nmax_context = 1
 verify = \"flag\"\ngrounding = \"key-sentences\"\ncandidates = 3\n\
 backend = \"openai\"\nendpoint = \"http://h\"\napi_key_env = \"K\"\nremote_model = \"r\"\n\
 max_inflight = 4\n\
-timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
+timeout = 7.5\nretries = 1\nremote_context = 2048\nremote_dialect = \"llama.cpp\"\nshard = \"1/2\"\n";
         let c = Config::parse(text, Path::new("/b")).unwrap();
         let expected = Config {
             inputs: vec![PathBuf::from("/b/in")],
@@ -192,6 +194,7 @@ timeout = 7.5\nretries = 1\nremote_context = 2048\nshard = \"1/2\"\n";
             timeout: Some(7.5),
             retries: Some(1),
             remote_context: Some(2048),
+            remote_dialect: Some(crate::backend::openai::Dialect::LlamaCpp),
             shard: Some("1/2".into()),
         };
         assert_eq!(c, expected);

@@ -119,6 +119,10 @@ fn openai(args: &ModelArgs, config: &Config, limits: &ServerLimits) -> Result<Op
     cfg.timeout = limits.timeout.unwrap_or(cfg.timeout);
     cfg.max_retries = limits.retries.unwrap_or(cfg.max_retries);
     cfg.context_length = limits.context.unwrap_or(cfg.context_length);
+    cfg.dialect = match &args.remote_dialect {
+        Some(d) => d.parse().map_err(usage)?,
+        None => config.remote_dialect.unwrap_or_default(),
+    };
     Ok(cfg)
 }
 
@@ -263,6 +267,7 @@ pub(crate) fn translate(args: &TranslateArgs) -> Result<Job<Translate>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::openai::Dialect;
     use std::path::Path;
 
     fn config(text: &str) -> Config {
@@ -273,14 +278,23 @@ mod tests {
     fn the_files_server_settings_apply_under_the_flags() {
         let c = config(
             "backend = \"openai\"\nendpoint = \"http://h\"\nremote_model = \"r\"\nmax_inflight = 4\ntimeout = 7.5\n\
-             retries = 1\nremote_context = 2048\n",
+             retries = 1\nremote_context = 2048\nremote_dialect = \"vllm\"\n",
         );
         let Backend::OpenAi(cfg) = backend(&ModelArgs::default(), &c).unwrap() else { panic!("not the server") };
         assert_eq!((cfg.endpoint.as_str(), cfg.model.as_str(), cfg.max_inflight), ("http://h", "r", 4));
         assert_eq!((cfg.timeout, cfg.max_retries, cfg.context_length), (Duration::from_millis(7500), 1, 2048));
-        let flags = ModelArgs { remote_model: Some("flag".into()), max_inflight: Some(2), ..ModelArgs::default() };
+        assert_eq!(cfg.dialect, Dialect::Vllm);
+        let flags = ModelArgs {
+            remote_model: Some("flag".into()),
+            max_inflight: Some(2),
+            remote_dialect: Some("llama.cpp".into()),
+            ..ModelArgs::default()
+        };
         let Backend::OpenAi(cfg) = backend(&flags, &c).unwrap() else { panic!("not the server") };
-        assert_eq!((cfg.model.as_str(), cfg.max_inflight), ("flag", 2), "flags win");
+        assert_eq!((cfg.model.as_str(), cfg.max_inflight, cfg.dialect), ("flag", 2, Dialect::LlamaCpp), "flags win");
+        let unknown = ModelArgs { remote_dialect: Some("ollama".into()), ..ModelArgs::default() };
+        let err = backend(&unknown, &c).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some() && format!("{err}").contains("ollama"), "{err:#}");
         let local = ModelArgs { backend: Some("local".into()), ..ModelArgs::default() };
         assert!(matches!(backend(&local, &c).unwrap(), Backend::Local(_)), "flags win");
     }
