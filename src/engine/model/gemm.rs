@@ -679,6 +679,48 @@ mod kernels {
             _mm512_set1_epi32((v ^ 0x8080_8080) as i32)
         }
 
+        /// `acc` plus, in each 32-bit lane, the sum of the products of its two word pairs: `vpdpwssd` itself.
+        /// The intrinsic would do, but LLVM tuning for a generic x86-64 CPU (the portable build) splits it
+        /// into `vpmaddwd` and `vpaddd`, one more instruction per product on the CPUs where the fused one is
+        /// as fast as either; assembly keeps it whole.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F and AVX-512 VNNI.
+        #[target_feature(enable = "avx512f,avx512vnni")]
+        #[inline]
+        unsafe fn dpwssd512(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+            let mut acc = acc;
+            // SAFETY: one register-only instruction of a feature the caller guarantees; no memory, stack or
+            // flags are touched.
+            std::arch::asm!(
+                "vpdpwssd {acc}, {a}, {b}",
+                acc = inout(zmm_reg) acc,
+                a = in(zmm_reg) a,
+                b = in(zmm_reg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            acc
+        }
+
+        /// `dpwssd512` on 256-bit registers, VEX-encoded (AVX-VNNI).
+        ///
+        /// # Safety
+        /// The CPU has AVX2 and AVX-VNNI.
+        #[target_feature(enable = "avx2,avxvnni")]
+        #[inline]
+        unsafe fn dpwssd256(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+            let mut acc = acc;
+            // SAFETY: as in `dpwssd512`.
+            std::arch::asm!(
+                "{{vex}} vpdpwssd {acc}, {a}, {b}",
+                acc = inout(ymm_reg) acc,
+                a = in(ymm_reg) a,
+                b = in(ymm_reg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            acc
+        }
+
         /// `acc + Σ` over each lane's pairs of `w · y` (unsigned by signed bytes) times the lane's word
         /// scales in `s`: one `maddubs`, then `madd` (or the fused `vpdpwssd` with `VNNI`).
         ///
@@ -688,7 +730,7 @@ mod kernels {
         unsafe fn scaled_dot256<const VNNI: bool>(acc: __m256i, w: __m256i, y: __m256i, s: __m256i) -> __m256i {
             let p = _mm256_maddubs_epi16(w, y);
             if VNNI {
-                _mm256_dpwssd_avx_epi32(acc, p, s)
+                dpwssd256(acc, p, s)
             } else {
                 _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
             }
@@ -702,7 +744,7 @@ mod kernels {
         unsafe fn scaled_dot512<const VNNI: bool>(acc: __m512i, w: __m512i, y: __m512i, s: __m512i) -> __m512i {
             let p = _mm512_maddubs_epi16(w, y);
             if VNNI {
-                _mm512_dpwssd_epi32(acc, p, s)
+                dpwssd512(acc, p, s)
             } else {
                 _mm512_add_epi32(acc, _mm512_madd_epi16(p, s))
             }
