@@ -145,10 +145,12 @@ pub(crate) fn compare_pair(
     // is found in that side's back-translation, when there is one.
     let (mut lnames, mut rnames) = names::only_in(&left.text, ll, &right.text, rl);
     if let Some(bt) = right_bt.as_deref().filter(|_| ll != rl) {
-        lnames.retain(|n| !names::present_in(&n.surface, ll, bt, ll));
+        let searched = names::Searched::new(bt, ll);
+        lnames.retain(|n| !searched.has(&n.surface, ll));
     }
     if let Some(bt) = left_bt.as_deref().filter(|_| ll != rl) {
-        rnames.retain(|n| !names::present_in(&n.surface, rl, bt, rl));
+        let searched = names::Searched::new(bt, rl);
+        rnames.retain(|n| !searched.has(&n.surface, rl));
     }
     left.marks.extend(lnames.iter().map(|n| (n.start, n.end)));
     right.marks.extend(rnames.iter().map(|n| (n.start, n.end)));

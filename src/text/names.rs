@@ -460,43 +460,67 @@ fn contains_phrase(words: &[String], phrase: &str) -> bool {
     !p.is_empty() && words.windows(p.len()).any(|w| w.iter().zip(&p).all(|(a, b)| a == b))
 }
 
-/// Whether `name` (from a text in `lang`) is present in `other` (a text in `other_lang`).
-pub(crate) fn present_in(name: &str, lang: Lang, other: &str, other_lang: Lang) -> bool {
-    let words = folded_words(other);
-    let folded = folded_words(name).join(" ");
-    if contains_phrase(&words, &folded) {
-        return true;
+/// A text prepared for [`Searched::has`]: its folded words, and the significant words of its own names,
+/// found once, when a name from the other language first needs them; so a text searched for each name of
+/// another is read once, not once per name.
+pub(crate) struct Searched<'a> {
+    text: &'a str,
+    lang: Lang,
+    words: Vec<String>,
+    names: std::cell::OnceCell<Vec<String>>,
+}
+
+impl<'a> Searched<'a> {
+    pub(crate) fn new(text: &'a str, lang: Lang) -> Self {
+        Searched { text, lang, words: folded_words(text), names: std::cell::OnceCell::new() }
     }
-    let name_words: Vec<String> = folded.split(' ').map(str::to_string).collect();
-    for &(en, es) in EXONYMS {
-        // Within one language either form may stand for the other: a translation, and above all a
-        // translation back, keeps "NATO" in Spanish text or "OTAN" in English often enough.
-        // A short form must stand in capitals there, or "ONU" would be found in any "un".
-        let forms = match (lang, other_lang) {
-            (Lang::En, Lang::Es) => vec![(en, es)],
-            (Lang::Es, Lang::En) => vec![(es, en)],
-            (Lang::En, Lang::En) | (Lang::Es, Lang::Es) => vec![(en, es), (es, en)]
-                .into_iter()
-                .filter(|(_, theirs)| theirs.len() > 3 || has_capitals(other, theirs))
-                .collect(),
-            _ => continue,
-        };
-        if forms.iter().any(|(mine, theirs)| contains_phrase(&name_words, mine) && contains_phrase(&words, theirs)) {
+
+    /// Whether `name` (from a text in `lang`) is present in this text.
+    pub(crate) fn has(&self, name: &str, lang: Lang) -> bool {
+        let (words, other_lang) = (&self.words, self.lang);
+        let folded = folded_words(name).join(" ");
+        if contains_phrase(words, &folded) {
             return true;
         }
+        let name_words: Vec<String> = folded.split(' ').map(str::to_string).collect();
+        for &(en, es) in EXONYMS {
+            // Within one language either form may stand for the other: a translation, and above all a
+            // translation back, keeps "NATO" in Spanish text or "OTAN" in English often enough.
+            // A short form must stand in capitals there, or "ONU" would be found in any "un".
+            let forms = match (lang, other_lang) {
+                (Lang::En, Lang::Es) => vec![(en, es)],
+                (Lang::Es, Lang::En) => vec![(es, en)],
+                (Lang::En, Lang::En) | (Lang::Es, Lang::Es) => vec![(en, es), (es, en)]
+                    .into_iter()
+                    .filter(|(_, theirs)| theirs.len() > 3 || has_capitals(self.text, theirs))
+                    .collect(),
+                _ => continue,
+            };
+            if forms.iter().any(|(mine, theirs)| contains_phrase(&name_words, mine) && contains_phrase(words, theirs)) {
+                return true;
+            }
+        }
+        let significant = significant_words(name, lang);
+        if significant.iter().any(|w| words.iter().any(|x| x == w)) {
+            return true;
+        }
+        if lang == other_lang || significant.is_empty() {
+            return false;
+        }
+        // Spelled alike, against the other text's names only: against every word, "Biden" would be found in
+        // "bien" and "Peru" in "pero".
+        let theirs = self.names.get_or_init(|| {
+            extract(self.text, other_lang).iter().flat_map(|n| significant_words(&n.surface, other_lang)).collect()
+        });
+        significant.iter().any(|w| theirs.iter().any(|x| cognates(w, x)))
     }
-    let significant = significant_words(name, lang);
-    if significant.iter().any(|w| words.iter().any(|x| x == w)) {
-        return true;
-    }
-    if lang == other_lang || significant.is_empty() {
-        return false;
-    }
-    // Spelled alike, against the other text's names only: against every word, "Biden" would be found in
-    // "bien" and "Peru" in "pero".
-    let theirs: Vec<String> =
-        extract(other, other_lang).iter().flat_map(|n| significant_words(&n.surface, other_lang)).collect();
-    significant.iter().any(|w| theirs.iter().any(|x| cognates(w, x)))
+}
+
+/// Whether `name` (from a text in `lang`) is present in `other` (a text in `other_lang`); to look up several
+/// names in one text, prepare it once with [`Searched`].
+#[cfg(test)]
+fn present_in(name: &str, lang: Lang, other: &str, other_lang: Lang) -> bool {
+    Searched::new(other, other_lang).has(name, lang)
 }
 
 /// Shortest word the spelling rule below applies to: a letter more or less turns a shorter word into
@@ -525,8 +549,9 @@ fn has_capitals(text: &str, word: &str) -> bool {
 
 /// Names of `a` missing from `b`, and names of `b` missing from `a`.
 pub(crate) fn only_in(a: &str, a_lang: Lang, b: &str, b_lang: Lang) -> (Vec<Name>, Vec<Name>) {
-    let left = extract(a, a_lang).into_iter().filter(|n| !present_in(&n.surface, a_lang, b, b_lang)).collect();
-    let right = extract(b, b_lang).into_iter().filter(|n| !present_in(&n.surface, b_lang, a, a_lang)).collect();
+    let (in_a, in_b) = (Searched::new(a, a_lang), Searched::new(b, b_lang));
+    let left = extract(a, a_lang).into_iter().filter(|n| !in_b.has(&n.surface, a_lang)).collect();
+    let right = extract(b, b_lang).into_iter().filter(|n| !in_a.has(&n.surface, b_lang)).collect();
     (left, right)
 }
 

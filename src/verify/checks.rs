@@ -12,7 +12,6 @@ use crate::verify::align::{self, stem, words};
 
 /// The article as the checks read it.
 pub(crate) struct Article<'a> {
-    pub(crate) text: &'a str,
     pub(crate) lang: Lang,
     pub(crate) sentences: &'a [&'a str],
     /// Number values (`numbers::Number::key`) the article states, however written, in either language's
@@ -20,6 +19,8 @@ pub(crate) struct Article<'a> {
     numbers: HashSet<i64>,
     /// Weekdays (0–6) and months (7–18) the article names.
     dates: HashSet<u8>,
+    /// The article prepared for name lookups, read once for all the claims.
+    searched: names::Searched<'a>,
 }
 
 impl<'a> Article<'a> {
@@ -29,7 +30,7 @@ impl<'a> Article<'a> {
         // "in his forties" states 40 as much as "40s" does.
         numbers.extend(words(text).iter().filter_map(|w| decade(w)).map(|d| d * 1000));
         let dates = words(text).iter().filter_map(|w| date_word(w)).collect();
-        Article { text, lang, sentences, numbers, dates }
+        Article { lang, sentences, numbers, dates, searched: names::Searched::new(text, lang) }
     }
 }
 
@@ -389,7 +390,7 @@ pub(crate) fn run(
     if words(claim).iter().filter_map(|w| date_word(w)).any(|d| !article.dates.contains(&d)) {
         failed.push(Check::Date);
     }
-    if names::extract(claim, lang).iter().any(|n| !names::present_in(&n.surface, lang, article.text, article.lang)) {
+    if names::extract(claim, lang).iter().any(|n| !article.searched.has(&n.surface, lang)) {
         failed.push(Check::Name);
     }
     if let Some(top) = top.and_then(|i| article.sentences.get(i)) {
