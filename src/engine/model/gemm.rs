@@ -670,13 +670,22 @@ mod kernels {
             _mm512_set1_epi32((qs.as_ptr().add(4 * c) as *const i32).read_unaligned())
         }
 
-        /// `bcast512` with each byte's sign bit flipped (the bytes as `x + 128`, unsigned), flipped in the
-        /// scalar before the broadcast. The same bits as a vector XOR after it, which a build for an AVX-512
-        /// CPU (`-C target-cpu=native`) spent many minutes on in LLVM's instruction selection.
+        /// Four activation bytes with each one's sign bit flipped (the bytes as `x + 128`, unsigned), flipped
+        /// in the scalar before the broadcast. The same bits as a vector XOR after it, which a build for an
+        /// AVX-512 CPU (`-C target-cpu=native`) spent many minutes on in LLVM's instruction selection.
+        #[inline(always)]
+        unsafe fn flipped(qs: &[i8], c: usize) -> i32 {
+            ((qs.as_ptr().add(4 * c) as *const u32).read_unaligned() ^ 0x8080_8080) as i32
+        }
+
+        #[inline(always)]
+        unsafe fn bcast256_flipped(qs: &[i8], c: usize) -> __m256i {
+            _mm256_set1_epi32(flipped(qs, c))
+        }
+
         #[inline(always)]
         unsafe fn bcast512_flipped(qs: &[i8], c: usize) -> __m512i {
-            let v = (qs.as_ptr().add(4 * c) as *const u32).read_unaligned();
-            _mm512_set1_epi32((v ^ 0x8080_8080) as i32)
+            _mm512_set1_epi32(flipped(qs, c))
         }
 
         /// `acc` plus, in each 32-bit lane, the sum of the products of its two word pairs: `vpdpwssd` itself.
@@ -1267,7 +1276,6 @@ mod kernels {
             p: &[LegacyPanel],
             a: [&[ActQ8]; R],
         ) -> [[f32; PANEL]; R] {
-            let flip = _mm256_set1_epi8(-128);
             let mut acc = [[_mm256_setzero_ps(); 2]; R];
             for (b, w) in p.iter().enumerate() {
                 let ys = a.map(|a| a.get_unchecked(b));
@@ -1275,7 +1283,7 @@ mod kernels {
                 for c in 0..8 {
                     let wq = [0, 1].map(|q| _mm256_load_si256(w.q[c].as_ptr().add(32 * q) as *const __m256i));
                     for r in 0..R {
-                        let x = _mm256_xor_si256(bcast256(&ys[r].qs, c), flip);
+                        let x = bcast256_flipped(&ys[r].qs, c);
                         for q in 0..2 {
                             isum[r][q] = _mm256_dpbusd_avx_epi32(isum[r][q], x, wq[q]);
                         }
