@@ -95,17 +95,19 @@ pub struct Engine {
 impl Engine {
     /// Load a GGUF file, with `tokenizer_json` overriding the tokenizer kept in the GGUF metadata.
     pub fn load(gguf: &Path, tokenizer_json: Option<&Path>, opts: &LoadOptions) -> Result<Self> {
-        let loaded = crate::engine::model::load(gguf, opts)?;
+        // The tokenizer before the weights: the memory its construction frees goes back before they come.
+        let opened = crate::engine::model::open(gguf, opts)?;
         let tokenizer = match tokenizer_json {
-            Some(path) => Tokenizer::from_json_file(path, Some(&loaded.metadata))?,
-            None => Tokenizer::from_gguf(&loaded.metadata)
+            Some(path) => Tokenizer::from_json_file(path, Some(opened.metadata()))?,
+            None => Tokenizer::from_gguf(opened.metadata())
                 .with_context(|| format!("building the tokenizer from {}", gguf.display()))?,
         };
-        let template = ChatTemplate::from_gguf(&loaded.metadata, &tokenizer)?;
+        let template = ChatTemplate::from_gguf(opened.metadata(), &tokenizer)?;
+        let model = opened.load()?;
         let stop_ids = tokenizer.end_of_generation_ids();
         let name = gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Self {
-            model: loaded.model,
+            model,
             tokenizer,
             template,
             stop_ids,

@@ -1,13 +1,14 @@
 //! Reading a GGUF file: typed metadata lookups and tensors, re-quantized where the CPU lacks fast kernels.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use std::borrow::Cow;
 
+use candle_core::quantized::k_quants::{BlockQ4K, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8_0, GgmlType};
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 
@@ -85,9 +86,12 @@ impl Gguf {
     pub(crate) fn qtensor(&self, name: &str) -> Result<QTensor> {
         let t = {
             let mut reader = self.reader.lock().expect("reader lock");
-            self.content
-                .tensor(&mut *reader, name, &self.device)
-                .with_context(|| format!("{}: cannot read tensor {name}", self.path.display()))?
+            let read = match self.read_in_place(&mut reader, name) {
+                Ok(Some(t)) => Ok(t),
+                Ok(None) => self.content.tensor(&mut *reader, name, &self.device).map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            read.with_context(|| format!("{}: cannot read tensor {name}", self.path.display()))?
         };
         if self.requantize
             && matches!(t.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
@@ -104,6 +108,26 @@ impl Gguf {
             }
         }
         Ok(t)
+    }
+
+    /// A weight of a common type read from the file straight into the blocks it is kept in, on the CPU;
+    /// `None` for other types and devices (candle's reader takes those). candle reads a tensor into a buffer
+    /// and then copies it into its blocks, so each weight briefly took twice its size, and the largest one
+    /// (the output projection) set the process's peak memory.
+    fn read_in_place(&self, reader: &mut BufReader<File>, name: &str) -> Result<Option<QTensor>> {
+        let Some(info) = self.content.tensor_infos.get(name) else { return Ok(None) };
+        if !self.device.is_cpu() {
+            return Ok(None);
+        }
+        let start = self.content.tensor_data_offset.saturating_add(info.offset);
+        match info.ggml_dtype {
+            GgmlDType::Q4K => read_blocks::<BlockQ4K>(reader, start, &info.shape),
+            GgmlDType::Q5K => read_blocks::<BlockQ5K>(reader, start, &info.shape),
+            GgmlDType::Q6K => read_blocks::<BlockQ6K>(reader, start, &info.shape),
+            GgmlDType::Q8_0 => read_blocks::<BlockQ8_0>(reader, start, &info.shape),
+            GgmlDType::Q5_0 => read_blocks::<BlockQ5_0>(reader, start, &info.shape),
+            _ => Ok(None),
+        }
     }
 
     /// A small weight (norms, biases) as f32.
@@ -142,6 +166,35 @@ fn q5_0_to_q8_0(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The `shape` tensor of `T` blocks starting at byte `start` of the file, read into its final memory;
+/// `None` when the shape is not whole blocks (candle's reader then says why) or the block type's layout is
+/// not the file's.
+fn read_blocks<T: GgmlType + Send + Sync + 'static>(
+    reader: &mut BufReader<File>,
+    start: u64,
+    shape: &candle_core::Shape,
+) -> Result<Option<QTensor>> {
+    let elems = shape.elem_count();
+    if !elems.is_multiple_of(T::BLCK_SIZE) || std::mem::size_of::<T>() != T::DTYPE.type_size() {
+        return Ok(None);
+    }
+    let count = elems / T::BLCK_SIZE;
+    let len = count * std::mem::size_of::<T>();
+    let file_len = reader.seek(SeekFrom::End(0))?;
+    if start.saturating_add(len as u64) > file_len {
+        bail!("the tensor needs {len} bytes at offset {start}, past the end of the file ({file_len} bytes)");
+    }
+    let mut blocks = vec![T::zeros(); count];
+    // SAFETY: candle's GGUF block types are `#[repr(C)]` structs of integers and f16s without padding (their
+    // sizes are the format's block sizes), so every byte pattern is a valid block and the vector's memory
+    // may be filled as bytes; the slice covers exactly the `count` initialized blocks and is dropped
+    // before `blocks` is used again.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr() as *mut u8, len) };
+    reader.seek(SeekFrom::Start(start))?;
+    reader.read_exact(bytes)?;
+    Ok(Some(QTensor::new(QStorage::Cpu(Box::new(blocks)), shape.clone())?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +213,38 @@ mod tests {
         let a: Vec<f32> = q5.dequantize(&device).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = q8.dequantize(&device).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn weights_read_in_place_equal_candles_reading_and_a_cut_file_is_an_error() {
+        let device = Device::Cpu;
+        let values: Vec<f32> = (0..2 * 512).map(|i| ((i * 53 % 211) as f32 - 100.0) / 13.0).collect();
+        let src = Tensor::from_vec(values, (2, 512), &device).unwrap();
+        // F32 goes through candle's reader; the last one, read in place, is the one the cut file loses.
+        let types = [GgmlDType::F32, GgmlDType::Q4K, GgmlDType::Q5K, GgmlDType::Q6K, GgmlDType::Q8_0, GgmlDType::Q5_0];
+        let tensors: Vec<(String, QTensor)> =
+            types.iter().map(|&t| (format!("w.{t:?}"), QTensor::quantize(&src, t).unwrap())).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.gguf");
+        let arch = gguf_file::Value::String("test".to_string());
+        let mut f = std::fs::File::create(&path).unwrap();
+        let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        gguf_file::write(&mut f, &[("general.architecture", &arch)], &refs).unwrap();
+        drop(f);
+        // Not re-quantized, so each tensor comes back as stored.
+        let g = Gguf::open(&path, &device, false).unwrap();
+        for (name, original) in &tensors {
+            let mut reader = BufReader::new(File::open(&path).unwrap());
+            let candle = g.content.tensor(&mut reader, name, &device).unwrap();
+            let ours = g.qtensor(name).unwrap();
+            assert_eq!((ours.dtype(), ours.shape()), (original.dtype(), original.shape()), "{name}");
+            assert_eq!(ours.data().unwrap(), candle.data().unwrap(), "{name}");
+        }
+        // The file cut inside the last tensor: a clear error, not a short tensor.
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 100).unwrap();
+        let err = g.qtensor(&tensors.last().unwrap().0).unwrap_err();
+        assert!(format!("{err:#}").contains("past the end of the file"), "{err:#}");
     }
 }

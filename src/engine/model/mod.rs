@@ -170,26 +170,52 @@ pub(crate) struct ModelConfig {
     pub(crate) context_length: usize,
 }
 
-pub(crate) struct Loaded {
-    pub(crate) model: Model,
-    pub(crate) metadata: gguf_file::Content,
+/// A GGUF file whose header is read and whose weights are not yet: what the tokenizer and chat template
+/// are built from, before the weights take their memory.
+pub(crate) struct Opened {
+    gguf: Gguf,
+    opts: LoadOptions,
 }
 
-pub(crate) fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
+/// Arrays in the metadata at least this long are the vocabulary (tokens, types, scores, merges): read once
+/// to build the tokenizer, then dropped.
+const VOCABULARY_ARRAY_MIN_LEN: usize = 1024;
+
+impl Opened {
+    pub(crate) fn metadata(&self) -> &gguf_file::Content {
+        &self.gguf.content
+    }
+
+    /// Read the weights. The vocabulary arrays go first (the tokenizer holds what it needs), and the memory
+    /// they and the tokenizer's construction freed goes back to the system, so that the weights do not
+    /// come on top of it at the peak.
+    pub(crate) fn load(mut self) -> Result<Model> {
+        self.gguf
+            .content
+            .metadata
+            .retain(|_, v| !matches!(v, gguf_file::Value::Array(a) if a.len() >= VOCABULARY_ARRAY_MIN_LEN));
+        crate::release_freed_memory();
+        let arch = self.gguf.arch()?;
+        let Some((_, spec_fn)) = ARCHITECTURES.iter().find(|(name, _)| *name == arch) else {
+            bail!(
+                "{}: architecture {arch:?} is not supported (supported: {}); pick another model with --model",
+                self.gguf.path.display(),
+                supported_architectures().join(", ")
+            );
+        };
+        let spec = spec_fn(&self.gguf)?;
+        let gpu_paths = self.opts.paths == BatchPaths::Gpu || !self.opts.device.is_cpu();
+        let model = Model::from_gguf(&self.gguf, spec, gpu_paths)?;
+        crate::keep_freed_memory();
+        Ok(model)
+    }
+}
+
+/// Open a GGUF file: its header read and checked, its weights left for [`Opened::load`].
+pub(crate) fn open(path: &Path, opts: &LoadOptions) -> Result<Opened> {
     crate::tune_allocator();
     let gguf = Gguf::open(path, &opts.device, opts.requantize)?;
-    let arch = gguf.arch()?;
-    let Some((_, spec_fn)) = ARCHITECTURES.iter().find(|(name, _)| *name == arch) else {
-        bail!(
-            "{}: architecture {arch:?} is not supported (supported: {}); pick another model with --model",
-            path.display(),
-            supported_architectures().join(", ")
-        );
-    };
-    let spec = spec_fn(&gguf)?;
-    let gpu_paths = opts.paths == BatchPaths::Gpu || !opts.device.is_cpu();
-    let model = Model::from_gguf(&gguf, spec, gpu_paths)?;
-    Ok(Loaded { model, metadata: gguf.content })
+    Ok(Opened { gguf, opts: opts.clone() })
 }
 
 impl Model {
