@@ -31,7 +31,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// No transparent huge pages for this process: on the VMs this runs on, the first touch of a huge page cost
 /// several times what 4 KiB pages cost, so reading the weights spent most of the load in the kernel zeroing
-/// pages, for no gain in decode speed. Called before a model's header is read.
+/// pages, for no gain in decode speed. And while a model loads, freed pages go back to the system as
+/// mimalloc does by default (an engine loaded before may have turned that off: `keep_freed_memory`), so
+/// that `release_freed_memory` finds them. Called before a model's header is read.
 pub(crate) fn tune_allocator() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -42,7 +44,12 @@ pub(crate) fn tune_allocator() {
             libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         }
     });
+    // SAFETY: mi_option_set only stores an option value; mimalloc reads it at its next purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, MI_DEFAULT_PURGE_DELAY_MS) };
 }
+
+/// mimalloc's own default for `MI_OPTION_PURGE_DELAY` (v3's `options.c`).
+const MI_DEFAULT_PURGE_DELAY_MS: std::ffi::c_long = 1000;
 
 /// `mi_option_purge_delay` in mimalloc.h (v3, the version libmimalloc-sys builds by default), which the
 /// crate does not name: milliseconds before freed pages go back to the system, -1 for never.

@@ -224,6 +224,7 @@ fn the_repetition_penalty_goes_in_the_fields_of_the_servers_dialect() {
     assert!((greedy["repeat_penalty"].as_f64().unwrap() - 1.1).abs() < 1e-6, "{greedy}");
     assert_eq!((greedy["repeat_last_n"].clone(), greedy.get("top_k")), (json!(64), None));
     assert_eq!((sampled.get("repeat_penalty"), sampled["top_k"].clone()), (None, json!(40)));
+    assert_eq!((sampled["top_p"].clone(), sampled["min_p"].clone()), (json!(1.0), json!(0.0)), "{sampled}");
     let (greedy, sampled) = penalized(Dialect::Vllm);
     assert!((greedy["repetition_penalty"].as_f64().unwrap() - 1.1).abs() < 1e-6, "{greedy}");
     assert!(greedy.get("repeat_penalty").is_none() && greedy.get("repeat_last_n").is_none(), "{greedy}");

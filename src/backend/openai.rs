@@ -83,7 +83,8 @@ pub enum Dialect {
     #[serde(rename = "openai")]
     OpenAi,
     /// llama.cpp's `llama-server`: `repeat_penalty` over the last `repeat_last_n` tokens of prompt and
-    /// answer, and `top_k`: the penalty the built-in engine applies, the same way.
+    /// answer (the penalty the built-in engine applies, the same way), and when sampling `top_k`, `top_p`
+    /// and `min_p` set to what the request asks (the server's own defaults off).
     #[serde(rename = "llama.cpp", alias = "llama-cpp")]
     LlamaCpp,
     /// vLLM: `repetition_penalty` (over the whole prompt and answer: vLLM has no window) and `top_k`.
@@ -341,8 +342,22 @@ impl OpenAiClient {
             Dialect::Vllm if penalty => body["repetition_penalty"] = json!(s.repetition_penalty),
             Dialect::LlamaCpp | Dialect::Vllm => {}
         }
-        if let Some(k) = s.top_k.filter(|_| self.cfg.dialect != Dialect::OpenAi && !s.is_greedy()) {
-            body["top_k"] = json!(k);
+        if !s.is_greedy() {
+            match self.cfg.dialect {
+                Dialect::OpenAi => {}
+                // llama-server applies top-k 40, top-p 0.95 and min-p 0.05 unless told otherwise; the
+                // engine applies only what the request asks.
+                Dialect::LlamaCpp => {
+                    body["top_k"] = json!(s.top_k.unwrap_or(0));
+                    body["top_p"] = json!(s.top_p.unwrap_or(1.0));
+                    body["min_p"] = json!(0.0);
+                }
+                Dialect::Vllm => {
+                    if let Some(k) = s.top_k {
+                        body["top_k"] = json!(k);
+                    }
+                }
+            }
         }
         let stop: Vec<&String> = req.stop.iter().filter(|s| !s.is_empty()).collect();
         if !stop.is_empty() {

@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::args::{JobArgs, ModelArgs, SummarizeArgs, TranslateArgs};
 use super::bounds;
 use super::config::Config;
-use crate::backend::openai::OpenAiConfig;
+use crate::backend::openai::{Dialect, OpenAiConfig};
 use crate::backend::{Backend, LocalModel};
 use crate::engine::device::DeviceSpec;
 use crate::engine::lookup::Lookup;
@@ -89,6 +89,7 @@ struct ServerLimits {
     timeout: Option<Duration>,
     retries: Option<u32>,
     context: Option<usize>,
+    dialect: Dialect,
 }
 
 fn server_limits(args: &ModelArgs, config: &Config) -> Result<ServerLimits> {
@@ -102,6 +103,10 @@ fn server_limits(args: &ModelArgs, config: &Config) -> Result<ServerLimits> {
         timeout: args.timeout.or(config.timeout).map(bounds::check_timeout).transpose().map_err(usage)?,
         retries: args.retries.or(config.retries).map(bounds::check_retries).transpose().map_err(usage)?,
         context: args.remote_context.or(config.remote_context).map(bounds::check_context).transpose().map_err(usage)?,
+        dialect: match &args.remote_dialect {
+            Some(d) => d.parse().map_err(usage)?,
+            None => config.remote_dialect.unwrap_or_default(),
+        },
     })
 }
 
@@ -119,10 +124,7 @@ fn openai(args: &ModelArgs, config: &Config, limits: &ServerLimits) -> Result<Op
     cfg.timeout = limits.timeout.unwrap_or(cfg.timeout);
     cfg.max_retries = limits.retries.unwrap_or(cfg.max_retries);
     cfg.context_length = limits.context.unwrap_or(cfg.context_length);
-    cfg.dialect = match &args.remote_dialect {
-        Some(d) => d.parse().map_err(usage)?,
-        None => config.remote_dialect.unwrap_or_default(),
-    };
+    cfg.dialect = limits.dialect;
     Ok(cfg)
 }
 
@@ -267,7 +269,6 @@ pub(crate) fn translate(args: &TranslateArgs) -> Result<Job<Translate>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::openai::Dialect;
     use std::path::Path;
 
     fn config(text: &str) -> Config {
@@ -297,6 +298,8 @@ mod tests {
         assert!(err.downcast_ref::<UsageError>().is_some() && format!("{err}").contains("ollama"), "{err:#}");
         let local = ModelArgs { backend: Some("local".into()), ..ModelArgs::default() };
         assert!(matches!(backend(&local, &c).unwrap(), Backend::Local(_)), "flags win");
+        let local_unknown = ModelArgs { remote_dialect: Some("ollama".into()), ..local };
+        assert!(backend(&local_unknown, &c).is_err(), "a bad --remote-dialect is an error whatever the backend");
     }
 
     #[test]

@@ -167,26 +167,28 @@ fn q5_0_to_q8_0(data: &[u8]) -> Vec<u8> {
 }
 
 /// The `shape` tensor of `T` blocks starting at byte `start` of the file, read into its final memory;
-/// `None` when the shape is not whole blocks (candle's reader then says why) or the block type's layout is
-/// not the file's.
+/// `None` when the shape is not whole blocks (candle's reader then says why). candle asserts at compile time
+/// that each block type's size is the format's.
 fn read_blocks<T: GgmlType + Send + Sync + 'static>(
     reader: &mut BufReader<File>,
     start: u64,
     shape: &candle_core::Shape,
 ) -> Result<Option<QTensor>> {
     let elems = shape.elem_count();
-    if !elems.is_multiple_of(T::BLCK_SIZE) || std::mem::size_of::<T>() != T::DTYPE.type_size() {
+    if !elems.is_multiple_of(T::BLCK_SIZE) {
         return Ok(None);
     }
     let count = elems / T::BLCK_SIZE;
-    let len = count * std::mem::size_of::<T>();
+    let Some(len) = count.checked_mul(std::mem::size_of::<T>()) else {
+        bail!("a tensor of {elems} values is larger than memory can hold");
+    };
     let file_len = reader.seek(SeekFrom::End(0))?;
     if start.saturating_add(len as u64) > file_len {
         bail!("the tensor needs {len} bytes at offset {start}, past the end of the file ({file_len} bytes)");
     }
     let mut blocks = vec![T::zeros(); count];
     // SAFETY: candle's GGUF block types are `#[repr(C)]` structs of integers and f16s without padding (their
-    // sizes are the format's block sizes), so every byte pattern is a valid block and the vector's memory
+    // sizes, asserted by candle, are the format's block sizes), so every byte pattern is a valid block and the vector's memory
     // may be filled as bytes; the slice covers exactly the `count` initialized blocks and is dropped
     // before `blocks` is used again.
     let bytes = unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr() as *mut u8, len) };

@@ -174,6 +174,7 @@ pub(crate) struct ModelConfig {
 /// are built from, before the weights take their memory.
 pub(crate) struct Opened {
     gguf: Gguf,
+    spec: ArchSpec,
     opts: LoadOptions,
 }
 
@@ -195,27 +196,27 @@ impl Opened {
             .metadata
             .retain(|_, v| !matches!(v, gguf_file::Value::Array(a) if a.len() >= VOCABULARY_ARRAY_MIN_LEN));
         crate::release_freed_memory();
-        let arch = self.gguf.arch()?;
-        let Some((_, spec_fn)) = ARCHITECTURES.iter().find(|(name, _)| *name == arch) else {
-            bail!(
-                "{}: architecture {arch:?} is not supported (supported: {}); pick another model with --model",
-                self.gguf.path.display(),
-                supported_architectures().join(", ")
-            );
-        };
-        let spec = spec_fn(&self.gguf)?;
         let gpu_paths = self.opts.paths == BatchPaths::Gpu || !self.opts.device.is_cpu();
-        let model = Model::from_gguf(&self.gguf, spec, gpu_paths)?;
+        let model = Model::from_gguf(&self.gguf, self.spec, gpu_paths)?;
         crate::keep_freed_memory();
         Ok(model)
     }
 }
 
-/// Open a GGUF file: its header read and checked, its weights left for [`Opened::load`].
+/// Open a GGUF file: its header read and its architecture checked, its weights left for [`Opened::load`].
 pub(crate) fn open(path: &Path, opts: &LoadOptions) -> Result<Opened> {
     crate::tune_allocator();
     let gguf = Gguf::open(path, &opts.device, opts.requantize)?;
-    Ok(Opened { gguf, opts: opts.clone() })
+    let arch = gguf.arch()?;
+    let Some((_, spec_fn)) = ARCHITECTURES.iter().find(|(name, _)| *name == arch) else {
+        bail!(
+            "{}: architecture {arch:?} is not supported (supported: {}); pick another model with --model",
+            path.display(),
+            supported_architectures().join(", ")
+        );
+    };
+    let spec = spec_fn(&gguf)?;
+    Ok(Opened { gguf, spec, opts: opts.clone() })
 }
 
 impl Model {
