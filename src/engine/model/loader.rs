@@ -187,10 +187,10 @@ fn read_blocks<T: GgmlType + Send + Sync + 'static>(
         bail!("the tensor needs {len} bytes at offset {start}, past the end of the file ({file_len} bytes)");
     }
     let mut blocks = vec![T::zeros(); count];
-    // SAFETY: candle's GGUF block types are `#[repr(C)]` structs of integers and f16s without padding (their
-    // sizes, asserted by candle, are the format's block sizes), so every byte pattern is a valid block and the vector's memory
-    // may be filled as bytes; the slice covers exactly the `count` initialized blocks and is dropped
-    // before `blocks` is used again.
+    // SAFETY: candle's GGUF block types are `#[repr(C)]` structs of integers and f16s without padding
+    // (their sizes, asserted by candle, are the format's block sizes), so every byte pattern is a valid
+    // block and the vector's memory may be filled as bytes; the slice covers exactly the `count`
+    // initialized blocks and is dropped before `blocks` is used again.
     let bytes = unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr() as *mut u8, len) };
     reader.seek(SeekFrom::Start(start))?;
     reader.read_exact(bytes)?;
