@@ -40,8 +40,12 @@ pub(crate) fn choose(source: &str, from: Lang, candidates: &[&str], to: Lang) ->
             let eligible = c.chars().any(char::is_alphanumeric) && in_target;
             let found: Vec<i64> = numbers::extract(c, to).iter().map(numbers::Number::key).collect();
             let lost_numbers = source_numbers.iter().filter(|k| !found.contains(k)).count();
-            let searched = names::Searched::new(c, to);
-            let lost_names = source_names.iter().filter(|n| !searched.has(&n.surface, from)).count();
+            let lost_names = if source_names.is_empty() {
+                0
+            } else {
+                let searched = names::Searched::new(c, to);
+                source_names.iter().filter(|n| !searched.has(&n.surface, from)).count()
+            };
             let unknown = lexicon::check(c, to).unknown_count();
             Judged { eligible, detected, faults: lost_numbers + lost_names + unknown, unknown, agreement: 0.0 }
         })
