@@ -332,30 +332,28 @@ impl OpenAiClient {
             }
         }
         body["seed"] = json!(s.seed);
-        let penalty = s.repetition_penalty != 1.0;
+        let (penalty, sampled) = (s.repetition_penalty != 1.0, !s.is_greedy());
         match self.cfg.dialect {
             Dialect::OpenAi => {}
-            Dialect::LlamaCpp if penalty => {
-                body["repeat_penalty"] = json!(s.repetition_penalty);
-                body["repeat_last_n"] = json!(s.repetition_window);
-            }
-            Dialect::Vllm if penalty => body["repetition_penalty"] = json!(s.repetition_penalty),
-            Dialect::LlamaCpp | Dialect::Vllm => {}
-        }
-        if !s.is_greedy() {
-            match self.cfg.dialect {
-                Dialect::OpenAi => {}
+            Dialect::LlamaCpp => {
+                if penalty {
+                    body["repeat_penalty"] = json!(s.repetition_penalty);
+                    body["repeat_last_n"] = json!(s.repetition_window);
+                }
                 // llama-server applies top-k 40, top-p 0.95 and min-p 0.05 unless told otherwise; the
                 // engine applies only what the request asks.
-                Dialect::LlamaCpp => {
+                if sampled {
                     body["top_k"] = json!(s.top_k.unwrap_or(0));
                     body["top_p"] = json!(s.top_p.unwrap_or(1.0));
                     body["min_p"] = json!(0.0);
                 }
-                Dialect::Vllm => {
-                    if let Some(k) = s.top_k {
-                        body["top_k"] = json!(k);
-                    }
+            }
+            Dialect::Vllm => {
+                if penalty {
+                    body["repetition_penalty"] = json!(s.repetition_penalty);
+                }
+                if let Some(k) = s.top_k.filter(|_| sampled) {
+                    body["top_k"] = json!(k);
                 }
             }
         }
