@@ -184,6 +184,8 @@ pub(crate) enum Visibility {
     Masks { global: Tensor, local: Option<Tensor> },
     /// Decode and drafted steps on the CPU: each query's visible slots (`decode_attention::visible_slots`).
     Slots { global: Vec<Vec<u32>>, local: Option<Vec<Vec<u32>>> },
+    /// Prompt steps on the CPU: each query's run of slots (`prompt_attention::visible_runs`).
+    Runs { global: Vec<std::ops::Range<u32>>, local: Option<Vec<std::ops::Range<u32>>> },
 }
 
 impl Attention {
@@ -216,6 +218,11 @@ impl Attention {
                 let y = super::decode_attention::forward(&q, &k, &v, seen, self.scale as f32)?;
                 return step.project(&y, |y| self.o.forward(y));
             }
+            Visibility::Runs { global, local } => {
+                let runs = local.as_ref().filter(|_| self.local).unwrap_or(global);
+                let y = super::prompt_attention::forward(&q, &k, &v, runs, self.scale as f32)?;
+                return step.project(&y, |y| self.o.forward(y));
+            }
             Visibility::Masks { global, local } => local.as_ref().filter(|_| self.local).unwrap_or(global),
         };
         let slots = k.dim(2)?;
@@ -246,12 +253,16 @@ pub(crate) struct Mlp {
 
 impl Mlp {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(x)?;
-        let gate = match self.activation {
-            Activation::Silu => candle_nn::ops::silu(&gate)?,
-            Activation::GeluTanh => gate.gelu()?,
+        let (gate, up) = (self.gate.forward(x)?, self.up.forward(x)?);
+        let hidden = match self.activation {
+            // One vectorized pass on the CPU (`vector_math`), candle's operations elsewhere.
+            Activation::Silu => match super::vector_math::silu_times(&gate, &up)? {
+                Some(h) => h,
+                None => (candle_nn::ops::silu(&gate)? * up)?,
+            },
+            Activation::GeluTanh => (gate.gelu()? * up)?,
         };
-        self.down.forward(&(gate * self.up.forward(x)?)?)
+        self.down.forward(&hidden)
     }
 }
 

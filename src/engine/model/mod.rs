@@ -15,8 +15,10 @@ pub(crate) mod gemv;
 mod layers;
 mod llama;
 pub(crate) mod loader;
+mod prompt_attention;
 mod qwen2;
 mod simd;
+mod vector_math;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -344,10 +346,19 @@ impl Model {
                 global,
                 local: window.and_then(|w| decode_attention::visible_slots(cache.positions(), t, Some(w))),
             },
-            None => Visibility::Masks {
-                global: step_mask(cache.positions(), t, None, &self.device)?,
-                local: window.map(|w| step_mask(cache.positions(), t, Some(w), &self.device)).transpose()?,
-            },
+            None => {
+                let runs = |window| {
+                    (!self.gpu_paths).then(|| prompt_attention::visible_runs(cache.positions(), t, window)).flatten()
+                };
+                match (runs(None), window.map(|w| runs(Some(w)))) {
+                    (Some(global), None) => Visibility::Runs { global, local: None },
+                    (Some(global), Some(Some(local))) => Visibility::Runs { global, local: Some(local) },
+                    _ => Visibility::Masks {
+                        global: step_mask(cache.positions(), t, None, &self.device)?,
+                        local: window.map(|w| step_mask(cache.positions(), t, Some(w), &self.device)).transpose()?,
+                    },
+                }
+            }
         };
         let inputs = StepInputs {
             positions: &positions,

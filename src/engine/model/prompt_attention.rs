@@ -1,0 +1,289 @@
+//! Attention of prompt steps on the CPU: each query over the run of cache slots it sees, a block of queries
+//! at a time.
+//!
+//! Why not the masked matmuls that the GPU way uses: a causal step multiplies every query against every
+//! slot and then masks away the slots after it (half of the product in a prompt's first chunk), and the
+//! mask, the scaled scores and each softmax pass go through memory as tensors of their own. Here a block of
+//! queries of one KV head (all the query heads that share it) is multiplied against only the slots its
+//! queries see, the softmax runs in place on each query's own run, and the probabilities go straight into
+//! the product with the values. A row's queries see contiguous runs whenever its slots hold consecutive
+//! positions (every CPU prompt step, computed one row at a time); anything else returns `None` from
+//! [`visible_runs`] and takes the masked path.
+
+use std::ops::Range;
+
+use anyhow::{ensure, Result};
+use candle_core::{DType, Storage, Tensor};
+
+/// Queries per work item: the item's scores (its queries times the query heads of one KV head, against the
+/// slots they see) stay within a core's L2 at a few thousand slots.
+const QUERY_BLOCK: usize = 32;
+
+/// For each row and each of its last `t` slots (the step's queries), row by row, the run of cache slots
+/// that query sees: the real tokens at or before its position (within `window` positions for
+/// sliding-window layers). `None` when a query slot is padding or some query's slots are not one run.
+pub(crate) fn visible_runs(positions: &[Vec<Option<u32>>], t: usize, window: Option<usize>) -> Option<Vec<Range<u32>>> {
+    let mut out = Vec::with_capacity(positions.len() * t);
+    for pos in positions {
+        for query_slot in pos.len().checked_sub(t)?..pos.len() {
+            let q = pos[query_slot]?;
+            let (mut first, mut last, mut count) = (u32::MAX, 0, 0);
+            for (s, p) in pos.iter().enumerate() {
+                if p.is_some_and(|p| p <= q && window.is_none_or(|w| ((q - p) as usize) < w)) {
+                    first = first.min(s as u32);
+                    last = s as u32;
+                    count += 1;
+                }
+            }
+            if count == 0 || last - first + 1 != count {
+                return None;
+            }
+            out.push(first..last + 1);
+        }
+    }
+    Some(out)
+}
+
+/// `q`: `[rows, n_head, t, head_dim]`; `k`, `v`: `[rows, n_kv_head, slots, head_dim]` f32 on the CPU (views
+/// of the cache, rows of `head_dim` contiguous); `runs[row * t + i]`: what `visible_runs` gave for query `i`
+/// of `row`. Returns the attention output `[rows, t, n_head * head_dim]`.
+pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], scale: f32) -> Result<Tensor> {
+    let (rows, n_head, t, d) = q.dims4()?;
+    let (_, n_kv, slots, _) = k.dims4()?;
+    ensure!(runs.len() == rows * t && n_head % n_kv == 0, "prompt attention takes each query's run of slots");
+    ensure!(
+        runs.iter().all(|r| r.start < r.end && r.end as usize <= slots),
+        "a query's run is empty or past the cache"
+    );
+    let rep = n_head / n_kv;
+    let q = q.flatten_all()?.to_vec1::<f32>()?;
+    let (ks, kl) = k.storage_and_layout();
+    let (vs, vl) = v.storage_and_layout();
+    let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else { anyhow::bail!("prompt attention runs on the CPU") };
+    ensure!(k.dtype() == DType::F32 && v.dtype() == DType::F32, "prompt attention takes an f32 cache");
+    let (kd, vd) = (kc.as_slice::<f32>()?, vc.as_slice::<f32>()?);
+    let (kst, vst) = (kl.stride(), vl.stride());
+    ensure!(kst[3] == 1 && vst[3] == 1, "cache rows must be contiguous");
+    let (k0, v0) = (kl.start_offset(), vl.start_offset());
+    // The last slot any query reads, in both buffers: the raw pointers below stay within them.
+    let last = |start: usize, st: &[usize]| start + (rows - 1) * st[0] + (n_kv - 1) * st[1] + (slots - 1) * st[2] + d;
+    ensure!(last(k0, kst) <= kd.len() && last(v0, vst) <= vd.len(), "the cache views are smaller than their shape");
+
+    let mut out = vec![0f32; rows * t * n_head * d];
+    let out_ptr = super::gemv::SendPtr(out.as_mut_ptr());
+    let blocks = t.div_ceil(QUERY_BLOCK);
+    // Later blocks see more slots: they go first, so the last items the workers pick up are the short ones.
+    candle_core::utils::barrier_pool().execute_chunked(rows * n_kv * blocks, |tasks| {
+        let out = out_ptr;
+        for task in tasks {
+            let block = blocks - 1 - task / (rows * n_kv);
+            let (r, g) = ((task % (rows * n_kv)) / n_kv, task % n_kv);
+            let queries = block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(t);
+            let nq = queries.len();
+            let own = &runs[r * t + queries.start..r * t + queries.end];
+            let lo = own.iter().map(|s| s.start).min().expect("a block has queries") as usize;
+            let hi = own.iter().map(|s| s.end).max().expect("a block has queries") as usize;
+            let n = hi - lo;
+            // The block's queries of every head that shares KV head g, scaled: row `h * nq + i`.
+            let mut qb = Vec::with_capacity(rep * nq * d);
+            for h in 0..rep {
+                let head = (r * n_head + g * rep + h) * t;
+                qb.extend(q[(head + queries.start) * d..(head + queries.end) * d].iter().map(|x| x * scale));
+            }
+            let m = rep * nq;
+            let mut scores = vec![0f32; m * n];
+            let key = k0 + r * kst[0] + g * kst[1] + lo * kst[2];
+            // SAFETY: `scores` is m × n, written row-major; `qb` is m × d row-major; the keys of slots
+            // lo..hi are n rows of d values `kst[2]` apart from `key`, read as the d × n transpose, within
+            // `kd` (checked above, hi ≤ slots). No other thread writes any of them.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    d,
+                    scores.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    qb.as_ptr(),
+                    1,
+                    d as isize,
+                    kd.as_ptr().add(key),
+                    kst[2] as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            };
+            let mut sums = vec![0f32; m];
+            for (i, row) in scores.chunks_exact_mut(n).enumerate() {
+                let run = &own[i % nq];
+                let (a, b) = (run.start as usize - lo, run.end as usize - lo);
+                row[..a].fill(0.0);
+                row[b..].fill(0.0);
+                sums[i] = softmax_numerators(&mut row[a..b]);
+            }
+            let mut y = vec![0f32; m * d];
+            let value = v0 + r * vst[0] + g * vst[1] + lo * vst[2];
+            // SAFETY: `y` is m × d row-major; `scores` m × n row-major; the values of slots lo..hi are n rows
+            // of d values `vst[2]` apart from `value`, within `vd` (checked above). No other thread
+            // writes any of them.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    d,
+                    n,
+                    y.as_mut_ptr(),
+                    1,
+                    d as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    n as isize,
+                    vd.as_ptr().add(value),
+                    1,
+                    vst[2] as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            };
+            for (i, (yr, sum)) in y.chunks_exact(d).zip(&sums).enumerate() {
+                let (h, qi) = (i / nq, queries.start + i % nq);
+                let inv = 1.0 / sum;
+                // SAFETY: each (row, query, head) output belongs to exactly one task, within `out`'s
+                // `rows * t * n_head * d` values; `out` outlives the pool call.
+                let dst =
+                    unsafe { std::slice::from_raw_parts_mut(out.0.add(((r * t + qi) * n_head + g * rep + h) * d), d) };
+                for (o, x) in dst.iter_mut().zip(yr) {
+                    *o = x * inv;
+                }
+            }
+        }
+    });
+    Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
+}
+
+/// Each score replaced by `e^(score − max)`; returns their sum. Eight independent lanes, so that the
+/// loops vectorize (the exponential too: `vector_math::exp`).
+fn softmax_numerators(row: &mut [f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for l in 0..8 {
+            lanes[l] = lanes[l].max(c[l]);
+        }
+    }
+    let max = lanes.iter().copied().fold(tail, f32::max);
+    let mut lanes = [0f32; 8];
+    let mut chunks = row.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            c[l] = super::vector_math::exp(c[l] - max);
+            lanes[l] += c[l];
+        }
+    }
+    let mut tail = 0.0;
+    for x in chunks.into_remainder() {
+        *x = super::vector_math::exp(*x - max);
+        tail += *x;
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The masked-matmul reference: every query against every slot, the slots outside its run masked.
+    fn reference(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], scale: f64) -> Tensor {
+        let (rows, n_head, t, d) = q.dims4().unwrap();
+        let (_, n_kv, slots, _) = k.dims4().unwrap();
+        let rep = n_head / n_kv;
+        let mut mask = vec![-1e9f32; rows * t * slots];
+        for (i, run) in runs.iter().enumerate() {
+            for s in run.clone() {
+                mask[i * slots + s as usize] = 0.0;
+            }
+        }
+        let mask = Tensor::from_vec(mask, (rows, 1, 1, t, slots), &Device::Cpu).unwrap();
+        let q = (q.reshape((rows, n_kv, rep * t, d)).unwrap() * scale).unwrap();
+        let scores = q.matmul(&k.t().unwrap()).unwrap().reshape((rows, n_kv, rep, t, slots)).unwrap();
+        let scores = scores.broadcast_add(&mask).unwrap().reshape((rows, n_kv, rep * t, slots)).unwrap();
+        let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+        let y = probs.matmul(v).unwrap().reshape((rows, n_head, t, d)).unwrap();
+        y.transpose(1, 2).unwrap().reshape((rows, t, n_head * d)).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn matches_masked_attention_over_several_blocks_with_a_cached_past() {
+        let dev = Device::Cpu;
+        // 70 queries (three blocks, the last one short) after 25 cached slots; a sliding window as well.
+        let (n_head, n_kv, past, t, d) = (6, 2, 25, 70, 24);
+        let slots = past + t;
+        let q = Tensor::randn(0f32, 1., (1, n_head, t, d), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1., (1, n_kv, slots, d), &dev).unwrap();
+        let v = Tensor::randn(0f32, 1., (1, n_kv, slots, d), &dev).unwrap();
+        let positions = vec![(0..slots as u32).map(Some).collect::<Vec<_>>()];
+        for window in [None, Some(16)] {
+            let runs = visible_runs(&positions, t, window).unwrap();
+            let got = forward(&q, &k, &v, &runs, 0.3).unwrap();
+            let want = reference(&q, &k, &v, &runs, 0.3);
+            assert!(max_diff(&got, &want) < 1e-5, "window {window:?}: max difference {}", max_diff(&got, &want));
+        }
+    }
+
+    #[test]
+    fn rows_are_independent_and_views_of_a_larger_cache_are_read_in_place() {
+        let dev = Device::Cpu;
+        let (n_head, n_kv, t, d, capacity) = (4, 4, 9, 16, 40);
+        let q = Tensor::randn(0f32, 1., (2, n_head, t, d), &dev).unwrap();
+        // The cache buffers are longer than the slots in use, as `KvCache` keeps them.
+        let kbuf = Tensor::randn(0f32, 1., (2, n_kv, capacity, d), &dev).unwrap();
+        let vbuf = Tensor::randn(0f32, 1., (2, n_kv, capacity, d), &dev).unwrap();
+        let (k, v) = (kbuf.narrow(2, 0, t + 3).unwrap(), vbuf.narrow(2, 0, t + 3).unwrap());
+        let positions = vec![(0..(t + 3) as u32).map(Some).collect::<Vec<_>>(); 2];
+        let runs = visible_runs(&positions, t, None).unwrap();
+        let both = forward(&q, &k, &v, &runs, 0.25).unwrap();
+        let want = reference(&q, &k.contiguous().unwrap(), &v.contiguous().unwrap(), &runs, 0.25);
+        assert!(max_diff(&both, &want) < 1e-5);
+        let second = forward(
+            &q.narrow(0, 1, 1).unwrap(),
+            &k.narrow(0, 1, 1).unwrap(),
+            &v.narrow(0, 1, 1).unwrap(),
+            &runs[t..],
+            0.25,
+        )
+        .unwrap();
+        assert_eq!(
+            both.narrow(0, 1, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            second.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+    }
+
+    #[test]
+    fn visible_runs_follow_positions_and_refuse_what_is_not_one_run() {
+        let positions = vec![vec![Some(0), Some(1), Some(2), Some(3)]];
+        assert_eq!(visible_runs(&positions, 2, None), Some(vec![0..3, 0..4]));
+        assert_eq!(visible_runs(&positions, 2, Some(2)), Some(vec![1..3, 2..4]));
+        let padded = vec![vec![None, None, Some(0), Some(1)]];
+        assert_eq!(visible_runs(&padded, 2, None), Some(vec![2..3, 2..4]));
+        assert_eq!(visible_runs(&padded, 3, None), None, "a padding query is left to the masked path");
+        let hole = vec![vec![Some(0), None, Some(1), Some(2)]];
+        assert_eq!(visible_runs(&hole, 1, None), None, "a hole in the slots is left to the masked path");
+        assert_eq!(visible_runs(&positions, 5, None), None, "more queries than slots");
+    }
+}
