@@ -14,7 +14,8 @@
 //!   `maddubs(weights, activations)` then `madd` with the scales (unpacking each row into a buffer first was
 //!   slower: docs/BENCHMARKS.md);
 //! - more rows (prompt steps, bound by the multiplies): each work item packs 16 weight rows into one
-//!   interleaved panel once and runs up to `PANEL_TILE` activation rows past it: one multiply against 4
+//!   interleaved panel once (eight rows at a time by vector transposes, each row's next block fetched
+//!   ahead: at a few dozen rows the packing, which reads every weight, is a large share) and runs up to `PANEL_TILE` activation rows past it: one multiply against 4
 //!   broadcast activation values serves 8 weight rows (AVX2) or 16 (AVX-512), and with VNNI `vpdpbusd`
 //!   sums the 4 products in 32 bits in one instruction.
 //!
@@ -70,9 +71,19 @@ struct ActBlock {
 trait KBlock: Sized + Sync {
     /// Values per scale group as the panel kernel sees them (Q4_K 32, Q6_K 16).
     const GROUP: usize;
-    /// Row `j` of `panel` from this block: its values in the panel's layout, and its scales, mins and `d`
-    /// as the panel kernel reads them (groups `GROUP` values wide).
-    fn pack(&self, panel: &mut PanelBlock, j: usize);
+    /// Row `j` of `panel` from this block: its values in the panel's layout (`pack_values`), and its scales,
+    /// mins and `d` as the panel kernel reads them (`pack_scales`, groups `GROUP` values wide).
+    fn pack(&self, panel: &mut PanelBlock, j: usize) {
+        self.pack_values(panel, j);
+        self.pack_scales(panel, j);
+    }
+    /// Row `j`'s values in the panel's layout.
+    fn pack_values(&self, panel: &mut PanelBlock, j: usize);
+    /// Rows `j0..j0 + 8`'s values from eight blocks at once, as `pack_values` row by row (vector code: the
+    /// layout is a transpose of each row's words, which the scalar code does a word at a time).
+    fn pack_values8(level: Level, rows: [&Self; 8], panel: &mut PanelBlock, j0: usize);
+    /// Row `j`'s scales, mins (or offsets) and `d`.
+    fn pack_scales(&self, panel: &mut PanelBlock, j: usize);
     /// One weight row of blocks, read in place, against `R` activation rows (the row kernel).
     fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R];
 }
@@ -82,7 +93,7 @@ impl KBlock for BlockQ4K {
     fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R] {
         kernels::dot_q4k(level, w, a)
     }
-    fn pack(&self, panel: &mut PanelBlock, j: usize) {
+    fn pack_values(&self, panel: &mut PanelBlock, j: usize) {
         // Per 64 values, 32 bytes: the low nibbles are the first 32 values, the high nibbles the next 32;
         // four bytes at a time as one word.
         let q = panel.words_mut();
@@ -93,6 +104,11 @@ impl KBlock for BlockQ4K {
                 q[16 * chunk + 8 + i][j] = (w >> 4) & 0x0F0F_0F0F;
             }
         }
+    }
+    fn pack_values8(level: Level, rows: [&Self; 8], panel: &mut PanelBlock, j0: usize) {
+        kernels::pack_q4k_values8(level, rows, panel.words_mut(), j0);
+    }
+    fn pack_scales(&self, panel: &mut PanelBlock, j: usize) {
         let words = q4k_scales_mins(&self.scales);
         let bytes: [u8; 16] = std::array::from_fn(|i| words[i / 4].to_le_bytes()[i % 4]);
         let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
@@ -135,7 +151,7 @@ impl KBlock for BlockQ6K {
     fn dot_row<const R: usize>(level: Level, w: &[Self], a: [&[ActBlock]; R]) -> [f32; R] {
         kernels::dot_q6k(level, w, a)
     }
-    fn pack(&self, panel: &mut PanelBlock, j: usize) {
+    fn pack_values(&self, panel: &mut PanelBlock, j: usize) {
         // ggml's `dequantize_row_q6_K`: two halves of 128 values, each from 64 low-nibble bytes and 32 bytes
         // of high bit pairs, four values at a time as one word; values are stored + 32, which the group
         // correction takes back.
@@ -151,6 +167,11 @@ impl KBlock for BlockQ6K {
                 q[c + 24][j] = (b >> 4 & 0x0F0F_0F0F) | (h >> 6 & 0x0303_0303) << 4;
             }
         }
+    }
+    fn pack_values8(level: Level, rows: [&Self; 8], panel: &mut PanelBlock, j0: usize) {
+        kernels::pack_q6k_values8(level, rows, panel.words_mut(), j0);
+    }
+    fn pack_scales(&self, panel: &mut PanelBlock, j: usize) {
         let d = self.d.to_f32();
         for (g, &sc) in self.scales.iter().enumerate() {
             panel.set_group(j, g, sc as i16, -32.0 * d * sc as f32);
@@ -332,13 +353,25 @@ fn run_k<T: KBlock + WeightBlock>(
             &mut out,
             || (0..blocks).map(|_| PanelBlock::ZERO).collect(),
             |group, panels: &mut [PanelBlock]| {
-                // Block by block, so that each block's panel stays in L1 while its rows are written.
+                // Block by block, so that each block's panel stays in L1 while its rows are written; eight
+                // rows at a time where the weight has all eight.
+                let block = |col: usize, b: usize| w.get(col * blocks + b).filter(|_| col < n);
                 for (b, p) in panels.iter_mut().enumerate() {
-                    for j in 0..PANEL {
-                        let col = group * PANEL + j;
-                        match w.get(col * blocks + b).filter(|_| col < n) {
-                            Some(block) => block.pack(p, j),
-                            None => p.clear_row(j),
+                    for j0 in (0..PANEL).step_by(8) {
+                        let col0 = group * PANEL + j0;
+                        if let Some(rows) = (0..8).map(|j| block(col0 + j, b)).collect::<Option<Vec<_>>>() {
+                            let rows: [&T; 8] = std::array::from_fn(|j| rows[j]);
+                            T::pack_values8(level, rows, p, j0);
+                            for (j, row) in rows.iter().enumerate() {
+                                row.pack_scales(p, j0 + j);
+                            }
+                            continue;
+                        }
+                        for j in j0..j0 + 8 {
+                            match block(group * PANEL + j, b) {
+                                Some(row) => row.pack(p, j),
+                                None => p.clear_row(j),
+                            }
                         }
                     }
                 }
@@ -566,7 +599,7 @@ impl LegacyPanel {
 /// The safe entry points of the SIMD kernels: each takes a `Level`, which only exists for levels this CPU
 /// has, and checks the slice lengths the kernels index without bounds checks.
 mod kernels {
-    use super::{ActBlock, ActQ8, BlockQ4K, BlockQ6K, Isa, KBlock, LegacyPanel, Level, PanelBlock, PANEL};
+    use super::{ActBlock, ActQ8, BlockQ4K, BlockQ6K, Isa, KBlock, LegacyPanel, Level, PanelBlock, PANEL, QK_K};
 
     /// A safe entry point for one K-quant weight row, read in place, against `R` activation rows: checks
     /// the lengths and picks the level's kernel.
@@ -601,6 +634,31 @@ mod kernels {
         /// One Q6_K weight row, read in place, against `R` activation rows.
         dot_q6k, BlockQ6K: q6k_avx2, q6k_avxvnni, q6k_avx512, q6k_avx512vnni
     );
+
+    /// `KBlock::pack_values8` of Q4_K: eight rows' values into a panel's words.
+    pub(super) fn pack_q4k_values8(_level: Level, rows: [&BlockQ4K; 8], q: &mut [[u32; PANEL]; QK_K / 4], j0: usize) {
+        assert!(j0 + 8 <= PANEL);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Level` exists only on a CPU with AVX2, which every level includes (`simd`), and `j0 + 8`
+        // words fit in each panel row (asserted).
+        unsafe {
+            x86::pack_q4k_values8(rows, q, j0)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("no SIMD level off x86_64: {_level:?} {} {}", rows.len(), q.len())
+    }
+
+    /// `KBlock::pack_values8` of Q6_K: eight rows' values into a panel's words.
+    pub(super) fn pack_q6k_values8(_level: Level, rows: [&BlockQ6K; 8], q: &mut [[u32; PANEL]; QK_K / 4], j0: usize) {
+        assert!(j0 + 8 <= PANEL);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for `pack_q4k_values8`.
+        unsafe {
+            x86::pack_q6k_values8(rows, q, j0)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("no SIMD level off x86_64: {_level:?} {} {}", rows.len(), q.len())
+    }
 
     /// `R` activation rows against a Q4_K/Q6_K panel (16 weight rows).
     #[inline]
@@ -657,7 +715,112 @@ mod kernels {
     mod x86 {
         use std::arch::x86_64::*;
 
-        use super::super::{q4k_scales_mins, ActBlock, ActQ8, BlockQ4K, BlockQ6K, LegacyPanel, PanelBlock, PANEL};
+        use super::super::{
+            q4k_scales_mins, ActBlock, ActQ8, BlockQ4K, BlockQ6K, LegacyPanel, PanelBlock, PANEL, QK_K,
+        };
+
+        /// How far ahead in each weight row the packing fetches: it reads eight rows side by side, a block
+        /// of each at a time, which the hardware prefetchers follow poorly (short prompt steps then waited
+        /// on memory); the next block of each row, fetched while this one is transposed, served best.
+        const PREFETCH_BLOCKS: usize = 1;
+
+        /// An 8 × 8 transpose of 32-bit words: word `i` of `r[j]` becomes word `j` of the result's `i`.
+        #[inline(always)]
+        unsafe fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
+            let lo32 = |a, b| _mm256_unpacklo_epi32(a, b);
+            let hi32 = |a, b| _mm256_unpackhi_epi32(a, b);
+            let (t0, t1, t2, t3) = (lo32(r[0], r[1]), hi32(r[0], r[1]), lo32(r[2], r[3]), hi32(r[2], r[3]));
+            let (t4, t5, t6, t7) = (lo32(r[4], r[5]), hi32(r[4], r[5]), lo32(r[6], r[7]), hi32(r[6], r[7]));
+            let lo64 = |a, b| _mm256_unpacklo_epi64(a, b);
+            let hi64 = |a, b| _mm256_unpackhi_epi64(a, b);
+            let u = [lo64(t0, t2), hi64(t0, t2), lo64(t1, t3), hi64(t1, t3)];
+            let v = [lo64(t4, t6), hi64(t4, t6), lo64(t5, t7), hi64(t5, t7)];
+            std::array::from_fn(|i| {
+                if i < 4 {
+                    _mm256_permute2x128_si256(u[i], v[i], 0x20)
+                } else {
+                    _mm256_permute2x128_si256(u[i - 4], v[i - 4], 0x31)
+                }
+            })
+        }
+
+        /// Eight words, one per row, into panel row `c` at rows `j0..j0 + 8`.
+        #[inline(always)]
+        unsafe fn store8(q: &mut [[u32; PANEL]; QK_K / 4], c: usize, j0: usize, v: __m256i) {
+            _mm256_storeu_si256(q[c].as_mut_ptr().add(j0) as *mut __m256i, v)
+        }
+
+        /// `BlockQ4K::pack_values` of eight rows: each row's 32-byte chunk is eight words of low nibbles
+        /// (panel rows `16·chunk + i`) and eight of high nibbles (`16·chunk + 8 + i`), transposed.
+        ///
+        /// # Safety
+        /// The CPU has AVX2; `j0 + 8 ≤ PANEL`.
+        #[target_feature(enable = "avx2")]
+        pub(in super::super) unsafe fn pack_q4k_values8(
+            rows: [&BlockQ4K; 8],
+            q: &mut [[u32; PANEL]; QK_K / 4],
+            j0: usize,
+        ) {
+            for b in rows {
+                let ahead = (b as *const BlockQ4K).wrapping_add(PREFETCH_BLOCKS) as *const i8;
+                for line in 0..3 {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
+                }
+            }
+            let nibbles = _mm256_set1_epi8(0x0F);
+            for chunk in 0..4 {
+                let w = rows.map(|b| _mm256_loadu_si256(b.qs.as_ptr().add(32 * chunk) as *const __m256i));
+                let lo = transpose8(w.map(|v| _mm256_and_si256(v, nibbles)));
+                let hi = transpose8(w.map(|v| _mm256_and_si256(_mm256_srli_epi32(v, 4), nibbles)));
+                for i in 0..8 {
+                    store8(q, 16 * chunk + i, j0, lo[i]);
+                    store8(q, 16 * chunk + 8 + i, j0, hi[i]);
+                }
+            }
+        }
+
+        /// `BlockQ6K::pack_values` of eight rows: per half, the words of `ql`'s two 32-byte runs and of
+        /// `qh` give four panel rows each (`32·half + 8·m + i`), transposed.
+        ///
+        /// # Safety
+        /// The CPU has AVX2; `j0 + 8 ≤ PANEL`.
+        #[target_feature(enable = "avx2")]
+        pub(in super::super) unsafe fn pack_q6k_values8(
+            rows: [&BlockQ6K; 8],
+            q: &mut [[u32; PANEL]; QK_K / 4],
+            j0: usize,
+        ) {
+            for b in rows {
+                let ahead = (b as *const BlockQ6K).wrapping_add(PREFETCH_BLOCKS) as *const i8;
+                for line in 0..4 {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
+                }
+            }
+            let nibbles = _mm256_set1_epi8(0x0F);
+            let pairs = _mm256_set1_epi8(0x03);
+            let load = |p: *const u8| _mm256_loadu_si256(p as *const __m256i);
+            for half in 0..2 {
+                let a = rows.map(|b| load(b.ql.as_ptr().add(64 * half)));
+                let b = rows.map(|b| load(b.ql.as_ptr().add(64 * half + 32)));
+                let h = rows.map(|b| load(b.qh.as_ptr().add(32 * half)));
+                // Low 4 bits from `ql`, bits 4 and 5 from a pair of `qh`'s bits.
+                let value = |lo: __m256i, h: __m256i, shift: i32| {
+                    let high = _mm256_and_si256(_mm256_srl_epi32(h, _mm_cvtsi32_si128(shift)), pairs);
+                    _mm256_or_si256(_mm256_and_si256(lo, nibbles), _mm256_slli_epi32(high, 4))
+                };
+                let parts = [
+                    std::array::from_fn(|j| value(a[j], h[j], 0)),
+                    std::array::from_fn(|j| value(b[j], h[j], 2)),
+                    std::array::from_fn(|j| value(_mm256_srli_epi32(a[j], 4), h[j], 4)),
+                    std::array::from_fn(|j| value(_mm256_srli_epi32(b[j], 4), h[j], 6)),
+                ];
+                for (m, part) in parts.into_iter().enumerate() {
+                    for (i, v) in transpose8(part).into_iter().enumerate() {
+                        store8(q, 32 * half + 8 * m + i, j0, v);
+                    }
+                }
+            }
+        }
 
         /// Four activation bytes (values 4c..4c+4 of a block) in every 32-bit lane.
         #[inline(always)]
@@ -1419,6 +1582,31 @@ mod tests {
                     assert!(diff <= 2e-2 * scale, "{level:?} {dtype:?} m={m}: differs by {diff} (scale {scale})");
                 }
             }
+        }
+    }
+
+    /// Eight rows packed at once give the panel words of packing them one at a time.
+    #[test]
+    fn eight_rows_pack_as_one_at_a_time() {
+        fn check<T: KBlock + WeightBlock>(level: Level, dtype: GgmlDType) {
+            let wf = Tensor::randn(0f32, 1.0, (8, 2 * QK_K), &Device::Cpu).unwrap();
+            let q = QTensor::quantize(&wf, dtype).unwrap();
+            let data = q.data().unwrap();
+            let w: &[T] = as_blocks(&data, 16).expect("8 rows of 2 blocks");
+            for b in 0..2 {
+                for j0 in [0, 8] {
+                    let (mut one, mut eight) = (PanelBlock::ZERO, PanelBlock::ZERO);
+                    for j in 0..8 {
+                        w[2 * j + b].pack_values(&mut one, j0 + j);
+                    }
+                    T::pack_values8(level, std::array::from_fn(|j| &w[2 * j + b]), &mut eight, j0);
+                    assert_eq!(one.q, eight.q, "{dtype:?} block {b} rows {j0}..");
+                }
+            }
+        }
+        for level in level::levels_for_test("gemm::eight_rows_pack_as_one_at_a_time") {
+            check::<BlockQ4K>(level, GgmlDType::Q4K);
+            check::<BlockQ6K>(level, GgmlDType::Q6K);
         }
     }
 
