@@ -15,9 +15,10 @@
 //!   slower: docs/BENCHMARKS.md);
 //! - more rows (prompt steps, bound by the multiplies): each work item packs 16 weight rows into one
 //!   interleaved panel once (eight rows at a time by vector transposes, each row's next block fetched
-//!   ahead: at a few dozen rows the packing, which reads every weight, is a large share) and runs up to `PANEL_TILE` activation rows past it: one multiply against 4
-//!   broadcast activation values serves 8 weight rows (AVX2) or 16 (AVX-512), and with VNNI `vpdpbusd`
-//!   sums the 4 products in 32 bits in one instruction.
+//!   ahead: at a few dozen rows the packing, which reads every weight, is a large share) and runs up to
+//!   `PANEL_TILE` activation rows past it: one multiply against 4 broadcast activation values serves 8
+//!   weight rows (AVX2) or 16 (AVX-512), and with VNNI `vpdpbusd` sums the 4 products in 32 bits in one
+//!   instruction.
 //!
 //! Every kernel exists for each level of `simd::Isa`, chosen at run time. Each output is computed from its
 //! own weight row and activation row only, in a fixed order for each kernel and level, so a sequence's
