@@ -125,7 +125,7 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], s
                 let (a, b) = (run.start as usize - lo, run.end as usize - lo);
                 row[..a].fill(0.0);
                 row[b..].fill(0.0);
-                sums[i] = softmax_numerators(&mut row[a..b]);
+                sums[i] = super::vector_math::softmax_numerators(&mut row[a..b]);
             }
             let mut y = vec![0f32; m * d];
             let value = v0 + r * vst[0] + g * vst[1] + lo * vst[2];
@@ -169,34 +169,6 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], s
         }
     });
     Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
-}
-
-/// Each score replaced by `e^(score − max)`; returns their sum. Eight independent lanes, so that the
-/// loops vectorize (the exponential too: `vector_math::exp`).
-fn softmax_numerators(row: &mut [f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let chunks = row.chunks_exact(8);
-    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    for c in chunks {
-        for l in 0..8 {
-            lanes[l] = lanes[l].max(c[l]);
-        }
-    }
-    let max = lanes.iter().copied().fold(tail, f32::max);
-    let mut lanes = [0f32; 8];
-    let mut chunks = row.chunks_exact_mut(8);
-    for c in &mut chunks {
-        for l in 0..8 {
-            c[l] = super::vector_math::exp(c[l] - max);
-            lanes[l] += c[l];
-        }
-    }
-    let mut tail = 0.0;
-    for x in chunks.into_remainder() {
-        *x = super::vector_math::exp(*x - max);
-        tail += *x;
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Elementwise functions of the CPU way written so that their loops vectorize: the exponential of the
-//! softmax (`prompt_attention`) and the MLP's SiLU gate. The library's `expf` is a call per value, which
-//! kept the prompt steps' softmax and SiLU a visible share of their time.
+//! softmax (`prompt_attention`, `decode_attention`) and the MLP's SiLU gate. The library's `expf` is a call
+//! per value, which kept the prompt steps' softmax and SiLU a visible share of their time.
 
 use anyhow::Result;
 use candle_core::{DType, Storage, Tensor};
@@ -32,6 +32,34 @@ pub(crate) fn exp(x: f32) -> f32 {
     } else {
         er * scale
     }
+}
+
+/// Each score replaced by `e^(score − max)`; returns their sum. Eight independent lanes, so that the
+/// loops vectorize (the exponential too: `exp`).
+pub(crate) fn softmax_numerators(row: &mut [f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for l in 0..8 {
+            lanes[l] = lanes[l].max(c[l]);
+        }
+    }
+    let max = lanes.iter().copied().fold(tail, f32::max);
+    let mut lanes = [0f32; 8];
+    let mut chunks = row.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            c[l] = exp(c[l] - max);
+            lanes[l] += c[l];
+        }
+    }
+    let mut tail = 0.0;
+    for x in chunks.into_remainder() {
+        *x = exp(*x - max);
+        tail += *x;
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// `silu(gate) · up` for f32 tensors of one shape on the CPU, in one pass; `None` for anything else (the
@@ -69,6 +97,21 @@ mod tests {
         }
         assert_eq!(exp(0.0), 1.0);
         assert_eq!(exp(200.0), exp(88.0));
+    }
+
+    #[test]
+    fn softmax_numerators_follow_the_definition() {
+        // Not a multiple of the eight lanes, the largest value in the tail.
+        let mut row: Vec<f32> = (0..37).map(|i| ((i * 7919) % 23) as f32 * 0.7 - 9.0).collect();
+        row[36] = 20.0;
+        let want: Vec<f32> = row.iter().map(|x| (x - 20.0).exp()).collect();
+        let sum = softmax_numerators(&mut row);
+        for (got, want) in row.iter().zip(&want) {
+            assert!((got - want).abs() <= 4.0 * f32::EPSILON * want, "{got} against {want}");
+        }
+        assert_eq!(row[36], 1.0);
+        let exact: f32 = want.iter().sum();
+        assert!((sum - exact).abs() <= 1e-6 * exact, "{sum} against {exact}");
     }
 
     #[test]
