@@ -75,7 +75,12 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], sc
             let mut acc = vec![0f32; rep * d];
             let mut sums = vec![0f32; rep];
             for i in 0..rep {
-                sums[i] = super::vector_math::softmax_numerators(&mut scores[i * n..(i + 1) * n]);
+                let row = &mut scores[i * n..(i + 1) * n];
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                for p in row.iter_mut() {
+                    *p = (*p - max).exp();
+                    sums[i] += *p;
+                }
             }
             for (j, &s) in seen.iter().enumerate() {
                 let vr = value(s);

@@ -1,6 +1,6 @@
 //! Elementwise functions of the CPU way written so that their loops vectorize: the exponential of the
-//! softmax (`prompt_attention`, `decode_attention`) and the MLP's SiLU gate. The library's `expf` is a call
-//! per value, which kept the prompt steps' softmax and SiLU a visible share of their time.
+//! softmax of prompt steps (`prompt_attention`) and the MLP's SiLU gate. The library's `expf` is a call per
+//! value, which kept the prompt steps' softmax and SiLU a visible share of their time.
 
 use anyhow::Result;
 use candle_core::{DType, Storage, Tensor};
