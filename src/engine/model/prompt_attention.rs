@@ -93,32 +93,8 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], s
             let m = rep * nq;
             let mut scores = vec![0f32; m * n];
             let key = k0 + r * kst[0] + g * kst[1] + lo * kst[2];
-            // SAFETY: `scores` is m × n, written row-major; `qb` is m × d row-major; the keys of slots
-            // lo..hi are n rows of d values `kst[2]` apart from `key`, read as the d × n transpose, within
-            // `kd` (checked above, hi ≤ slots). No other thread writes any of them.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    d,
-                    scores.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    qb.as_ptr(),
-                    1,
-                    d as isize,
-                    kd.as_ptr().add(key),
-                    kst[2] as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
+            // The keys of slots lo..hi read as the d × n transpose.
+            matmul(&mut scores, &qb, Strided { data: kd, offset: key, row: 1, col: kst[2] }, (m, n, d));
             let mut sums = vec![0f32; m];
             for (i, row) in scores.chunks_exact_mut(n).enumerate() {
                 let run = &own[i % nq];
@@ -129,32 +105,7 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], s
             }
             let mut y = vec![0f32; m * d];
             let value = v0 + r * vst[0] + g * vst[1] + lo * vst[2];
-            // SAFETY: `y` is m × d row-major; `scores` m × n row-major; the values of slots lo..hi are n rows
-            // of d values `vst[2]` apart from `value`, within `vd` (checked above). No other thread
-            // writes any of them.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    d,
-                    n,
-                    y.as_mut_ptr(),
-                    1,
-                    d as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    n as isize,
-                    vd.as_ptr().add(value),
-                    1,
-                    vst[2] as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
+            matmul(&mut y, &scores, Strided { data: vd, offset: value, row: vst[2], col: 1 }, (m, d, n));
             for (i, (yr, sum)) in y.chunks_exact(d).zip(&sums).enumerate() {
                 let (h, qi) = (i / nq, queries.start + i % nq);
                 let inv = 1.0 / sum;
@@ -169,6 +120,47 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], s
         }
     });
     Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
+}
+
+/// A matrix read in place: element (i, j) is `data[offset + i·row + j·col]`.
+struct Strided<'a> {
+    data: &'a [f32],
+    offset: usize,
+    row: usize,
+    col: usize,
+}
+
+/// `dst = lhs · rhs` on the calling thread, with `(m, n, k)`: `dst` m × n and `lhs` m × k, both row-major,
+/// `rhs` k × n. Panics when a matrix does not fit its slice.
+fn matmul(dst: &mut [f32], lhs: &[f32], rhs: Strided, (m, n, k): (usize, usize, usize)) {
+    assert!(m > 0 && n > 0 && k > 0 && dst.len() == m * n && lhs.len() == m * k);
+    assert!(rhs.offset + (k - 1) * rhs.row + (n - 1) * rhs.col < rhs.data.len(), "rhs past its slice");
+    // SAFETY: `dst` and `lhs` are exactly m × n and m × k row-major, and every element of `rhs` is within
+    // its slice (asserted: its strides are non-negative, so the last element is the farthest); `dst` is
+    // borrowed mutably, so nothing else reads or writes it meanwhile.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.data.as_ptr().add(rhs.offset),
+            rhs.col as isize,
+            rhs.row as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 #[cfg(test)]
