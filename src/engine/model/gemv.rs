@@ -389,10 +389,10 @@ mod legacy {
                 let ys = a.map(|a| a.get_unchecked(b));
                 let by = ys.map(|y| _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i));
                 for r in 0..4 {
-                    // The next group's row r (the four rows of a group are adjacent), far enough ahead
-                    // for memory latency: a row is a short stream (1–5 KB) that the hardware
-                    // prefetcher does not lock on to before it ends.
-                    prefetch(w[r].as_ptr().wrapping_add(b + 4 * blocks));
+                    // Row r of the group after next (the four rows of a group are adjacent), far enough
+                    // ahead for memory latency: a row is a short stream (1–5 KB) that the hardware
+                    // prefetcher does not lock on to before it ends. (The next group's was too close.)
+                    prefetch(w[r].as_ptr().wrapping_add(b + 8 * blocks));
                     let x = w[r].get_unchecked(b);
                     let v = x.values();
                     let ax = _mm256_sign_epi8(v, v);
