@@ -21,14 +21,17 @@ pub(crate) fn visible_slots(positions: &[Vec<Option<u32>>], t: usize, window: Op
     for pos in positions {
         for query_slot in pos.len().checked_sub(t)?..pos.len() {
             let q = pos[query_slot]?;
-            let seen = pos.iter().enumerate().filter_map(|(s, p)| {
-                let p = (*p)?;
-                (p <= q && window.is_none_or(|w| ((q - p) as usize) < w)).then_some(s as u32)
-            });
+            let seen = pos.iter().enumerate().filter_map(|(s, p)| sees(q, (*p)?, window).then_some(s as u32));
             out.push(seen.collect());
         }
     }
     Some(out)
+}
+
+/// Whether a query at position `q` sees the token at position `p` of its own row: at or before it, and
+/// within `window` positions on sliding-window layers (the rule of every attention path on the CPU).
+pub(super) fn sees(q: u32, p: u32, window: Option<usize>) -> bool {
+    p <= q && window.is_none_or(|w| ((q - p) as usize) < w)
 }
 
 /// `q`: `[rows, n_head, t, head_dim]`; `k`, `v`: `[rows, n_kv_head, slots, head_dim]` f32 on the CPU (views

@@ -360,8 +360,9 @@ fn run_k<T: KBlock + WeightBlock>(
                 for (b, p) in panels.iter_mut().enumerate() {
                     for j0 in (0..PANEL).step_by(8) {
                         let col0 = group * PANEL + j0;
-                        if let Some(rows) = (0..8).map(|j| block(col0 + j, b)).collect::<Option<Vec<_>>>() {
-                            let rows: [&T; 8] = std::array::from_fn(|j| rows[j]);
+                        let rows: [Option<&T>; 8] = std::array::from_fn(|j| block(col0 + j, b));
+                        if rows.iter().all(Option::is_some) {
+                            let rows = rows.map(|row| row.expect("checked above"));
                             T::pack_values8(level, rows, p, j0);
                             for (j, row) in rows.iter().enumerate() {
                                 row.pack_scales(p, j0 + j);
@@ -720,6 +721,15 @@ mod kernels {
             q4k_scales_mins, ActBlock, ActQ8, BlockQ4K, BlockQ6K, LegacyPanel, PanelBlock, PANEL, QK_K,
         };
 
+        /// Fetch the cache lines of one `T` at `p` (a hint: it never faults, wherever `p` points).
+        #[inline(always)]
+        fn prefetch_lines<T>(p: *const T) {
+            for line in 0..std::mem::size_of::<T>().div_ceil(64) {
+                // SAFETY: a prefetch is a hint; it does not fault on any address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const i8).wrapping_add(64 * line)) };
+            }
+        }
+
         /// How far ahead in each weight row the packing fetches: it reads eight rows side by side, a block
         /// of each at a time, which the hardware prefetchers follow poorly (short prompt steps then waited
         /// on memory); the next block of each row, fetched while this one is transposed, served best.
@@ -763,10 +773,7 @@ mod kernels {
             j0: usize,
         ) {
             for b in rows {
-                let ahead = (b as *const BlockQ4K).wrapping_add(PREFETCH_BLOCKS) as *const i8;
-                for line in 0..3 {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
-                }
+                prefetch_lines((b as *const BlockQ4K).wrapping_add(PREFETCH_BLOCKS));
             }
             let nibbles = _mm256_set1_epi8(0x0F);
             for chunk in 0..4 {
@@ -792,10 +799,7 @@ mod kernels {
             j0: usize,
         ) {
             for b in rows {
-                let ahead = (b as *const BlockQ6K).wrapping_add(PREFETCH_BLOCKS) as *const i8;
-                for line in 0..4 {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line));
-                }
+                prefetch_lines((b as *const BlockQ6K).wrapping_add(PREFETCH_BLOCKS));
             }
             let nibbles = _mm256_set1_epi8(0x0F);
             let pairs = _mm256_set1_epi8(0x03);
@@ -943,11 +947,7 @@ mod kernels {
         /// the row ends; past the weight's end the prefetch is a no-op, as prefetches never fault).
         #[inline(always)]
         fn prefetch_ahead<T>(block: &T) {
-            let ahead = (block as *const T as *const i8).wrapping_add(ROW_PREFETCH_BYTES);
-            for line in 0..std::mem::size_of::<T>().div_ceil(64) {
-                // SAFETY: a prefetch is a hint; it does not fault on any address.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line)) };
-            }
+            prefetch_lines((block as *const T as *const u8).wrapping_add(ROW_PREFETCH_BYTES) as *const T);
         }
 
         // ------------------------------------------------------------ Q4_K rows in place (batched decode)

@@ -29,7 +29,7 @@ pub(crate) fn visible_runs(positions: &[Vec<Option<u32>>], t: usize, window: Opt
             let q = pos[query_slot]?;
             let (mut first, mut last, mut count) = (u32::MAX, 0, 0);
             for (s, p) in pos.iter().enumerate() {
-                if p.is_some_and(|p| p <= q && window.is_none_or(|w| ((q - p) as usize) < w)) {
+                if p.is_some_and(|p| super::decode_attention::sees(q, p, window)) {
                     first = first.min(s as u32);
                     last = s as u32;
                     count += 1;
