@@ -2,8 +2,9 @@
 //!
 //! All rows share one slot axis: a forward step appends the same number of slots to every row, left-padding
 //! the rows that have fewer new tokens. Each slot records the token's position in its own sequence, or
-//! `None` for padding, which is what the attention masks are built from. Buffers are preallocated and grow
-//! by doubling, so a decode step writes one slot instead of copying the whole cache.
+//! `None` for padding, which is what the attention masks are built from. Buffers are allocated for the slots
+//! the rows are expected to reach (`reserve`: prompt plus the most output asked for), as llama.cpp sizes its
+//! context, so neither a decode step nor a doubling copies the cache; past that they grow by doubling.
 
 use anyhow::{ensure, Result};
 use candle_core::{Device, Tensor};
@@ -19,11 +20,19 @@ pub(crate) struct KvCache {
     layers: Vec<Option<LayerKv>>,
     /// `positions[row][slot]`: the sequence position of the token in that slot, `None` for padding.
     positions: Vec<Vec<Option<u32>>>,
+    /// The slot count the buffers are allocated for when they next grow (0: not known, grow by doubling).
+    reserve: usize,
 }
 
 impl KvCache {
     pub(crate) fn new(n_layer: usize, rows: usize) -> Self {
-        Self { layers: (0..n_layer).map(|_| None).collect(), positions: vec![vec![]; rows] }
+        Self { layers: (0..n_layer).map(|_| None).collect(), positions: vec![vec![]; rows], reserve: 0 }
+    }
+
+    /// Size the buffers, when they are next allocated or grown, for `slots` slots per row: what the rows
+    /// will reach if every one writes all the output it may. A cache that outgrows it grows by doubling.
+    pub(crate) fn reserve(&mut self, slots: usize) {
+        self.reserve = slots;
     }
 
     pub(crate) fn rows(&self) -> usize {
@@ -69,7 +78,7 @@ impl KvCache {
         let needed = entry.as_ref().map_or(0, |e| e.len) + t;
         let capacity = entry.as_ref().map_or(0, |e| e.k.dim(2).unwrap_or(0));
         if needed > capacity {
-            let new_cap = needed.max(capacity * 2).max(64);
+            let new_cap = if needed <= self.reserve { self.reserve } else { needed.max(capacity * 2).max(64) };
             let grow = |old: Option<&Tensor>, len: usize| -> Result<Tensor> {
                 let buf = Tensor::zeros((rows, heads, new_cap, dim), k.dtype(), k.device())?;
                 if let Some(old) = old {
@@ -114,7 +123,7 @@ impl KvCache {
                     .transpose()
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, positions: self.positions.clone() })
+        Ok(KvCache { layers, positions: self.positions.clone(), reserve: self.reserve })
     }
 
     /// An independent single-row copy of this single-row cache's first `len` slots: a cached prompt prefix
@@ -135,7 +144,7 @@ impl KvCache {
                     .transpose()
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, positions: vec![self.positions[0][..len].to_vec()] })
+        Ok(KvCache { layers, positions: vec![self.positions[0][..len].to_vec()], reserve: 0 })
     }
 
     /// Each layer's filled keys and values, `[rows, kv_heads, slots, head_dim]` (`None` for a layer that
@@ -164,7 +173,7 @@ impl KvCache {
                 .transpose()
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, positions: vec![(0..n as u32).map(Some).collect()] })
+        Ok(KvCache { layers, positions: vec![(0..n as u32).map(Some).collect()], reserve: 0 })
     }
 
     /// A cache of `rows` rows, each a copy of this single-row cache (a shared prompt prefix).
@@ -185,7 +194,7 @@ impl KvCache {
                     .transpose()
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, positions: vec![self.positions[0].clone(); rows] })
+        Ok(KvCache { layers, positions: vec![self.positions[0].clone(); rows], reserve: 0 })
     }
 
     /// Keep only the given rows (in that order), e.g. dropping sequences that finished.
@@ -223,6 +232,9 @@ impl KvCache {
         );
         let slots = self.slots().max(other.slots());
         let (pad_a, pad_b) = (slots - self.slots(), slots - other.slots());
+        // The rows keep their ends aligned, so each side's expected growth counts from the joined slot axis.
+        let ahead = |c: &KvCache| c.reserve.saturating_sub(c.slots());
+        self.reserve = if self.reserve == 0 && other.reserve == 0 { 0 } else { slots + ahead(self).max(ahead(&other)) };
         for (a, b) in self.layers.iter_mut().zip(other.layers) {
             *a = match (a.take(), b) {
                 (Some(a), Some(b)) => {
@@ -261,6 +273,7 @@ impl KvCache {
         for p in &mut self.positions {
             p.drain(..lead);
         }
+        self.reserve = self.reserve.saturating_sub(lead);
         Ok(())
     }
 }
@@ -347,6 +360,56 @@ mod tests {
         assert_eq!(b.rows(), 2);
         assert_eq!(b.seq_len(0), 3);
         assert_eq!(b.positions()[0], vec![Some(0), Some(1), None, Some(2)]);
+    }
+
+    fn capacity(c: &KvCache) -> usize {
+        c.layers[0].as_ref().map_or(0, |l| l.k.dim(2).unwrap())
+    }
+
+    #[test]
+    fn a_reserved_cache_is_allocated_once_and_grows_past_it_by_doubling() {
+        let step = |c: &mut KvCache, n: usize, x: f32| {
+            let k = Tensor::full(x, (1, 1, n, 2), &Device::Cpu).unwrap();
+            c.append(0, &k, &k).unwrap().0
+        };
+        let mut c = KvCache::new(1, 1);
+        c.reserve(100);
+        step(&mut c, 70, 1.0);
+        assert_eq!(capacity(&c), 100, "the prompt step allocates the reserved slots");
+        for i in 0..30 {
+            step(&mut c, 1, 2.0 + i as f32);
+            assert_eq!(capacity(&c), 100, "decode steps within the reserve write in place");
+        }
+        let k = step(&mut c, 1, 40.0);
+        assert_eq!(capacity(&c), 200, "past the reserve the buffers double");
+        let col: Vec<f32> = k.narrow(3, 0, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(col.len(), 101);
+        assert_eq!((col[0], col[69], col[70], col[99], col[100]), (1.0, 1.0, 2.0, 31.0, 40.0));
+    }
+
+    #[test]
+    fn a_join_reserves_for_the_row_with_the_most_growth_ahead_and_trimming_takes_the_padding_off() {
+        let mut a = KvCache::new(1, 1);
+        a.reserve(10);
+        a.push_step(&[6]).unwrap();
+        let ka = Tensor::full(1f32, (1, 1, 6, 2), &Device::Cpu).unwrap();
+        a.append(0, &ka, &ka).unwrap();
+        let mut b = KvCache::new(1, 1);
+        b.reserve(12);
+        b.push_step(&[2]).unwrap();
+        let kb = Tensor::full(2f32, (1, 1, 2, 2), &Device::Cpu).unwrap();
+        b.append(0, &kb, &kb).unwrap();
+        a.join(b).unwrap();
+        // b's ten slots ahead count from the joined axis of six.
+        assert_eq!(a.reserve, 16);
+        a.push_step(&[1, 1]).unwrap();
+        let both = Tensor::full(3f32, (2, 1, 1, 2), &Device::Cpu).unwrap();
+        a.append(0, &both, &both).unwrap();
+        assert_eq!(capacity(&a), 16);
+        a.retain_rows(&[1]).unwrap();
+        a.trim_padding().unwrap();
+        assert_eq!(a.slots(), 3);
+        assert_eq!(a.reserve, 12, "the leading padding that went was part of the reserve");
     }
 
     #[test]

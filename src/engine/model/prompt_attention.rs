@@ -11,6 +11,7 @@
 //! [`visible_runs`] and takes the masked path.
 
 use std::ops::Range;
+use std::sync::Mutex;
 
 use anyhow::{ensure, Result};
 use candle_core::{DType, Storage, Tensor};
@@ -72,41 +73,58 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], s
     let mut out = vec![0f32; rows * t * n_head * d];
     let out_ptr = super::gemv::SendPtr(out.as_mut_ptr());
     let blocks = t.div_ceil(QUERY_BLOCK);
+    let pool = candle_core::utils::barrier_pool();
+    // Every thread's working buffers are made here, on the calling thread, sized for the widest block: the
+    // allocator keeps what a pool thread frees in that thread's own heap, so buffers allocated there would
+    // stay resident beside the calling thread's.
+    // A block's queries of row r, their runs, and the span of slots they see together.
+    let block_runs = |r: usize, block: usize| {
+        let queries = block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(t);
+        let own = &runs[r * t + queries.start..r * t + queries.end];
+        let lo = own.iter().map(|s| s.start).min().expect("a block has queries") as usize;
+        let hi = own.iter().map(|s| s.end).max().expect("a block has queries") as usize;
+        (queries, own, lo..hi)
+    };
+    let m_max = rep * QUERY_BLOCK.min(t);
+    let widest = (0..rows * blocks).map(|rb| block_runs(rb / blocks, rb % blocks).2.len()).max().unwrap_or(0);
+    let scratch: Vec<Mutex<Scratch>> =
+        (0..=pool.n_workers()).map(|_| Mutex::new(Scratch::with_capacity(m_max, widest, d))).collect();
     // Later blocks see more slots: they go first, so the last items the workers pick up are the short ones.
-    candle_core::utils::barrier_pool().execute_chunked(rows * n_kv * blocks, |tasks| {
+    pool.execute_chunked(rows * n_kv * blocks, |tasks| {
         let out = out_ptr;
+        // As many buffers as threads, each held only while a thread works through its tasks: one is free.
+        let mut scratch = scratch.iter().find_map(|s| s.try_lock().ok()).expect("a buffer per thread");
+        let Scratch { qb, scores, sums, y } = &mut *scratch;
         for task in tasks {
             let block = blocks - 1 - task / (rows * n_kv);
             let (r, g) = ((task % (rows * n_kv)) / n_kv, task % n_kv);
-            let queries = block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(t);
-            let nq = queries.len();
-            let own = &runs[r * t + queries.start..r * t + queries.end];
-            let lo = own.iter().map(|s| s.start).min().expect("a block has queries") as usize;
-            let hi = own.iter().map(|s| s.end).max().expect("a block has queries") as usize;
-            let n = hi - lo;
+            let (queries, own, seen) = block_runs(r, block);
+            let (nq, lo, n) = (queries.len(), seen.start, seen.len());
             // The block's queries of every head that shares KV head g, scaled: row `h * nq + i`.
-            let mut qb = Vec::with_capacity(rep * nq * d);
+            qb.clear();
             for h in 0..rep {
                 let head = (r * n_head + g * rep + h) * t;
                 qb.extend(q[(head + queries.start) * d..(head + queries.end) * d].iter().map(|x| x * scale));
             }
             let m = rep * nq;
-            let mut scores = vec![0f32; m * n];
+            scores.clear();
+            scores.resize(m * n, 0.0);
             let key = k0 + r * kst[0] + g * kst[1] + lo * kst[2];
             // The keys of slots lo..hi read as the d × n transpose.
-            matmul(&mut scores, &qb, Strided { data: kd, offset: key, row: 1, col: kst[2] }, (m, n, d));
-            let mut sums = vec![0f32; m];
+            matmul(scores, qb, Strided { data: kd, offset: key, row: 1, col: kst[2] }, (m, n, d));
+            sums.clear();
             for (i, row) in scores.chunks_exact_mut(n).enumerate() {
                 let run = &own[i % nq];
                 let (a, b) = (run.start as usize - lo, run.end as usize - lo);
                 row[..a].fill(0.0);
                 row[b..].fill(0.0);
-                sums[i] = super::vector_math::softmax_numerators(&mut row[a..b]);
+                sums.push(super::vector_math::softmax_numerators(&mut row[a..b]));
             }
-            let mut y = vec![0f32; m * d];
+            y.clear();
+            y.resize(m * d, 0.0);
             let value = v0 + r * vst[0] + g * vst[1] + lo * vst[2];
-            matmul(&mut y, &scores, Strided { data: vd, offset: value, row: vst[2], col: 1 }, (m, d, n));
-            for (i, (yr, sum)) in y.chunks_exact(d).zip(&sums).enumerate() {
+            matmul(y, scores, Strided { data: vd, offset: value, row: vst[2], col: 1 }, (m, d, n));
+            for (i, (yr, sum)) in y.chunks_exact(d).zip(sums.iter()).enumerate() {
                 let (h, qi) = (i / nq, queries.start + i % nq);
                 let inv = 1.0 / sum;
                 // SAFETY: each (row, query, head) output belongs to exactly one task, within `out`'s
@@ -120,6 +138,26 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], s
         }
     });
     Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
+}
+
+/// One thread's working buffers for a work item: the block's scaled queries, their scores (then
+/// probabilities), each row's softmax sum, and the output rows before normalising.
+struct Scratch {
+    qb: Vec<f32>,
+    scores: Vec<f32>,
+    sums: Vec<f32>,
+    y: Vec<f32>,
+}
+
+impl Scratch {
+    fn with_capacity(m: usize, n: usize, d: usize) -> Self {
+        Scratch {
+            qb: Vec::with_capacity(m * d),
+            scores: Vec::with_capacity(m * n),
+            sums: Vec::with_capacity(m),
+            y: Vec::with_capacity(m * d),
+        }
+    }
 }
 
 /// A matrix read in place: element (i, j) is `data[offset + i·row + j·col]`.
