@@ -10,7 +10,7 @@
 //! for all the query heads that share it.
 
 use anyhow::{ensure, Result};
-use candle_core::{DType, Storage, Tensor};
+use candle_core::{DType, Layout, Storage, Tensor};
 
 /// For each row and each of its last `t` slots (the step's queries), row by row, the cache slots that
 /// query sees, in order: the real tokens at or before its position (within `window` positions for
@@ -43,67 +43,109 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, slots: &[Vec<u32>], sc
     ensure!(slots.len() == rows * t && n_head % n_kv == 0, "decode attention takes each query's visible slots");
     let rep = n_head / n_kv;
     let q = q.flatten_all()?.to_vec1::<f32>()?;
+    read_cache(k, v, |keys, values| {
+        let mut out = vec![0f32; rows * t * n_head * d];
+        let out_ptr = super::gemv::SendPtr(out.as_mut_ptr());
+        // One task per (query, KV head): its `rep` query heads read each key and value once. A query of a
+        // drafted step is computed exactly as a decode step at its position would compute it.
+        candle_core::utils::barrier_pool().execute_chunked(rows * t * n_kv, |tasks| {
+            let out = out_ptr;
+            for task in tasks {
+                let (query, g) = (task / n_kv, task % n_kv);
+                let (r, qi) = (query / t, query % t);
+                let seen = &slots[query];
+                let n = seen.len();
+                let queries: Vec<Vec<f32>> = (0..rep)
+                    .map(|i| q[((r * n_head + g * rep + i) * t + qi) * d..][..d].iter().map(|x| x * scale).collect())
+                    .collect();
+                let mut scores = vec![0f32; rep * n];
+                for (j, &s) in seen.iter().enumerate() {
+                    let kr = keys.slot(r, g, s as usize);
+                    for (i, qi) in queries.iter().enumerate() {
+                        scores[i * n + j] = dot(qi, kr);
+                    }
+                }
+                let mut acc = vec![0f32; rep * d];
+                let mut sums = vec![0f32; rep];
+                for i in 0..rep {
+                    let row = &mut scores[i * n..(i + 1) * n];
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    for p in row.iter_mut() {
+                        *p = (*p - max).exp();
+                        sums[i] += *p;
+                    }
+                }
+                for (j, &s) in seen.iter().enumerate() {
+                    let vr = values.slot(r, g, s as usize);
+                    for i in 0..rep {
+                        axpy(&mut acc[i * d..(i + 1) * d], scores[i * n + j], vr);
+                    }
+                }
+                for i in 0..rep {
+                    let inv = 1.0 / sums[i];
+                    let h = g * rep + i;
+                    // SAFETY: each (query, head) output belongs to exactly one task, within `out`'s
+                    // `rows * t * n_head * d` values; `out` outlives the pool call.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add((query * n_head + h) * d), d) };
+                    for (o, a) in dst.iter_mut().zip(&acc[i * d..(i + 1) * d]) {
+                        *o = a * inv;
+                    }
+                }
+            }
+        });
+        Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
+    })?
+}
+
+/// One of a layer's cache tensors (`[rows, n_kv_head, slots, head_dim]`, f32 on the CPU) read in place.
+pub(super) struct CacheBuf<'a> {
+    pub(super) data: &'a [f32],
+    start: usize,
+    stride: [usize; 3],
+    head_dim: usize,
+}
+
+impl<'a> CacheBuf<'a> {
+    /// Where slot `s` of KV head `g` of row `r` starts in `data`.
+    pub(super) fn at(&self, r: usize, g: usize, s: usize) -> usize {
+        self.start + r * self.stride[0] + g * self.stride[1] + s * self.stride[2]
+    }
+
+    /// From one slot to the next in `data`.
+    pub(super) fn slot_stride(&self) -> usize {
+        self.stride[2]
+    }
+
+    /// The `head_dim` values of slot `s` of KV head `g` of row `r`.
+    pub(super) fn slot(&self, r: usize, g: usize, s: usize) -> &'a [f32] {
+        &self.data[self.at(r, g, s)..][..self.head_dim]
+    }
+}
+
+/// Calls `f` with the cached keys `k` and values `v` read in place: both `[rows, n_kv_head, slots, head_dim]`
+/// f32 on the CPU, views of the cache with each slot's `head_dim` values contiguous. Errors when they are not,
+/// or when a view's last value lies past its buffer (so every `at` of a slot in the shape is within `data`).
+pub(super) fn read_cache<R>(k: &Tensor, v: &Tensor, f: impl FnOnce(CacheBuf<'_>, CacheBuf<'_>) -> R) -> Result<R> {
+    let (rows, n_kv, slots, d) = k.dims4()?;
+    ensure!(v.dims4()? == (rows, n_kv, slots, d), "keys and values of different shapes");
+    ensure!(rows * n_kv * slots * d > 0, "an empty cache view");
+    ensure!(k.dtype() == DType::F32 && v.dtype() == DType::F32, "the CPU attention paths read an f32 cache");
     let (ks, kl) = k.storage_and_layout();
     let (vs, vl) = v.storage_and_layout();
-    let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else { anyhow::bail!("decode attention runs on the CPU") };
-    ensure!(k.dtype() == DType::F32 && v.dtype() == DType::F32, "decode attention takes an f32 cache");
-    let (kd, vd) = (kc.as_slice::<f32>()?, vc.as_slice::<f32>()?);
-    let (kst, vst) = (kl.stride(), vl.stride());
-    ensure!(kst[3] == 1 && vst[3] == 1, "cache rows must be contiguous");
-    let (k0, v0) = (kl.start_offset(), vl.start_offset());
-
-    let mut out = vec![0f32; rows * t * n_head * d];
-    let out_ptr = super::gemv::SendPtr(out.as_mut_ptr());
-    // One task per (query, KV head): its `rep` query heads read each key and value once. A query of a
-    // drafted step is computed exactly as a decode step at its position would compute it.
-    candle_core::utils::barrier_pool().execute_chunked(rows * t * n_kv, |tasks| {
-        let out = out_ptr;
-        for task in tasks {
-            let (query, g) = (task / n_kv, task % n_kv);
-            let (r, qi) = (query / t, query % t);
-            let seen = &slots[query];
-            let n = seen.len();
-            let key = |s: u32| &kd[k0 + r * kst[0] + g * kst[1] + s as usize * kst[2]..][..d];
-            let value = |s: u32| &vd[v0 + r * vst[0] + g * vst[1] + s as usize * vst[2]..][..d];
-            let queries: Vec<Vec<f32>> = (0..rep)
-                .map(|i| q[((r * n_head + g * rep + i) * t + qi) * d..][..d].iter().map(|x| x * scale).collect())
-                .collect();
-            let mut scores = vec![0f32; rep * n];
-            for (j, &s) in seen.iter().enumerate() {
-                let kr = key(s);
-                for (i, qi) in queries.iter().enumerate() {
-                    scores[i * n + j] = dot(qi, kr);
-                }
-            }
-            let mut acc = vec![0f32; rep * d];
-            let mut sums = vec![0f32; rep];
-            for i in 0..rep {
-                let row = &mut scores[i * n..(i + 1) * n];
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                for p in row.iter_mut() {
-                    *p = (*p - max).exp();
-                    sums[i] += *p;
-                }
-            }
-            for (j, &s) in seen.iter().enumerate() {
-                let vr = value(s);
-                for i in 0..rep {
-                    axpy(&mut acc[i * d..(i + 1) * d], scores[i * n + j], vr);
-                }
-            }
-            for i in 0..rep {
-                let inv = 1.0 / sums[i];
-                let h = g * rep + i;
-                // SAFETY: each (query, head) output belongs to exactly one task, within `out`'s
-                // `rows * t * n_head * d` values; `out` outlives the pool call.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add((query * n_head + h) * d), d) };
-                for (o, a) in dst.iter_mut().zip(&acc[i * d..(i + 1) * d]) {
-                    *o = a * inv;
-                }
-            }
-        }
-    });
-    Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
+    let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else { anyhow::bail!("the cache is not on the CPU") };
+    fn buf<'a>(
+        data: &'a [f32],
+        l: &Layout,
+        (rows, n_kv, slots, d): (usize, usize, usize, usize),
+    ) -> Result<CacheBuf<'a>> {
+        let st = l.stride();
+        ensure!(st[3] == 1, "cache rows must be contiguous");
+        let b = CacheBuf { data, start: l.start_offset(), stride: [st[0], st[1], st[2]], head_dim: d };
+        ensure!(b.at(rows - 1, n_kv - 1, slots - 1) + d <= data.len(), "a cache view is larger than its buffer");
+        Ok(b)
+    }
+    let shape = (rows, n_kv, slots, d);
+    Ok(f(buf(kc.as_slice::<f32>()?, kl, shape)?, buf(vc.as_slice::<f32>()?, vl, shape)?))
 }
 
 /// Eight independent lanes, summed in a fixed order: vectorizes, and gives the same bits every call.

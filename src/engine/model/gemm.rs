@@ -637,30 +637,31 @@ mod kernels {
         dot_q6k, BlockQ6K: q6k_avx2, q6k_avxvnni, q6k_avx512, q6k_avx512vnni
     );
 
-    /// `KBlock::pack_values8` of Q4_K: eight rows' values into a panel's words.
-    pub(super) fn pack_q4k_values8(_level: Level, rows: [&BlockQ4K; 8], q: &mut [[u32; PANEL]; QK_K / 4], j0: usize) {
-        assert!(j0 + 8 <= PANEL);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `Level` exists only on a CPU with AVX2, which every level includes (`simd`), and `j0 + 8`
-        // words fit in each panel row (asserted).
-        unsafe {
-            x86::pack_q4k_values8(rows, q, j0)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("no SIMD level off x86_64: {_level:?} {} {}", rows.len(), q.len())
+    /// The safe entry to an x86 eight-row packing of one block type (`KBlock::pack_values8`).
+    macro_rules! pack_values8 {
+        ($(#[$doc:meta])* $name:ident, $block:ty) => {
+            $(#[$doc])*
+            pub(super) fn $name(_level: Level, rows: [&$block; 8], q: &mut [[u32; PANEL]; QK_K / 4], j0: usize) {
+                assert!(j0 + 8 <= PANEL);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: a `Level` exists only on a CPU with AVX2, which every level includes (`simd`), and
+                // `j0 + 8` words fit in each panel row (asserted).
+                unsafe {
+                    x86::$name(rows, q, j0)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("no SIMD level off x86_64: {_level:?} {} {}", rows.len(), q.len())
+            }
+        };
     }
-
-    /// `KBlock::pack_values8` of Q6_K: eight rows' values into a panel's words.
-    pub(super) fn pack_q6k_values8(_level: Level, rows: [&BlockQ6K; 8], q: &mut [[u32; PANEL]; QK_K / 4], j0: usize) {
-        assert!(j0 + 8 <= PANEL);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as for `pack_q4k_values8`.
-        unsafe {
-            x86::pack_q6k_values8(rows, q, j0)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("no SIMD level off x86_64: {_level:?} {} {}", rows.len(), q.len())
-    }
+    pack_values8!(
+        /// `KBlock::pack_values8` of Q4_K: eight rows' values into a panel's words.
+        pack_q4k_values8, BlockQ4K
+    );
+    pack_values8!(
+        /// `KBlock::pack_values8` of Q6_K: eight rows' values into a panel's words.
+        pack_q6k_values8, BlockQ6K
+    );
 
     /// `R` activation rows against a Q4_K/Q6_K panel (16 weight rows).
     #[inline]

@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::sync::Mutex;
 
 use anyhow::{ensure, Result};
-use candle_core::{DType, Storage, Tensor};
+use candle_core::Tensor;
 
 /// Queries per work item: the item's scores (its queries times the query heads of one KV head, against the
 /// slots they see) stay within a core's L2 at a few thousand slots.
@@ -58,86 +58,78 @@ pub(crate) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, runs: &[Range<u32>], s
     );
     let rep = n_head / n_kv;
     let q = q.flatten_all()?.to_vec1::<f32>()?;
-    let (ks, kl) = k.storage_and_layout();
-    let (vs, vl) = v.storage_and_layout();
-    let (Storage::Cpu(kc), Storage::Cpu(vc)) = (&*ks, &*vs) else { anyhow::bail!("prompt attention runs on the CPU") };
-    ensure!(k.dtype() == DType::F32 && v.dtype() == DType::F32, "prompt attention takes an f32 cache");
-    let (kd, vd) = (kc.as_slice::<f32>()?, vc.as_slice::<f32>()?);
-    let (kst, vst) = (kl.stride(), vl.stride());
-    ensure!(kst[3] == 1 && vst[3] == 1, "cache rows must be contiguous");
-    let (k0, v0) = (kl.start_offset(), vl.start_offset());
-    // The last slot any query reads, in both buffers: the raw pointers below stay within them.
-    let last = |start: usize, st: &[usize]| start + (rows - 1) * st[0] + (n_kv - 1) * st[1] + (slots - 1) * st[2] + d;
-    ensure!(last(k0, kst) <= kd.len() && last(v0, vst) <= vd.len(), "the cache views are smaller than their shape");
-
-    let mut out = vec![0f32; rows * t * n_head * d];
-    let out_ptr = super::gemv::SendPtr(out.as_mut_ptr());
-    let blocks = t.div_ceil(QUERY_BLOCK);
-    let pool = candle_core::utils::barrier_pool();
-    // Every thread's working buffers are made here, on the calling thread, sized for the widest block: the
-    // allocator keeps what a pool thread frees in that thread's own heap, so buffers allocated there would
-    // stay resident beside the calling thread's.
-    // A block's queries of row r, their runs, and the span of slots they see together.
-    let block_runs = |r: usize, block: usize| {
-        let queries = block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(t);
-        let own = &runs[r * t + queries.start..r * t + queries.end];
-        let lo = own.iter().map(|s| s.start).min().expect("a block has queries") as usize;
-        let hi = own.iter().map(|s| s.end).max().expect("a block has queries") as usize;
-        (queries, own, lo..hi)
-    };
-    let m_max = rep * QUERY_BLOCK.min(t);
-    let widest = (0..rows * blocks).map(|rb| block_runs(rb / blocks, rb % blocks).2.len()).max().unwrap_or(0);
-    let scratch: Vec<Mutex<Scratch>> =
-        (0..=pool.n_workers()).map(|_| Mutex::new(Scratch::with_capacity(m_max, widest, d))).collect();
-    // Later blocks see more slots: they go first, so the last items the workers pick up are the short ones.
-    pool.execute_chunked(rows * n_kv * blocks, |tasks| {
-        let out = out_ptr;
-        // As many buffers as threads, each held only while a thread works through its tasks: one is free.
-        let mut scratch = scratch.iter().find_map(|s| s.try_lock().ok()).expect("a buffer per thread");
-        let Scratch { qb, scores, sums, y } = &mut *scratch;
-        for task in tasks {
-            let block = blocks - 1 - task / (rows * n_kv);
-            let (r, g) = ((task % (rows * n_kv)) / n_kv, task % n_kv);
-            let (queries, own, seen) = block_runs(r, block);
-            let (nq, lo, n) = (queries.len(), seen.start, seen.len());
-            // The block's queries of every head that shares KV head g, scaled: row `h * nq + i`.
-            qb.clear();
-            for h in 0..rep {
-                let head = (r * n_head + g * rep + h) * t;
-                qb.extend(q[(head + queries.start) * d..(head + queries.end) * d].iter().map(|x| x * scale));
-            }
-            let m = rep * nq;
-            scores.clear();
-            scores.resize(m * n, 0.0);
-            let key = k0 + r * kst[0] + g * kst[1] + lo * kst[2];
-            // The keys of slots lo..hi read as the d × n transpose.
-            matmul(scores, qb, Strided { data: kd, offset: key, row: 1, col: kst[2] }, (m, n, d));
-            sums.clear();
-            for (i, row) in scores.chunks_exact_mut(n).enumerate() {
-                let run = &own[i % nq];
-                let (a, b) = (run.start as usize - lo, run.end as usize - lo);
-                row[..a].fill(0.0);
-                row[b..].fill(0.0);
-                sums.push(super::vector_math::softmax_numerators(&mut row[a..b]));
-            }
-            y.clear();
-            y.resize(m * d, 0.0);
-            let value = v0 + r * vst[0] + g * vst[1] + lo * vst[2];
-            matmul(y, scores, Strided { data: vd, offset: value, row: vst[2], col: 1 }, (m, d, n));
-            for (i, (yr, sum)) in y.chunks_exact(d).zip(sums.iter()).enumerate() {
-                let (h, qi) = (i / nq, queries.start + i % nq);
-                let inv = 1.0 / sum;
-                // SAFETY: each (row, query, head) output belongs to exactly one task, within `out`'s
-                // `rows * t * n_head * d` values; `out` outlives the pool call.
-                let dst =
-                    unsafe { std::slice::from_raw_parts_mut(out.0.add(((r * t + qi) * n_head + g * rep + h) * d), d) };
-                for (o, x) in dst.iter_mut().zip(yr) {
-                    *o = x * inv;
+    super::decode_attention::read_cache(k, v, |keys, values| {
+        let mut out = vec![0f32; rows * t * n_head * d];
+        let out_ptr = super::gemv::SendPtr(out.as_mut_ptr());
+        let blocks = t.div_ceil(QUERY_BLOCK);
+        let pool = candle_core::utils::barrier_pool();
+        // A block's queries of row r, their runs, and the span of slots they see together.
+        let block_runs = |r: usize, block: usize| {
+            let queries = block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(t);
+            let own = &runs[r * t + queries.start..r * t + queries.end];
+            let lo = own.iter().map(|s| s.start).min().expect("a block has queries") as usize;
+            let hi = own.iter().map(|s| s.end).max().expect("a block has queries") as usize;
+            (queries, own, lo..hi)
+        };
+        // Every thread's working buffers are made here, on the calling thread, sized for the widest block: the
+        // allocator keeps what a pool thread frees in that thread's own heap, so buffers allocated there would
+        // stay resident beside the calling thread's.
+        let m_max = rep * QUERY_BLOCK.min(t);
+        let widest = (0..rows * blocks).map(|rb| block_runs(rb / blocks, rb % blocks).2.len()).max().unwrap_or(0);
+        let scratch: Vec<Mutex<Scratch>> =
+            (0..=pool.n_workers()).map(|_| Mutex::new(Scratch::with_capacity(m_max, widest, d))).collect();
+        // Later blocks see more slots: they go first, so the last items the workers pick up are the short ones.
+        pool.execute_chunked(rows * n_kv * blocks, |tasks| {
+            let out = out_ptr;
+            // As many buffers as threads, each held only while a thread works through its tasks: one is free.
+            let mut scratch = scratch.iter().find_map(|s| s.try_lock().ok()).expect("a buffer per thread");
+            let Scratch { qb, scores, sums, y } = &mut *scratch;
+            for task in tasks {
+                let block = blocks - 1 - task / (rows * n_kv);
+                let (r, g) = ((task % (rows * n_kv)) / n_kv, task % n_kv);
+                let (queries, own, seen) = block_runs(r, block);
+                let (nq, lo, n) = (queries.len(), seen.start, seen.len());
+                // The block's queries of every head that shares KV head g, scaled: row `h * nq + i`.
+                qb.clear();
+                for h in 0..rep {
+                    let head = (r * n_head + g * rep + h) * t;
+                    qb.extend(q[(head + queries.start) * d..(head + queries.end) * d].iter().map(|x| x * scale));
+                }
+                let m = rep * nq;
+                scores.clear();
+                scores.resize(m * n, 0.0);
+                // The keys of slots lo..hi read as the d × n transpose.
+                let key = Strided { data: keys.data, offset: keys.at(r, g, lo), row: 1, col: keys.slot_stride() };
+                matmul(scores, qb, key, (m, n, d));
+                sums.clear();
+                for (i, row) in scores.chunks_exact_mut(n).enumerate() {
+                    let run = &own[i % nq];
+                    let (a, b) = (run.start as usize - lo, run.end as usize - lo);
+                    row[..a].fill(0.0);
+                    row[b..].fill(0.0);
+                    sums.push(super::vector_math::softmax_numerators(&mut row[a..b]));
+                }
+                y.clear();
+                y.resize(m * d, 0.0);
+                let value =
+                    Strided { data: values.data, offset: values.at(r, g, lo), row: values.slot_stride(), col: 1 };
+                matmul(y, scores, value, (m, d, n));
+                for (i, (yr, sum)) in y.chunks_exact(d).zip(sums.iter()).enumerate() {
+                    let (h, qi) = (i / nq, queries.start + i % nq);
+                    let inv = 1.0 / sum;
+                    // SAFETY: each (row, query, head) output belongs to exactly one task, within `out`'s
+                    // `rows * t * n_head * d` values; `out` outlives the pool call.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(out.0.add(((r * t + qi) * n_head + g * rep + h) * d), d)
+                    };
+                    for (o, x) in dst.iter_mut().zip(yr) {
+                        *o = x * inv;
+                    }
                 }
             }
-        }
-    });
-    Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
+        });
+        Ok(Tensor::from_vec(out, (rows, t, n_head * d), k.device())?)
+    })?
 }
 
 /// One thread's working buffers for a work item: the block's scaled queries, their scores (then
