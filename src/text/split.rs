@@ -126,6 +126,14 @@ pub(crate) fn ends_sentence(s: &str) -> bool {
     s.trim_end_matches(['"', '”', '»', ')', '\'']).ends_with(['.', '!', '?', '…'])
 }
 
+/// Whether `title` is how `text` starts: a title taken from the text's first line (an input with no title of
+/// its own), whole or cut short with '…', rather than one that came with the article.
+pub(crate) fn title_opens(title: &str, text: &str) -> bool {
+    let title = title.trim();
+    let stem = title.strip_suffix('…').unwrap_or(title).trim_end();
+    !stem.is_empty() && text.trim_start().trim_start_matches('#').trim_start().starts_with(stem)
+}
+
 /// Consecutive ranges from 0 to `len` cut at `ends` (increasing, each inside the text).
 fn cover(len: usize, ends: Vec<usize>) -> Vec<Range<usize>> {
     let mut out = Vec::new();
@@ -157,6 +165,16 @@ mod tests {
         let text = "Three million people, 1,200 trucks.\n\nIn 2023 they spent $4.5 billion. ".repeat(40);
         assert_eq!(pieces(&text, 100).concat(), text);
         assert!(pieces(&text, 100).iter().all(|p| p.len() <= 100));
+    }
+
+    #[test]
+    fn a_title_opens_the_text_when_it_is_its_first_line_whole_or_cut_short() {
+        let text = "(CNN)Michele Bachmann is comparing President Obama to a co-pilot. She said so on Tuesday.";
+        assert!(title_opens("(CNN)Michele Bachmann is comparing President…", text));
+        assert!(title_opens(text, text));
+        assert!(title_opens("Storm warning", "# Storm warning\n\nRain today."));
+        assert!(!title_opens("Bachmann compares Obama to co-pilot", text), "a title of its own");
+        assert!(!title_opens("…", text));
     }
 
     #[test]

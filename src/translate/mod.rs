@@ -116,8 +116,8 @@ fn body_paragraphs(article: &Article) -> (Vec<&str>, &'static str, bool) {
     }
     // A title that is not the text's first line came with the input (JSON `title`); one cut from the first
     // line (a long first line) is part of the body.
-    let given = !title.is_empty()
-        && (title_is_first_line || !paras.first().is_some_and(|p| p.starts_with(title.trim_end_matches('…'))));
+    let given =
+        !title.is_empty() && (title_is_first_line || !paras.first().is_some_and(|p| split::title_opens(title, p)));
     (body, sep, given)
 }
 

@@ -160,10 +160,11 @@ pub(crate) struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    /// `title` (when the text does not start with it) and the sentences of every paragraph of `text`.
+    /// `title` (unless it was taken from the text's start: `split::title_opens`) and the sentences of every
+    /// paragraph of `text`.
     pub(crate) fn new(title: Option<&'a str>, text: &'a str, lang: Lang) -> Self {
         let mut sentences: Vec<&'a str> = Vec::new();
-        if let Some(t) = title.map(str::trim).filter(|t| !t.is_empty() && !text.trim_start().starts_with(*t)) {
+        if let Some(t) = title.map(str::trim).filter(|t| !t.is_empty() && !split::title_opens(t, text)) {
             sentences.push(t);
         }
         for p in split::paragraphs(text).0 {
@@ -409,6 +410,20 @@ mod tests {
         assert!(s[1].failed_checks.contains(&Check::Actor), "{:?}", s[1]);
         assert!(s[1].failed_checks.contains(&Check::Model), "{:?}", s[1]);
         assert!(s[2].failed_checks.contains(&Check::Date) && s[2].failed_checks.contains(&Check::Name), "{:?}", s[2]);
+    }
+
+    #[test]
+    fn a_title_cut_from_the_first_line_is_not_a_sentence_of_its_own() {
+        // An input with no title gets its first line, cut short, as title: as evidence (and as the sentence
+        // a repair may fall back to) it would be a fragment ending in '…'.
+        let cut: String = ARTICLE.chars().take(40).chain(['…']).collect();
+        let source = Source::new(Some(&cut), ARTICLE, Lang::En);
+        assert_eq!(source.sentences.len(), 3);
+        assert_eq!(
+            source.sentences[0],
+            "An unknown attacker shot a man several times with an air rifle in Ilfracombe."
+        );
+        assert!(source.sentences.iter().all(|s| !s.ends_with('…')));
     }
 
     #[test]
