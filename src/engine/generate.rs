@@ -346,7 +346,7 @@ impl Engine {
                     }
                     None => {
                         let mut row = prefix.fork()?;
-                        row.reserve(self.slots_needed(&prompts[i], &requests[i]));
+                        row.reserve(self.slots_needed(prompts[i].len(), requests[i].max_new_tokens));
                         logits.push(self.model.forward(std::slice::from_ref(suffix), &mut row)?);
                         if repeats {
                             computed.push((i, row.fork()?));
@@ -362,7 +362,7 @@ impl Engine {
             // Rows are left-padded to the longest prompt, so the slot axis reaches it plus the most output.
             let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
             let most = requests.iter().map(|r| r.max_new_tokens).max().unwrap_or(0);
-            cache.reserve(longest.saturating_add(most).min(self.context_length()));
+            cache.reserve(self.slots_needed(longest, most));
             let logits = self.model.forward(&suffixes, &mut cache)?;
             if keep == Keep::PromptStart && rows == 1 && !self.prefixes.recalls(&prompts[0]) {
                 self.prefixes.remember(prompts[0].clone(), cache.copy_prefix(prompts[0].len())?);
@@ -385,10 +385,10 @@ impl Engine {
         Ok(Batch { cache, logits: Some(logits), rows })
     }
 
-    /// The cache slots a row reaches if it writes all the output it may: prompt plus `max_new_tokens`,
+    /// The cache slots a row reaches if it writes all the output it may: its prompt's tokens plus `max_new`,
     /// within the context.
-    fn slots_needed(&self, prompt: &[u32], request: &Request) -> usize {
-        prompt.len().saturating_add(request.max_new_tokens).min(self.context_length())
+    fn slots_needed(&self, prompt_tokens: usize, max_new: usize) -> usize {
+        prompt_tokens.saturating_add(max_new).min(self.context_length())
     }
 
     /// One decode step: sample a token for every row, take the rows that stop out of the batch, and compute

@@ -234,7 +234,7 @@ impl KvCache {
         let (pad_a, pad_b) = (slots - self.slots(), slots - other.slots());
         // The rows keep their ends aligned, so each side's expected growth counts from the joined slot axis.
         let ahead = |c: &KvCache| c.reserve.saturating_sub(c.slots());
-        self.reserve = if self.reserve == 0 && other.reserve == 0 { 0 } else { slots + ahead(self).max(ahead(&other)) };
+        self.reserve = slots + ahead(self).max(ahead(&other));
         for (a, b) in self.layers.iter_mut().zip(other.layers) {
             *a = match (a.take(), b) {
                 (Some(a), Some(b)) => {
