@@ -31,23 +31,14 @@ pub(crate) struct Judged {
 /// The index of the best of `candidates` (translations of `source`, written in `from`, into `to`) and what
 /// was judged of each; `None` when no candidate is in the target language.
 pub(crate) fn choose(source: &str, from: Lang, candidates: &[&str], to: Lang) -> (Option<usize>, Vec<Judged>) {
-    let source_numbers: Vec<i64> = numbers::extract(source, from).iter().map(numbers::Number::key).collect();
-    let source_names = names::extract(source, from);
+    let kept = Kept::new(source, from);
     let mut judged: Vec<Judged> = candidates
         .iter()
         .map(|c| {
             let (in_target, detected) = lang::check(c, to);
             let eligible = c.chars().any(char::is_alphanumeric) && in_target;
-            let found: Vec<i64> = numbers::extract(c, to).iter().map(numbers::Number::key).collect();
-            let lost_numbers = source_numbers.iter().filter(|k| !found.contains(k)).count();
-            let lost_names = if source_names.is_empty() {
-                0
-            } else {
-                let searched = names::Searched::new(c, to);
-                source_names.iter().filter(|n| !searched.has(&n.surface, from)).count()
-            };
             let unknown = lexicon::check(c, to).unknown_count();
-            Judged { eligible, detected, faults: lost_numbers + lost_names + unknown, unknown, agreement: 0.0 }
+            Judged { eligible, detected, faults: kept.lost(c, to) + unknown, unknown, agreement: 0.0 }
         })
         .collect();
     let eligible: Vec<usize> = (0..candidates.len()).filter(|&i| judged[i].eligible).collect();
@@ -68,6 +59,36 @@ pub(crate) fn choose(source: &str, from: Lang, candidates: &[&str], to: Lang) ->
         }
     });
     (best, judged)
+}
+
+/// The names and numbers of a source text, which a translation of it must keep.
+pub(crate) struct Kept {
+    from: Lang,
+    numbers: Vec<i64>,
+    names: Vec<names::Name>,
+}
+
+impl Kept {
+    pub(crate) fn new(source: &str, from: Lang) -> Self {
+        Kept {
+            from,
+            numbers: numbers::extract(source, from).iter().map(numbers::Number::key).collect(),
+            names: names::extract(source, from),
+        }
+    }
+
+    /// How many of the source's names and numbers `translation` (written in `to`) lost.
+    pub(crate) fn lost(&self, translation: &str, to: Lang) -> usize {
+        let found: Vec<i64> = numbers::extract(translation, to).iter().map(numbers::Number::key).collect();
+        let lost_numbers = self.numbers.iter().filter(|k| !found.contains(k)).count();
+        let lost_names = if self.names.is_empty() {
+            0
+        } else {
+            let searched = names::Searched::new(translation, to);
+            self.names.iter().filter(|n| !searched.has(&n.surface, self.from)).count()
+        };
+        lost_numbers + lost_names
+    }
 }
 
 /// The part of a state key that tells candidate counts apart; one candidate keeps the key it always had.

@@ -380,6 +380,7 @@ const EXONYMS: &[(&str, &str)] = &[
     ("assembly", "asamblea"),
     ("government", "gobierno"),
     ("police", "policia"),
+    ("father christmas", "papa noel"),
 ];
 
 /// Words of a name that can identify it on their own (not connectors, not titles, 3+ letters or an acronym).
@@ -597,6 +598,7 @@ mod tests {
         assert!(present_in("México", Lang::Es, "The government of MEXICO said", Lang::En));
         assert!(present_in("President Claudia Sheinbaum", Lang::En, "dijo Sheinbaum", Lang::Es));
         assert!(present_in("United States", Lang::En, "los Estados Unidos", Lang::Es));
+        assert!(present_in("Papá Noel", Lang::Es, "Santa Claus or Father Christmas", Lang::En));
         assert!(present_in("EEUU", Lang::Es, "the US economy", Lang::En));
         // A name in the other language's form within one language: a translation back kept it.
         assert!(present_in("NATO", Lang::Es, "el acceso a la OTAN y la UE", Lang::Es));

@@ -1,8 +1,13 @@
-//! Repair, never hide: an unsupported sentence is rewritten with its evidence in view and checked again
-//! (a sentence of a translated summary whose source sentence passed is translated again from it instead);
+//! Repair, never hide: an unsupported sentence is rewritten with its evidence in view and checked again;
 //! still unsupported, it is dropped when another sentence of the text stands, else replaced by its best
 //! evidence sentence (translated when the text is in another language than the article). What none of
 //! that fixes stays, flagged.
+//!
+//! A sentence of a translated summary whose source sentence passed is a slip of the translation, not a
+//! fact the summary made up: it is translated again from that sentence alone, and if the new translation
+//! fails too it stays as it was, flagged, never dropped or replaced, so that the two languages keep telling
+//! the same facts. Such a sentence is also translated again when it passed but lost a name or number of
+//! its source sentence; the new one is kept when it passes and loses fewer.
 
 use anyhow::Result;
 
@@ -10,6 +15,7 @@ use crate::backend::{Generator, Request};
 use crate::job::record::{SentenceSupport, Verdict};
 use crate::text::clean;
 use crate::text::lang::{self, Lang};
+use crate::text::mbr::Kept;
 use crate::text::split;
 use crate::verify::{check, Claim, Settings, Source};
 
@@ -82,9 +88,9 @@ pub(crate) enum Drop {
 /// Repair the unsupported sentences of `checked` (the support of a text in `lang`): one rewrite each,
 /// all in one batched call, checked again in one call; then drop (when `drop` allows and another sentence
 /// stands) or replace by the evidence what still fails. `pivot`: for a text translated sentence for
-/// sentence from a checked one, that one's final support; a failing sentence whose source sentence passed
-/// is a slip of the translation, not a fact the summary made up, so its rewrite is a new translation of
-/// that source sentence (the two languages keep telling the same facts).
+/// sentence from a checked one (written in the article's language), that one's final support; a sentence
+/// whose source sentence passed is translated again instead of rewritten, and kept rather than dropped or
+/// replaced (see the module's documentation).
 pub(crate) fn repair(
     source: &Source<'_>,
     checked: Vec<SentenceSupport>,
@@ -95,7 +101,20 @@ pub(crate) fn repair(
     gen: &dyn Generator,
 ) -> Result<Repaired> {
     let mut support = checked;
-    let failing: Vec<usize> = (0..support.len()).filter(|&i| support[i].verdict == Verdict::Unsupported).collect();
+    // Each sentence's source sentence, where it passed and can be this sentence's source.
+    let pivot = pivot.filter(|p| p.len() == support.len());
+    let sources: Vec<Option<&SentenceSupport>> = (0..support.len())
+        .map(|i| {
+            pivot
+                .map(|p| &p[i])
+                .filter(|p| p.verdict == Verdict::Supported && like_in_length(&p.text, &support[i].text))
+        })
+        .collect();
+    let kept: Vec<Option<Kept>> = sources.iter().map(|p| p.map(|p| Kept::new(&p.text, source.lang))).collect();
+    let lost = |i: usize, text: &str| kept[i].as_ref().map_or(0, |k| k.lost(text, lang));
+    let lost_before: Vec<usize> = (0..support.len()).map(|i| lost(i, &support[i].text)).collect();
+    let failing: Vec<usize> =
+        (0..support.len()).filter(|&i| support[i].verdict == Verdict::Unsupported || lost_before[i] > 0).collect();
     if failing.is_empty() {
         return Ok(Repaired { support, repaired: 0, dropped: vec![] });
     }
@@ -109,14 +128,10 @@ pub(crate) fn repair(
     };
 
     // 1. Rewrite with the evidence in view, or translate again from a source sentence that passed.
-    let pivot = pivot.filter(|p| p.len() == support.len());
-    let passed_source = |i: usize| {
-        pivot.map(|p| &p[i]).filter(|p| p.verdict == Verdict::Supported && like_in_length(&p.text, &support[i].text))
-    };
     let requests: Vec<Request> = failing
         .iter()
         .map(|&i| {
-            let prompt = match passed_source(i) {
+            let prompt = match sources[i] {
                 Some(p) => crate::prompt::translate(&p.text, lang).chat(),
                 None => rewrite_prompt(&evidence_text(&support[i]), &support[i].text, lang),
             };
@@ -144,21 +159,35 @@ pub(crate) fn repair(
     let rechecked = check(source, &claims, settings, gen)?;
     let mut repaired = 0;
     for ((i, _), mut s) in rewrites.iter().zip(rechecked) {
-        if s.verdict == Verdict::Supported {
+        if s.verdict != Verdict::Supported {
+            continue;
+        }
+        if support[*i].verdict == Verdict::Unsupported {
             s.repaired = true;
             support[*i] = s;
             repaired += 1;
+        } else if lost(*i, &s.text) < lost_before[*i] {
+            support[*i] = s;
         }
     }
 
-    // 2. Drop what still fails while something stands; else 3. put the evidence in its place.
+    // 2. Drop what still fails while something stands; else 3. put the evidence in its place. A sentence
+    // whose source sentence passed is neither: dropped or replaced, it would leave the two languages
+    // telling different facts, so it stays as translated, flagged.
     let stands = support.iter().any(|s| s.verdict == Verdict::Supported);
     let mut dropped = Vec::new();
     if stands && drop == Drop::Allowed {
-        (support, dropped) = support.into_iter().partition(|s| s.verdict == Verdict::Supported);
+        let (stay, gone): (Vec<_>, Vec<_>) = support
+            .into_iter()
+            .enumerate()
+            .partition(|(i, s)| s.verdict == Verdict::Supported || sources[*i].is_some());
+        support = stay.into_iter().map(|(_, s)| s).collect();
+        dropped = gone.into_iter().map(|(_, s)| s).collect();
     } else {
         let mut replacements = Vec::new();
-        for (i, s) in support.iter().enumerate().filter(|(_, s)| s.verdict == Verdict::Unsupported) {
+        for (i, s) in
+            support.iter().enumerate().filter(|(i, s)| s.verdict == Verdict::Unsupported && sources[*i].is_none())
+        {
             if let Some(&best) = s.evidence.first() {
                 replacements.push((i, best, source.sentences[best].to_string()));
             }
@@ -244,6 +273,56 @@ mod tests {
         assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (2, 0, 1), "{r:?}");
         assert_eq!(r.support[0], checked[0]);
         assert!(source.sentences.contains(&r.support[1].text.as_str()));
+    }
+
+    #[test]
+    fn a_translated_sentence_whose_source_passed_stays_flagged_when_its_new_translation_fails_too() {
+        let g = FakeGenerator {
+            fixed_answer: Some("The police shot the man in Barnstaple.".into()),
+            ..FakeGenerator::parse("fake").unwrap().unwrap()
+        };
+        let source = Source::new(None, TEXT, Lang::En);
+        let settings = Settings::default();
+        let (_, checked) = checked(&g, &source);
+        let mut pivot = checked.clone();
+        pivot[1] = SentenceSupport { text: "Somebody shot a man in Ilfracombe.".into(), ..checked[0].clone() };
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, Some(&pivot), &settings, &g).unwrap();
+        assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (2, 0, 0), "{r:?}");
+        assert_eq!(r.support, checked);
+        // Without a source sentence that passed, the same sentence is dropped.
+        pivot[1].verdict = Verdict::Unsupported;
+        let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, Some(&pivot), &settings, &g).unwrap();
+        assert_eq!((r.support.len(), r.dropped.len()), (1, 1), "{r:?}");
+    }
+
+    #[test]
+    fn a_translated_sentence_that_lost_a_name_of_its_source_is_translated_again() {
+        let source = Source::new(None, TEXT, Lang::En);
+        let settings = Settings::default();
+        let claims = [
+            Claim::new("An attacker shot a man with an air rifle.", Lang::En),
+            Claim::new("Police called it a random act.", Lang::En),
+        ];
+        let with_name = "An attacker shot a man with an air rifle in Ilfracombe.";
+        let mut pivot = None;
+        for (answer, kept) in
+            [("Someone shot a man with an air rifle.", claims[0].text.as_str()), (with_name, with_name)]
+        {
+            let g =
+                FakeGenerator { fixed_answer: Some(answer.into()), ..FakeGenerator::parse("fake").unwrap().unwrap() };
+            let checked = check(&source, &claims, &settings, &g).unwrap();
+            assert!(checked.iter().all(|s| s.verdict == Verdict::Supported), "{checked:?}");
+            let p = pivot.get_or_insert_with(|| {
+                let mut p = checked.clone();
+                p[0].text = with_name.into();
+                p
+            });
+            let r = repair(&source, checked.clone(), Lang::En, Drop::Allowed, Some(p), &settings, &g).unwrap();
+            assert_eq!((r.support.len(), r.dropped.len(), r.repaired), (2, 0, 0), "{r:?}");
+            assert_eq!(r.support[1], checked[1]);
+            assert_eq!(r.support[0].text, kept, "{answer}");
+            assert_eq!(r.support[0].verdict, Verdict::Supported);
+        }
     }
 
     #[test]
