@@ -181,6 +181,13 @@ fn translation(target: Lang) -> &'static Translation {
     }
 }
 
+/// Tokens a translation of a text of `source_tokens` tokens may take: twice the source (a translation into
+/// Spanish takes more tokens than its English source) past a floor for short texts; enough for a faithful
+/// rendering, not for a model that goes on explaining.
+pub(crate) fn translation_tokens(source_tokens: usize) -> usize {
+    source_tokens * 2 + 32
+}
+
 /// Translate `text` (written in some other language) into `target`, with the instruction in the target
 /// language and the answer started with its label.
 pub(crate) fn translate(text: &str, target: Lang) -> Prompt {

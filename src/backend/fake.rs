@@ -45,6 +45,8 @@ pub(crate) struct FakeGenerator {
     pub(crate) asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Tests only: every prompt `generate` answered, as rendered, in order.
     pub(crate) prompted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Tests only: each of those prompts' `max_new_tokens`, in the same order.
+    pub(crate) budgets: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
     /// How many sampled answers were given: the next one is `sampled_answers[turn % len]`.
     pub(crate) sampled_turn: std::sync::Arc<std::sync::Mutex<usize>>,
 }
@@ -156,6 +158,7 @@ impl Generator for FakeGenerator {
                 });
                 let text = sampled.or_else(|| self.fixed_answer.clone()).unwrap_or_else(|| self.answer(&prompt));
                 self.prompted.lock().expect("not poisoned").push(prompt.clone());
+                self.budgets.lock().expect("not poisoned").push(r.max_new_tokens);
                 let n = text.split_whitespace().count();
                 stats.prompt_tokens += prompt_tokens;
                 stats.generated_tokens += n;

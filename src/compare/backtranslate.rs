@@ -25,7 +25,8 @@ pub(crate) fn translate(gen: &dyn Generator, jobs: &[Job]) -> Result<Vec<String>
     let requests: Vec<Request> = jobs
         .iter()
         .map(|j| {
-            let budget = (gen.count_tokens_or_estimate(&j.text) * 2 + 32).min(MAX_TRANSLATION_TOKENS);
+            let budget =
+                crate::prompt::translation_tokens(gen.count_tokens_or_estimate(&j.text)).min(MAX_TRANSLATION_TOKENS);
             let mut request = Request::greedy(prompt::translate(&j.text, j.to).chat(), budget);
             request.stop_strings = prompt::stop_strings();
             request

@@ -267,9 +267,17 @@ fn run_phase(
             .iter()
             .zip(&per_row)
             .flat_map(|(row, &n)| {
+                // A translation may need more tokens than its source summary did (Spanish takes more than
+                // English): cut at the summary's budget, its last sentence would be lost.
+                let max_new_tokens = match &row.source {
+                    Some((src, _)) => length
+                        .max_new_tokens()
+                        .max(crate::prompt::translation_tokens(gen.count_tokens_or_estimate(src))),
+                    None => length.max_new_tokens(),
+                };
                 Request {
                     prompt: row.prompt.chat(),
-                    max_new_tokens: length.max_new_tokens(),
+                    max_new_tokens,
                     sampling: sampling(),
                     stop_strings: prompt::stop_strings(),
                 }
@@ -726,6 +734,22 @@ mod tests {
         let en = s.summaries["en"].text.clone().unwrap();
         let asked = g.prompted.lock().unwrap().iter().filter(|p| p.contains(&en)).count();
         assert_eq!(asked, 3, "one prompt per candidate");
+    }
+
+    #[test]
+    fn a_translation_may_take_more_tokens_than_the_summary_it_translates() {
+        // One long sentence: within a one-sentence summary's budget, but its translation may need more.
+        let long = format!("Officials said {} the bridge reopened.", "that the plan worked and ".repeat(10).trim_end());
+        let g = FakeGenerator { fixed_answer: Some(long.clone()), ..FakeGenerator::parse("fake").unwrap().unwrap() };
+        let settings = Settings { strategy: SummaryStrategy::Translate, ..Settings::new(Length::Sentences(1)) };
+        summarize(&article(TEXT), &langs(), &settings, &g);
+        let words = long.split_whitespace().count();
+        assert!(words <= Length::Sentences(1).max_new_tokens());
+        let prompted = g.prompted.lock().unwrap().clone();
+        let budgets = g.budgets.lock().unwrap().clone();
+        // Only the translation prompt holds the summary: the summaries were asked about the article.
+        let translation = prompted.iter().position(|p| p.contains(&long)).expect("asked");
+        assert!(budgets[translation] >= 2 * words, "{} for {words} words", budgets[translation]);
     }
 
     #[test]

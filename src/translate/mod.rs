@@ -283,7 +283,7 @@ pub(crate) fn translate_article(article: &Article, settings: &Translate, gen: &d
                     };
                     Request {
                         prompt: p.chat(),
-                        max_new_tokens: pieces[i].tokens * 2 + 32,
+                        max_new_tokens: crate::prompt::translation_tokens(pieces[i].tokens),
                         sampling: if lexical_retry { lexical_retry_sampling() } else { sampling() },
                         stop_strings: prompt::stop_strings(),
                     }

@@ -306,10 +306,6 @@ fn evidence_groups(claims: &[SentenceSupport], source: &Source<'_>) -> Vec<(std:
     groups
 }
 
-/// Tokens a translated sentence may take, per token of the sentence, past a floor: enough for a faithful
-/// rendering, not for a model that goes on explaining.
-const TRANSLATION_FLOOR: usize = 32;
-
 /// For each claim in another language than `to` (unless `Crossing::Direct`), the model's translation
 /// of it into `to`; `None` for a claim already in `to` or not translated (it is then checked as written).
 fn back_translations(
@@ -340,7 +336,8 @@ pub(crate) fn translate_sentences(texts: &[&str], to: Lang, gen: &dyn Generator)
         .iter()
         .map(|text| {
             let tokens = gen.count_tokens_or_estimate(text);
-            let mut r = Request::greedy(crate::prompt::translate(text, to).chat(), tokens * 2 + TRANSLATION_FLOOR);
+            let mut r =
+                Request::greedy(crate::prompt::translate(text, to).chat(), crate::prompt::translation_tokens(tokens));
             r.stop_strings = crate::prompt::stop_strings();
             r
         })
