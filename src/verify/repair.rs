@@ -225,6 +225,14 @@ mod tests {
 
     const TEXT: &str = "An unknown attacker shot a man with an air rifle in Ilfracombe. Police called it a random act.";
 
+    /// A rewrite or translation that invents again.
+    const INVENTED: &str = "The police shot the man in Barnstaple.";
+
+    /// The scripted judge, with every generation answering `text`.
+    fn answering(text: &str) -> FakeGenerator {
+        FakeGenerator { fixed_answer: Some(text.into()), ..FakeGenerator::parse("fake").unwrap().unwrap() }
+    }
+
     fn checked(g: &dyn Generator, source: &Source<'_>) -> (Vec<Claim>, Vec<SentenceSupport>) {
         let claims = vec![
             Claim::new("An attacker shot a man with an air rifle in Ilfracombe.", Lang::En),
@@ -248,11 +256,7 @@ mod tests {
 
     #[test]
     fn an_unrepairable_sentence_is_dropped_when_the_rest_stands_else_replaced_by_its_evidence() {
-        // The scripted judge, with rewrites and translations that invent again.
-        let g = FakeGenerator {
-            fixed_answer: Some("The police shot the man in Barnstaple.".into()),
-            ..FakeGenerator::parse("fake").unwrap().unwrap()
-        };
+        let g = answering(INVENTED);
         let source = Source::new(None, TEXT, Lang::En);
         let settings = Settings::default();
         let (claims, checked) = checked(&g, &source);
@@ -277,10 +281,7 @@ mod tests {
 
     #[test]
     fn a_translated_sentence_whose_source_passed_stays_flagged_when_its_new_translation_fails_too() {
-        let g = FakeGenerator {
-            fixed_answer: Some("The police shot the man in Barnstaple.".into()),
-            ..FakeGenerator::parse("fake").unwrap().unwrap()
-        };
+        let g = answering(INVENTED);
         let source = Source::new(None, TEXT, Lang::En);
         let settings = Settings::default();
         let (_, checked) = checked(&g, &source);
@@ -308,8 +309,7 @@ mod tests {
         for (answer, kept) in
             [("Someone shot a man with an air rifle.", claims[0].text.as_str()), (with_name, with_name)]
         {
-            let g =
-                FakeGenerator { fixed_answer: Some(answer.into()), ..FakeGenerator::parse("fake").unwrap().unwrap() };
+            let g = answering(answer);
             let checked = check(&source, &claims, &settings, &g).unwrap();
             assert!(checked.iter().all(|s| s.verdict == Verdict::Supported), "{checked:?}");
             let p = pivot.get_or_insert_with(|| {
@@ -330,7 +330,7 @@ mod tests {
         let source = Source::new(None, TEXT, Lang::En);
         let settings = Settings::default();
         let faithful = "An attacker shot a man with an air rifle in Ilfracombe.";
-        let g = FakeGenerator { fixed_answer: Some(faithful.into()), ..FakeGenerator::parse("fake").unwrap().unwrap() };
+        let g = answering(faithful);
         let (_, checked) = checked(&g, &source);
         // The text it was translated from: both sentences passed, so the second is a slip of translation.
         let mut pivot = checked.clone();
