@@ -237,6 +237,12 @@ mod tests {
         assert_eq!(clean("Translation: \"The council met.\"\n", &labels).0, "The council met.");
         assert_eq!(clean("Traducción: El consejo se reunió.", &labels).0, "El consejo se reunió.");
         assert_eq!(clean("Plain text.", &labels).0, "Plain text.");
+        // The answer started over after a label: only the first one is kept.
+        let again = "El consejo se reunió. Traducción al español: El consejo se reunió.";
+        assert_eq!(clean(again, &labels), ("El consejo se reunió.".to_string(), true));
+        // A label word inside a sentence is text.
+        let inner = "He said the English translation: was wrong.";
+        assert_eq!(clean(inner, &labels).0, inner);
     }
 
     #[test]
