@@ -120,19 +120,22 @@ pub(crate) fn clean(text: &str, labels: &[&str]) -> (String, bool) {
         removed = true;
     }
     // A label after a finished sentence: the model started its answer over ("… del norte. Traducción al
-    // español: …" and the same text again); what follows is a repeat or a second answer.
-    // (Positions found in the lower-cased text stand for the text's own only where lower-casing kept every
-    // length, as it does for the scripts the labels are in.)
+    // español: …" and the same text again); what follows is a repeat or a second answer. Positions found in
+    // the lower-cased text stand for the text's own only where lower-casing kept every length, as it does
+    // for the scripts the labels are in.
     let lower = out.to_lowercase();
-    let after_sentence = |i: usize| out[..i].trim_end().ends_with(['.', '!', '?', '"', '”', '»']);
-    let restart = labels
-        .iter()
-        .flat_map(|l| lower.match_indices(&l.to_lowercase()).map(|(i, _)| i).collect::<Vec<_>>())
-        .filter(|&i| lower.len() == out.len() && i > 0 && out.is_char_boundary(i) && after_sentence(i))
-        .min();
-    if let Some(i) = restart {
-        out = out[..i].trim_end().to_string();
-        removed = true;
+    if lower.len() == out.len() {
+        let after_sentence = |i: usize| {
+            i > 0 && out.is_char_boundary(i) && out[..i].trim_end().ends_with(['.', '!', '?', '"', '”', '»'])
+        };
+        let restart = labels
+            .iter()
+            .filter_map(|l| lower.match_indices(l.to_lowercase().as_str()).map(|(i, _)| i).find(|&i| after_sentence(i)))
+            .min();
+        if let Some(i) = restart {
+            out = out[..i].trim_end().to_string();
+            removed = true;
+        }
     }
     (out, removed)
 }
