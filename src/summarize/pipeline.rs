@@ -17,10 +17,10 @@ use crate::summarize::ground::{self, Grounding};
 use crate::summarize::guard;
 use crate::summarize::mapreduce;
 use crate::summarize::prompt::{self, Length, Prompt, PROMPT_VERSION};
-use crate::text::clean;
 use crate::text::lang::{self, Lang};
 use crate::text::lexicon::LexicalCheck;
 use crate::text::mbr;
+use crate::text::{clean, names};
 use crate::verify;
 
 /// Tokens each chunk of a long article repeats from the one before.
@@ -188,7 +188,7 @@ fn judge(g: &Generation, target: Lang, settings: &Settings, article: &str, instr
     if guard::echoes_instructions(&text, instructions) {
         return Verdict::Echo;
     }
-    let (in_target, detected) = lang::check(&text, target);
+    let (in_target, detected) = names::check_language(&text, target);
     if settings.check_language && !in_target {
         return Verdict::WrongLanguage { detected, text };
     }

@@ -124,8 +124,9 @@ pub fn parse_langs(list: &str) -> Result<Vec<Lang>> {
 /// as any language and pass the check.
 pub const CHECK_MIN_WORDS: usize = 5;
 
-/// The language check every generated text goes through (summaries, notes, translations): whether `text`
-/// reads as `target`, and what the detector found. A text too short to judge passes.
+/// Whether `text` reads as `target` to the detector, and what it found; a text too short to judge passes.
+/// Generated texts (summaries, notes, translations) go through `text::names::check_language`, which asks
+/// this of the text and, when its names outvote its words, of its words alone.
 pub fn check(text: &str, target: Lang) -> (bool, Option<Lang>) {
     if text.split_whitespace().count() < CHECK_MIN_WORDS {
         return (true, Some(target));

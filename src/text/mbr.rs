@@ -7,7 +7,7 @@
 //! The first candidate (the greedy one, by the callers' convention) wins ties, so a choice among equals
 //! changes nothing.
 
-use crate::text::lang::{self, Lang};
+use crate::text::lang::Lang;
 use crate::text::{chrf, lexicon, names, numbers};
 
 /// Agreements closer than this are equal: the same texts summed in another order differ in the last bits.
@@ -18,7 +18,7 @@ const TIE: f64 = 1e-9;
 pub(crate) struct Judged {
     /// In the target language and not empty.
     pub(crate) eligible: bool,
-    /// The language it was read as (`lang::check`).
+    /// The language it was read as (`names::check_language`).
     pub(crate) detected: Option<Lang>,
     /// Names and numbers of the source the candidate lost, plus words the target dictionary does not know.
     pub(crate) faults: usize,
@@ -35,7 +35,7 @@ pub(crate) fn choose(source: &str, from: Lang, candidates: &[&str], to: Lang) ->
     let mut judged: Vec<Judged> = candidates
         .iter()
         .map(|c| {
-            let (in_target, detected) = lang::check(c, to);
+            let (in_target, detected) = names::check_language(c, to);
             let eligible = c.chars().any(char::is_alphanumeric) && in_target;
             let unknown = lexicon::check(c, to).unknown_count();
             Judged { eligible, detected, faults: kept.lost(c, to) + unknown, unknown, agreement: 0.0 }

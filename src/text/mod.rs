@@ -4,6 +4,7 @@
 pub(crate) mod chrf;
 pub(crate) mod chunk;
 pub(crate) mod clean;
+pub(crate) mod countries;
 pub mod lang;
 pub(crate) mod lexicon;
 pub(crate) mod mbr;

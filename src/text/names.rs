@@ -1,13 +1,20 @@
 //! Proper names in a summary: sequences of capitalized words ("Claudia Sheinbaum", "Banco de España",
 //! "Bank of England"), except a sequence that starts a sentence, which counts only when the same sequence
 //! occurs again in the text (else "The", "Según", "Officials" would be names). A small stopword list per
-//! language removes capitalized words that are not names (articles, pronouns, months, days, titles, demonyms).
+//! language removes capitalized words that are not names (articles, pronouns, months, days, titles), and
+//! English words for a country's people ("Cubans") are not names either, unless a name follows them.
 //!
 //! Matching across languages is case- and accent-insensitive ("México" = "Mexico") and lenient: a name is
 //! present in the other text when any of its significant words occurs there as a word, or, across
 //! languages, as a word of one of its names spelled nearly alike ("Iraq" = "Irak"), or a known
-//! translation of it does ("United States" = "Estados Unidos").
+//! translation of it does ("United States" = "Estados Unidos", and every name of every country:
+//! `text::countries`).
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use crate::text::countries;
+use crate::text::lang;
 use crate::text::numbers::{fold_accents, Lang};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -119,21 +126,9 @@ fn is_stopword(lang: Lang, w: &str) -> bool {
         "meanwhile",
         "summary",
         "english",
-        "spanish",
-        "british",
-        "american",
         "european",
-        "french",
-        "german",
-        "mexican",
-        "chinese",
-        "russian",
         "welsh",
         "scottish",
-        "irish",
-        "italian",
-        "canadian",
-        "african",
         "asian",
         "muslim",
         "christian",
@@ -197,11 +192,43 @@ fn is_stopword(lang: Lang, w: &str) -> bool {
         "asimismo",
     ];
     let w = fold_accents(w);
+    if w.contains('-') {
+        return w.split('-').all(|part| is_stopword(lang, part));
+    }
     COMMON.contains(&w.as_str())
         || match lang {
             Lang::Es => ES.contains(&w.as_str()),
-            _ => EN.contains(&w.as_str()),
+            _ => EN.contains(&w.as_str()) || is_demonym(&w),
         }
+}
+
+/// Whether a folded English word names a country's people ("cuban", "cubans", "japanese"), which Spanish
+/// writes in lowercase ("cubanos"): a word, not a name, unless a name follows it ("Dominican Republic").
+fn is_demonym(folded: &str) -> bool {
+    static DEMONYMS: OnceLock<HashSet<String>> = OnceLock::new();
+    DEMONYMS
+        .get_or_init(|| {
+            let mut set = HashSet::new();
+            for c in countries::all() {
+                for d in c.demonym.into_iter().flat_map(|d| d.split(',')).map(str::trim) {
+                    // "South Korean" → "korean"; "Cocos Islander", "Vatican Citizen" say what, not who.
+                    let Some(last) = d.split(' ').next_back() else { continue };
+                    let named_for_people = ["an", "ese", "ish", "i"].iter().any(|e| last.ends_with(e));
+                    // The data gives some places their own name as demonym ("Gibraltar").
+                    let a_place = c.names.iter().any(|n| n.eq_ignore_ascii_case(d));
+                    if a_place || (d.contains(' ') && !named_for_people) {
+                        continue;
+                    }
+                    let one = fold_accents(last);
+                    if !["ese", "sh", "ch", "ss"].iter().any(|e| one.ends_with(e)) {
+                        set.insert(format!("{one}s"));
+                    }
+                    set.insert(one);
+                }
+            }
+            set
+        })
+        .contains(folded)
 }
 
 struct Word<'a> {
@@ -221,9 +248,12 @@ fn words(text: &str) -> Vec<Word<'_>> {
         if c.is_alphanumeric() {
             let mut end = i + c.len_utf8();
             while let Some(&(j, d)) = it.peek() {
-                // Keep inner apostrophes and hyphens: "O'Brien", "Jean-Luc".
+                // Keep inner apostrophes and hyphens: "O'Brien", "Jean-Luc". A capitalized word joined to a
+                // lowercase one is a name and a word: "Iraq-led" names "Iraq".
+                let after = text[j + d.len_utf8()..].chars().next();
                 let inner = (d == '\'' || d == '’' || d == '-')
-                    && text[j + d.len_utf8()..].chars().next().is_some_and(|n| n.is_alphanumeric());
+                    && after.is_some_and(|n| n.is_alphanumeric())
+                    && !(d == '-' && c.is_uppercase() && after.is_some_and(char::is_lowercase));
                 if d.is_alphanumeric() || inner {
                     end = j + d.len_utf8();
                     it.next();
@@ -265,7 +295,11 @@ pub(crate) fn extract(text: &str, lang: Lang) -> Vec<Name> {
     let mut seqs: Vec<(usize, usize, bool)> = Vec::new(); // word index range, starts a sentence
     let mut i = 0;
     while i < ws.len() {
-        if !capitalized(ws[i].text) || (is_stopword(lang, ws[i].text) && !all_caps(ws[i].text)) {
+        let opens_name = ws
+            .get(i + 1)
+            .is_some_and(|n| n.joined && capitalized(n.text) && !n.sentence_start && !is_stopword(lang, n.text))
+            && is_demonym(&fold_accents(ws[i].text));
+        if !capitalized(ws[i].text) || (is_stopword(lang, ws[i].text) && !all_caps(ws[i].text) && !opens_name) {
             i += 1;
             continue;
         }
@@ -342,13 +376,12 @@ fn single_letter(k: &str) -> bool {
     k.chars().count() <= 1
 }
 
-/// Names whose form differs between the languages (folded, lowercase): English, Spanish.
+/// Names whose form differs between the languages (folded, lowercase): English, Spanish. Countries are
+/// in `text::countries`.
 const EXONYMS: &[(&str, &str)] = &[
-    ("united states", "estados unidos"),
     ("us", "eeuu"),
     ("us", "ee uu"),
     ("uk", "reino unido"),
-    ("united kingdom", "reino unido"),
     ("britain", "gran bretana"),
     ("european union", "union europea"),
     ("eu", "ue"),
@@ -356,19 +389,9 @@ const EXONYMS: &[(&str, &str)] = &[
     ("un", "onu"),
     ("nato", "otan"),
     ("london", "londres"),
-    ("spain", "espana"),
-    ("germany", "alemania"),
-    ("france", "francia"),
     ("england", "inglaterra"),
     ("wales", "gales"),
     ("scotland", "escocia"),
-    ("ireland", "irlanda"),
-    ("italy", "italia"),
-    ("china", "china"),
-    ("japan", "japon"),
-    ("russia", "rusia"),
-    ("brazil", "brasil"),
-    ("turkey", "turquia"),
     ("new york", "nueva york"),
     ("washington", "washington"),
     ("white house", "casa blanca"),
@@ -382,6 +405,26 @@ const EXONYMS: &[(&str, &str)] = &[
     ("police", "policia"),
     ("father christmas", "papa noel"),
 ];
+
+/// Each country's names, folded as `Searched` folds a text; names of fewer letters than this are left out
+/// ("USA" is a Spanish verb folded).
+fn country_names() -> &'static [Vec<String>] {
+    static NAMES: OnceLock<Vec<Vec<String>>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        countries::all()
+            .iter()
+            .map(|c| {
+                c.names
+                    .iter()
+                    .filter(|n| n.chars().filter(|ch| ch.is_alphabetic()).count() >= MIN_COUNTRY_NAME_LETTERS)
+                    .map(|n| folded_words(n).join(" "))
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+const MIN_COUNTRY_NAME_LETTERS: usize = 4;
 
 /// Words of a name that can identify it on their own (not connectors, not titles, 3+ letters or an acronym).
 fn significant_words(name: &str, lang: Lang) -> Vec<String> {
@@ -501,6 +544,12 @@ impl<'a> Searched<'a> {
                 return true;
             }
         }
+        // A country by another of its names ("South Korea", "Corea del Sur"): in any language, as above.
+        if country_names().iter().any(|names| {
+            names.iter().any(|n| contains_phrase(&name_words, n)) && names.iter().any(|n| contains_phrase(words, n))
+        }) {
+            return true;
+        }
         let significant = significant_words(name, lang);
         if significant.iter().any(|w| words.iter().any(|x| x == w)) {
             return true;
@@ -548,6 +597,28 @@ fn has_capitals(text: &str, word: &str) -> bool {
     text.split(|c: char| !c.is_alphanumeric()).any(|w| w == upper)
 }
 
+/// The language check of a generated text (`lang::check`), read again without the text's proper names when
+/// the whole reads as another language: an English summary of a Spanish article can carry so many of its
+/// names ("Manu Carreño", "Telecinco") that the detector reads it as Spanish, while its words are English.
+/// The words must still be enough to judge.
+pub(crate) fn check_language(text: &str, target: Lang) -> (bool, Option<Lang>) {
+    let whole = lang::check(text, target);
+    if whole.0 {
+        return whole;
+    }
+    let mut words = text.to_string();
+    for n in extract(text, target) {
+        words = words.replace(&n.surface, " ");
+    }
+    if words.split_whitespace().count() < lang::CHECK_MIN_WORDS {
+        return whole;
+    }
+    match lang::check(&words, target) {
+        (true, detected) => (true, detected),
+        _ => whole,
+    }
+}
+
 /// Names of `a` missing from `b`, and names of `b` missing from `a`.
 pub(crate) fn only_in(a: &str, a_lang: Lang, b: &str, b_lang: Lang) -> (Vec<Name>, Vec<Name>) {
     let (in_a, in_b) = (Searched::new(a, a_lang), Searched::new(b, b_lang));
@@ -580,6 +651,42 @@ mod tests {
             vec!["José Luis Martínez-Almeida", "Peru"]
         );
         assert_eq!(names("Talks with O'Brien & Co.", Lang::En), vec!["O'Brien", "Co"]);
+    }
+
+    #[test]
+    fn a_countrys_people_are_not_a_name_and_a_word_joined_to_a_name_is_not_part_of_it() {
+        assert_eq!(
+            names("The Iraq-led coalition of Cubans and Japanese-Americans met a Pakistani envoy.", Lang::En),
+            vec!["Iraq"]
+        );
+        // Followed by a name, the people's word is part of it.
+        assert_eq!(
+            names("He flew to the Dominican Republic on American Airlines.", Lang::En),
+            vec!["Dominican Republic", "American Airlines"]
+        );
+        assert_eq!(names("Talks with Jean-Luc Picard.", Lang::En), vec!["Jean-Luc Picard"]);
+    }
+
+    #[test]
+    fn a_country_is_found_by_any_of_its_names() {
+        assert!(present_in("South Korea", Lang::En, "Corea del Sur anunció", Lang::Es));
+        assert!(present_in("Alemania", Lang::Es, "Germany said", Lang::En));
+        assert!(present_in("Países Bajos", Lang::Es, "in the Netherlands", Lang::En));
+        assert!(present_in("Japan", Lang::En, "en Japón", Lang::Es));
+        assert!(!present_in("North Korea", Lang::En, "Corea del Sur anunció", Lang::Es));
+        assert!(!present_in("Germany", Lang::En, "Francia dijo", Lang::Es));
+    }
+
+    #[test]
+    fn a_text_full_of_another_languages_names_is_read_by_its_words() {
+        let en = "The main contenders were Los Manolos, Manu Carreño and Manolo Lama (Cuatro), Antonio Garrido \
+                  and Patricia Montero (Antena 3), the duo Sálvame, Javier Vázquez and Belén Esteban (Telecinco), \
+                  Anne Igartiburu on TVE-1 and Berto and Ana Morgade (La Sexta).";
+        assert_eq!(lang::check(en, Lang::En).1, Some(Lang::Es), "the detector alone reads the names");
+        assert_eq!(check_language(en, Lang::En), (true, Some(Lang::En)));
+        // Spanish words stay Spanish without the names.
+        let es = "Los principales contendientes fueron Los Manolos, Manu Carreño y Manolo Lama, de Cuatro.";
+        assert!(!check_language(es, Lang::En).0);
     }
 
     #[test]
@@ -621,7 +728,7 @@ mod tests {
         assert!(present_in("Siria", Lang::Es, "Kurdish forces in Iraq and Syria", Lang::En));
         assert!(present_in("Saint Nicholas", Lang::En, "la fiesta de San Nicolás", Lang::Es));
         // Only across languages: within one, another spelling is another name.
-        assert!(!present_in("Iraq", Lang::En, "troops in Irak", Lang::En));
+        assert!(!present_in("Nicholas", Lang::En, "a letter from Nicolas", Lang::En));
         // Only names of the other text are read so: common words spelled nearly alike are not names.
         assert!(!present_in("Biden", Lang::En, "todo salió bien", Lang::Es));
         assert!(!present_in("Peru", Lang::En, "lo dijo, pero nadie escuchó", Lang::Es));
