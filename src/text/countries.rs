@@ -5,6 +5,7 @@
 //!
 //! Nothing here folds or matches: `text::names` reads these lists its own way.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// One country: its names, and the English word for its people when the data has one.
@@ -38,20 +39,12 @@ fn read() -> Vec<Country> {
             Country { names, demonym: c.maybe_nationality() }
         })
         .collect();
-    let shared: Vec<String> = {
-        let mut seen: Vec<String> = Vec::new();
-        let mut twice: Vec<String> = Vec::new();
-        for name in countries.iter().flat_map(|c| c.names.iter().map(|n| n.to_lowercase())) {
-            if seen.contains(&name) {
-                twice.push(name);
-            } else {
-                seen.push(name);
-            }
-        }
-        twice
-    };
+    let mut holders: HashMap<String, usize> = HashMap::new();
+    for name in countries.iter().flat_map(|c| c.names.iter()) {
+        *holders.entry(name.to_lowercase()).or_default() += 1;
+    }
     for c in &mut countries {
-        c.names.retain(|n| !shared.contains(&n.to_lowercase()));
+        c.names.retain(|n| holders[&n.to_lowercase()] == 1);
     }
     countries
 }

@@ -295,11 +295,14 @@ pub(crate) fn extract(text: &str, lang: Lang) -> Vec<Name> {
     let mut seqs: Vec<(usize, usize, bool)> = Vec::new(); // word index range, starts a sentence
     let mut i = 0;
     while i < ws.len() {
-        let opens_name = ws
-            .get(i + 1)
-            .is_some_and(|n| n.joined && capitalized(n.text) && !n.sentence_start && !is_stopword(lang, n.text))
-            && is_demonym(&fold_accents(ws[i].text));
-        if !capitalized(ws[i].text) || (is_stopword(lang, ws[i].text) && !all_caps(ws[i].text) && !opens_name) {
+        // Asked only of a capitalized stopword: every word of every summary passes here.
+        let opens_name = || {
+            is_demonym(&fold_accents(ws[i].text))
+                && ws
+                    .get(i + 1)
+                    .is_some_and(|n| n.joined && capitalized(n.text) && !n.sentence_start && !is_stopword(lang, n.text))
+        };
+        if !capitalized(ws[i].text) || (is_stopword(lang, ws[i].text) && !all_caps(ws[i].text) && !opens_name()) {
             i += 1;
             continue;
         }
